@@ -1,0 +1,387 @@
+//! `ApiTokenService`: the use cases over the ports. It owns the in-memory
+//! credential view and the last-seen batch, and keeps the view exact by
+//! applying every change it commits.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use keywarden_domain::{
+    ApiToken, AuditEvent, Credential, DomainError, Environment, EnvironmentScope, NewToken,
+    Project, Projects, StoredEvent, TokenName, TokenRef, TokenType,
+};
+use tracing::{info, warn};
+
+use crate::seen::SeenTracker;
+use crate::usecases::{ApiTokenUseCases, CreateToken, EventQuery, Principal};
+use crate::view::CredentialView;
+use crate::{ApiTokenRepository, AppError, Clock, SecretGenerator};
+
+/// Name recorded as the creator of bootstrap tokens.
+const BOOTSTRAP_ACTOR: &str = "system";
+/// Name given to bootstrap tokens, as Unleash does.
+const BOOTSTRAP_TOKEN_NAME: &str = "admin";
+const DEFAULT_ENVIRONMENT: &str = "development";
+const DEFAULT_EVENT_LIMIT: u32 = 100;
+const MAX_EVENT_LIMIT: u32 = 1000;
+
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// The most tokens that may exist; creating one more is refused.
+    pub token_limit: u32,
+    /// Declared reference data, made to exist in storage at start.
+    pub projects: Vec<Project>,
+    pub environments: Vec<Environment>,
+}
+
+/// An operator-chosen credential to insert on first start.
+#[derive(Debug, Clone)]
+pub struct InitToken {
+    pub token_type: TokenType,
+    pub credential: Credential,
+}
+
+/// What start-up did about the first tokens.
+#[derive(Debug)]
+pub enum Bootstrap {
+    /// Tokens existed already; nothing was inserted.
+    AlreadyInitialised,
+    /// The operator's init tokens were inserted.
+    Inserted(usize),
+    /// No init tokens were given: this admin credential was made, and must be
+    /// shown to the operator now because it is never available again.
+    Generated(Credential),
+}
+
+pub struct ApiTokenService {
+    repository: Arc<dyn ApiTokenRepository>,
+    clock: Arc<dyn Clock>,
+    secrets: Arc<dyn SecretGenerator>,
+    token_limit: u32,
+    projects: Vec<Project>,
+    environments: Vec<Environment>,
+    view: CredentialView,
+    seen: SeenTracker,
+}
+
+impl ApiTokenService {
+    /// Makes storage ready for serving: declared projects and environments,
+    /// first tokens on an empty database, and the credential view loaded.
+    ///
+    /// # Errors
+    /// `Validation` for an init token that breaks the rules or names unknown
+    /// reference data; storage errors as they come.
+    pub async fn start(
+        repository: Arc<dyn ApiTokenRepository>,
+        clock: Arc<dyn Clock>,
+        secrets: Arc<dyn SecretGenerator>,
+        settings: ServiceSettings,
+        init_tokens: Vec<InitToken>,
+    ) -> Result<(Self, Bootstrap), AppError> {
+        repository
+            .sync_catalog(settings.projects, settings.environments)
+            .await?;
+        let projects = repository.projects().await?;
+        let environments = repository.environments().await?;
+        let service = Self {
+            repository,
+            clock,
+            secrets,
+            token_limit: settings.token_limit,
+            projects,
+            environments,
+            view: CredentialView::default(),
+            seen: SeenTracker::default(),
+        };
+        let bootstrap = service.bootstrap(init_tokens).await?;
+        service.refresh_view().await?;
+        Ok((service, bootstrap))
+    }
+
+    async fn bootstrap(&self, init_tokens: Vec<InitToken>) -> Result<Bootstrap, AppError> {
+        let now = self.clock.now();
+        let name = TokenName::parse(BOOTSTRAP_TOKEN_NAME).map_err(|e| invalid(e, None))?;
+        let mut generated = None;
+        let tokens = if init_tokens.is_empty() {
+            let new = NewToken::new(
+                name,
+                TokenType::Admin,
+                Projects::All,
+                EnvironmentScope::All,
+                None,
+            )
+            .map_err(|e| invalid(e, None))?;
+            let (token, credential) = new.issue(&self.fresh_material()?, now);
+            generated = Some(credential);
+            vec![token]
+        } else {
+            init_tokens
+                .iter()
+                .map(|init| self.init_token(init, name.clone(), now))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let count = tokens.len();
+        if !self
+            .repository
+            .insert_initial(tokens, BOOTSTRAP_ACTOR, now)
+            .await?
+        {
+            return Ok(Bootstrap::AlreadyInitialised);
+        }
+        Ok(match generated {
+            Some(credential) => Bootstrap::Generated(credential),
+            None => Bootstrap::Inserted(count),
+        })
+    }
+
+    fn init_token(
+        &self,
+        init: &InitToken,
+        name: TokenName,
+        now: DateTime<Utc>,
+    ) -> Result<ApiToken, AppError> {
+        let context = |e: DomainError| {
+            AppError::validation(
+                format!("invalid {} bootstrap token: {e}", init.token_type),
+                None,
+            )
+        };
+        let (projects, environment) = init.credential.declared_scope().map_err(context)?;
+        self.check_projects_exist(&projects)?;
+        if let EnvironmentScope::Named(env) = &environment {
+            self.find_environment(env.as_str())?;
+        }
+        let new =
+            NewToken::new(name, init.token_type, projects, environment, None).map_err(context)?;
+        Ok(new.with_credential(&init.credential, now))
+    }
+
+    /// Reloads the credential view from storage (at start, and whenever this
+    /// instance may have missed changes).
+    ///
+    /// # Errors
+    /// Storage errors; the previous view stays in place then.
+    pub async fn refresh_view(&self) -> Result<(), AppError> {
+        let tokens = self.repository.list().await?;
+        self.view.load(&tokens);
+        Ok(())
+    }
+
+    /// Writes the batched last-seen instants. On failure the batch is kept for
+    /// the next flush.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn flush_seen(&self) -> Result<usize, AppError> {
+        let batch = self.seen.take();
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let count = batch.len();
+        if let Err(error) = self.repository.record_seen(batch.clone()).await {
+            self.seen.restore(batch);
+            return Err(error.into());
+        }
+        Ok(count)
+    }
+
+    /// Number of live credentials in memory.
+    pub fn credential_count(&self) -> usize {
+        self.view.len()
+    }
+
+    fn fresh_material(&self) -> Result<keywarden_domain::SecretMaterial, AppError> {
+        self.secrets.generate().map_err(AppError::Internal)
+    }
+
+    fn find_environment(&self, name: &str) -> Result<EnvironmentScope, AppError> {
+        self.environments
+            .iter()
+            .find(|env| env.name.as_str() == name)
+            .map(|env| EnvironmentScope::Named(env.name.clone()))
+            .ok_or_else(|| {
+                AppError::validation(
+                    format!("Environment={name} does not exist"),
+                    Some("environment"),
+                )
+            })
+    }
+
+    fn check_projects_exist(&self, projects: &Projects) -> Result<(), AppError> {
+        if let Projects::Listed(ids) = projects {
+            for id in ids {
+                if !self.projects.iter().any(|project| project.id == *id) {
+                    return Err(AppError::validation(
+                        format!("Project={} does not exist", id.as_str()),
+                        Some("projects"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve_projects(&self, request: &CreateToken) -> Result<Projects, AppError> {
+        let ids = match (&request.projects, &request.project) {
+            (Some(_), Some(_)) => {
+                return Err(AppError::validation(
+                    "Send either project or projects, not both",
+                    Some("projects"),
+                ))
+            }
+            (Some(ids), None) => ids.clone(),
+            (None, Some(id)) => vec![id.clone()],
+            (None, None) => vec!["*".to_string()],
+        };
+        let field = if request.project.is_some() {
+            "project"
+        } else {
+            "projects"
+        };
+        if ids.iter().any(|id| id == "*") {
+            return Ok(Projects::All);
+        }
+        if let Some(unknown) = ids.iter().find(|id| {
+            !self
+                .projects
+                .iter()
+                .any(|project| project.id.as_str() == id.as_str())
+        }) {
+            return Err(AppError::validation(
+                format!("Project={unknown} does not exist"),
+                Some(field),
+            ));
+        }
+        Projects::from_ids(&ids).map_err(|e| invalid(e, Some(field)))
+    }
+
+    fn resolve_environment(
+        &self,
+        token_type: TokenType,
+        requested: Option<&str>,
+    ) -> Result<EnvironmentScope, AppError> {
+        match requested.unwrap_or(DEFAULT_ENVIRONMENT) {
+            "*" => Err(invalid(
+                DomainError::WildcardEnvironment {
+                    token_type: token_type.as_str(),
+                },
+                Some("environment"),
+            )),
+            name => self.find_environment(name),
+        }
+    }
+}
+
+fn invalid(error: DomainError, field: Option<&'static str>) -> AppError {
+    AppError::validation(error.to_string(), field)
+}
+
+#[async_trait]
+impl ApiTokenUseCases for ApiTokenService {
+    fn authenticate_admin(&self, presented: &str) -> Result<Principal, AppError> {
+        let credential = Credential::new(presented);
+        let now = self.clock.now();
+        let principal = self
+            .view
+            .check(credential.selector(), &credential.verifier(), now)
+            .map_err(|_| AppError::Unauthorized)?;
+        self.seen.record(credential.selector(), now);
+        if principal.token_type().is_admin() {
+            Ok(principal)
+        } else {
+            Err(AppError::Forbidden)
+        }
+    }
+
+    async fn update_expiry(
+        &self,
+        actor: &Principal,
+        target: TokenRef,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        let now = self.clock.now();
+        let change = self
+            .repository
+            .update_expiry(target, expires_at, actor.name(), now)
+            .await?;
+        if let Some(change) = change {
+            self.view.apply(&change.after);
+            info!(selector = %change.after.selector(), actor = actor.name(), "token expiry updated");
+        }
+        Ok(())
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<ApiToken>, AppError> {
+        Ok(self.repository.list().await?)
+    }
+
+    async fn tokens_named(&self, name: &str) -> Result<Vec<ApiToken>, AppError> {
+        Ok(self.repository.find_by_name(name).await?)
+    }
+
+    async fn create_token(
+        &self,
+        actor: &Principal,
+        request: CreateToken,
+    ) -> Result<(ApiToken, Credential), AppError> {
+        let token_type =
+            TokenType::parse(&request.token_type).map_err(|e| invalid(e, Some("type")))?;
+        if token_type.is_admin() {
+            return Err(AppError::validation(
+                "Admin tokens cannot be created through the API: use INIT_ADMIN_API_TOKENS or the keywarden command line",
+                Some("type"),
+            ));
+        }
+        let name =
+            TokenName::parse(&request.token_name).map_err(|e| invalid(e, Some("tokenName")))?;
+        let environment = self.resolve_environment(token_type, request.environment.as_deref())?;
+        let projects = self.resolve_projects(&request)?;
+        let new = NewToken::new(name, token_type, projects, environment, request.expires_at)
+            .map_err(|e| invalid(e, None))?;
+        let now = self.clock.now();
+        let (token, credential) = new.issue(&self.fresh_material()?, now);
+        let event = AuditEvent::token_created(&token, actor.name(), now);
+        let stored = self
+            .repository
+            .insert(token, event, self.token_limit)
+            .await?;
+        self.view.apply(&stored);
+        info!(selector = %stored.selector(), token_type = %token_type, actor = actor.name(), "token created");
+        Ok((stored, credential))
+    }
+
+    async fn delete_token(&self, actor: &Principal, target: TokenRef) -> Result<(), AppError> {
+        let now = self.clock.now();
+        if let Some(deleted) = self.repository.delete(target, actor.name(), now).await? {
+            self.view.remove(deleted.selector());
+            info!(selector = %deleted.selector(), actor = actor.name(), "token deleted");
+        }
+        Ok(())
+    }
+
+    async fn events(&self, query: EventQuery) -> Result<Vec<StoredEvent>, AppError> {
+        let limit = query
+            .limit
+            .unwrap_or(DEFAULT_EVENT_LIMIT)
+            .min(MAX_EVENT_LIMIT);
+        Ok(self.repository.events(query.event_type, limit).await?)
+    }
+
+    fn projects(&self) -> Vec<Project> {
+        self.projects.clone()
+    }
+
+    fn environments(&self) -> Vec<Environment> {
+        self.environments.clone()
+    }
+
+    async fn ready(&self) -> Result<(), AppError> {
+        self.repository.ping().await.map_err(|error| {
+            warn!(error = %error, "readiness check failed");
+            AppError::from(error)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

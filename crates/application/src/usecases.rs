@@ -1,0 +1,145 @@
+//! The inbound port: what the Admin API (or any other driver) can ask of
+//! keywarden, and the request/identity types that cross it.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use keywarden_domain::{
+    ApiToken, Credential, Environment, Project, Selector, StoredEvent, TokenRef, TokenType,
+};
+
+use crate::AppError;
+
+/// Who is acting: an authenticated token, or the operator at the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    selector: Option<Selector>,
+    name: Arc<str>,
+    token_type: TokenType,
+}
+
+impl Principal {
+    pub fn token(selector: Selector, name: Arc<str>, token_type: TokenType) -> Self {
+        Self {
+            selector: Some(selector),
+            name,
+            token_type,
+        }
+    }
+
+    /// An operator with admin rights who holds no token (the CLI, bootstrap).
+    pub fn operator(name: &str) -> Self {
+        Self {
+            selector: None,
+            name: Arc::from(name),
+            token_type: TokenType::Admin,
+        }
+    }
+
+    /// The name recorded as `createdBy` in audit events.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn token_type(&self) -> TokenType {
+        self.token_type
+    }
+
+    pub fn selector(&self) -> Option<Selector> {
+        self.selector
+    }
+}
+
+/// A create request as the client sent it, fields not yet validated.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateToken {
+    pub token_name: String,
+    pub token_type: String,
+    /// Defaults to `development`.
+    pub environment: Option<String>,
+    /// Defaults to `["*"]`.
+    pub projects: Option<Vec<String>>,
+    /// The documented singular form; exclusive with `projects`.
+    pub project: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Which audit events to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    pub event_type: Option<String>,
+    /// Defaults to 100; at most 1000.
+    pub limit: Option<u32>,
+}
+
+/// The use cases of the API-token resource.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait ApiTokenUseCases: Send + Sync {
+    /// Authenticates a presented credential for the Admin API, from memory.
+    ///
+    /// # Errors
+    /// `Unauthorized` for an unknown, deleted or expired credential;
+    /// `Forbidden` for a valid token that is not an admin token.
+    fn authenticate_admin(&self, presented: &str) -> Result<Principal, AppError>;
+
+    /// Sets a token's expiry (a past instant expires it now). An unknown token
+    /// is not an error: nothing is created and nothing changes.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn update_expiry(
+        &self,
+        actor: &Principal,
+        target: TokenRef,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), AppError>;
+
+    /// Every token, newest first, expired ones included.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn list_tokens(&self) -> Result<Vec<ApiToken>, AppError>;
+
+    /// Tokens whose name equals `name` exactly.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn tokens_named(&self, name: &str) -> Result<Vec<ApiToken>, AppError>;
+
+    /// Creates a client, backend or frontend token and returns it with its
+    /// credential, which is never available again.
+    ///
+    /// # Errors
+    /// `Validation` naming the offending field; `LimitExceeded`; `Unavailable`, `Internal`.
+    async fn create_token(
+        &self,
+        actor: &Principal,
+        request: CreateToken,
+    ) -> Result<(ApiToken, Credential), AppError>;
+
+    /// Deletes a token if it exists.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn delete_token(&self, actor: &Principal, target: TokenRef) -> Result<(), AppError>;
+
+    /// Audit events, newest first.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn events(&self, query: EventQuery) -> Result<Vec<StoredEvent>, AppError>;
+
+    /// The declared projects.
+    fn projects(&self) -> Vec<Project>;
+
+    /// The declared environments.
+    fn environments(&self) -> Vec<Environment>;
+
+    /// Whether the service can serve requests that need storage.
+    ///
+    /// # Errors
+    /// `Unavailable` when storage does not answer.
+    async fn ready(&self) -> Result<(), AppError>;
+}

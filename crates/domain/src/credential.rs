@@ -1,0 +1,385 @@
+//! Credentials and how a token is found from one. A credential is the plaintext
+//! a client presents; keywarden keeps only its non-secret `Selector` and its
+//! SHA-256 `Verifier`. New credentials use Unleash's secure v2 format
+//! `<prefix>:<environment>.v2_<selector>_<random>`; operator-chosen bootstrap
+//! credentials may look like anything and get a selector derived from their
+//! verifier, so every credential maps to exactly one (selector, verifier) pair.
+
+use std::fmt;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::token::{EnvironmentName, EnvironmentScope, ProjectId, Projects};
+use crate::DomainError;
+
+const SELECTOR_BYTES: usize = 16;
+const RANDOM_BYTES: usize = 32;
+const SELECTOR_CHARS: usize = 22;
+const RANDOM_CHARS: usize = 43;
+const V2_MARKER: &str = "v2_";
+
+/// The public identifier of a token: shown as `secret` on reads and accepted in
+/// place of the full credential when addressing a token.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Selector([u8; SELECTOR_BYTES]);
+
+impl Selector {
+    pub const fn from_bytes(bytes: [u8; SELECTOR_BYTES]) -> Self {
+        Self(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; SELECTOR_BYTES] {
+        &self.0
+    }
+
+    /// Parses the canonical 22-character base64url form (no padding).
+    pub fn parse(text: &str) -> Option<Self> {
+        if text.len() != SELECTOR_CHARS {
+            return None;
+        }
+        // base64 sizes its output check from a rounded-up estimate, so give it room.
+        let mut out = [0u8; SELECTOR_BYTES + 2];
+        let written = URL_SAFE_NO_PAD.decode_slice(text, &mut out).ok()?;
+        if written != SELECTOR_BYTES {
+            return None;
+        }
+        let mut bytes = [0u8; SELECTOR_BYTES];
+        bytes.copy_from_slice(&out[..SELECTOR_BYTES]);
+        Some(Self(bytes))
+    }
+
+    /// The identifier of a credential that is not in v2 format. Hashed again with
+    /// a fixed label so the identifier shown on reads is not a prefix of the
+    /// verifier itself.
+    fn derived_from(verifier: &Verifier) -> Self {
+        let digest = Sha256::new()
+            .chain_update(b"keywarden legacy selector\0")
+            .chain_update(verifier.0)
+            .finalize();
+        let mut bytes = [0u8; SELECTOR_BYTES];
+        bytes.copy_from_slice(&digest[..SELECTOR_BYTES]);
+        Self(bytes)
+    }
+}
+
+impl fmt::Display for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&URL_SAFE_NO_PAD.encode(self.0))
+    }
+}
+
+impl fmt::Debug for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Selector({self})")
+    }
+}
+
+/// SHA-256 of a full credential. Comparisons are constant-time.
+#[derive(Clone, Copy)]
+pub struct Verifier([u8; 32]);
+
+impl Verifier {
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        <[u8; 32]>::try_from(bytes).ok().map(Self)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    fn of(credential: &str) -> Self {
+        Self(Sha256::digest(credential.as_bytes()).into())
+    }
+}
+
+impl PartialEq for Verifier {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for Verifier {}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Verifier(<redacted>)")
+    }
+}
+
+/// Fresh randomness for one new credential, from the secret generator port.
+pub struct SecretMaterial {
+    pub selector: [u8; SELECTOR_BYTES],
+    pub random: [u8; RANDOM_BYTES],
+}
+
+impl fmt::Debug for SecretMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretMaterial(<redacted>)")
+    }
+}
+
+/// A plaintext credential. Never printed by `Debug`, never stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential(String);
+
+impl Credential {
+    /// Wraps whatever a client presented; any string maps to a lookup key.
+    pub fn new(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+
+    /// Builds a v2 credential for a token of the given scope.
+    pub fn generate(
+        projects: &Projects,
+        environment: &EnvironmentScope,
+        material: &SecretMaterial,
+    ) -> Self {
+        Self(format!(
+            "{}:{}.{V2_MARKER}{}_{}",
+            projects.credential_prefix(),
+            environment.as_str(),
+            URL_SAFE_NO_PAD.encode(material.selector),
+            URL_SAFE_NO_PAD.encode(material.random),
+        ))
+    }
+
+    /// The plaintext, for the one moment it is shown to its owner.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+
+    pub fn verifier(&self) -> Verifier {
+        Verifier::of(&self.0)
+    }
+
+    /// The selector embedded in a v2 credential, or one derived from the verifier.
+    pub fn selector(&self) -> Selector {
+        self.v2_selector()
+            .unwrap_or_else(|| Selector::derived_from(&self.verifier()))
+    }
+
+    fn v2_selector(&self) -> Option<Selector> {
+        let (_, rest) = self.0.split_once(':')?;
+        let (_, secret) = rest.split_once('.')?;
+        let body = secret.strip_prefix(V2_MARKER)?;
+        if body.len() != SELECTOR_CHARS + 1 + RANDOM_CHARS || !body.is_char_boundary(SELECTOR_CHARS)
+        {
+            return None;
+        }
+        let (selector, random) = body.split_at(SELECTOR_CHARS);
+        let random = random.strip_prefix('_')?;
+        let mut decoded = [0u8; RANDOM_BYTES + 2];
+        if URL_SAFE_NO_PAD.decode_slice(random, &mut decoded).ok()? != RANDOM_BYTES {
+            return None;
+        }
+        Selector::parse(selector)
+    }
+
+    /// The scope an operator-chosen credential declares in its prefix
+    /// (`<projects>:<environment>.<anything>`), for bootstrap tokens.
+    ///
+    /// # Errors
+    /// `MalformedCredential` when the shape is wrong, `AmbiguousCredentialProjects`
+    /// for a `[]` prefix (it does not say which projects), or the name errors.
+    pub fn declared_scope(&self) -> Result<(Projects, EnvironmentScope), DomainError> {
+        let (projects, rest) = self
+            .0
+            .split_once(':')
+            .ok_or(DomainError::MalformedCredential)?;
+        let (environment, secret) = rest
+            .split_once('.')
+            .ok_or(DomainError::MalformedCredential)?;
+        if secret.is_empty() || self.0.chars().any(char::is_whitespace) {
+            return Err(DomainError::MalformedCredential);
+        }
+        let projects = match projects {
+            "*" => Projects::All,
+            "[]" => return Err(DomainError::AmbiguousCredentialProjects),
+            id => Projects::single(ProjectId::parse(id)?),
+        };
+        let environment = match environment {
+            "*" => EnvironmentScope::All,
+            name => EnvironmentScope::Named(EnvironmentName::parse(name)?),
+        };
+        Ok((projects, environment))
+    }
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Credential(<redacted>)")
+    }
+}
+
+/// How an administrator names a token in a path: its selector, or its full
+/// credential (which must then match the stored verifier).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRef {
+    Selector(Selector),
+    Credential {
+        selector: Selector,
+        verifier: Verifier,
+    },
+}
+
+impl TokenRef {
+    pub fn parse(text: &str) -> Self {
+        match Selector::parse(text) {
+            Some(selector) => Self::Selector(selector),
+            None => {
+                let credential = Credential::new(text);
+                Self::Credential {
+                    selector: credential.selector(),
+                    verifier: credential.verifier(),
+                }
+            }
+        }
+    }
+
+    pub fn selector(&self) -> Selector {
+        match self {
+            Self::Selector(selector) | Self::Credential { selector, .. } => *selector,
+        }
+    }
+
+    /// Whether a token with this verifier is the one referred to.
+    pub fn matches(&self, verifier: &Verifier) -> bool {
+        match self {
+            Self::Selector(_) => true,
+            Self::Credential {
+                verifier: given, ..
+            } => given == verifier,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn material() -> SecretMaterial {
+        SecretMaterial {
+            selector: [7; 16],
+            random: [9; 32],
+        }
+    }
+
+    fn generated(projects: Projects, environment: &str) -> Credential {
+        let environment = EnvironmentScope::Named(EnvironmentName::parse(environment).unwrap());
+        Credential::generate(&projects, &environment, &material())
+    }
+
+    #[test]
+    fn v2_credentials_have_the_unleash_shape() {
+        let credential = generated(Projects::All, "development");
+        let text = credential.expose_secret();
+        let (prefix, rest) = text.split_once(':').unwrap();
+        assert_eq!(prefix, "*");
+        let (environment, secret) = rest.split_once('.').unwrap();
+        assert_eq!(environment, "development");
+        assert!(secret.starts_with("v2_"));
+        assert_eq!(secret.len(), 3 + 22 + 1 + 43);
+        assert_eq!(credential.selector(), Selector::from_bytes([7; 16]));
+    }
+
+    #[test]
+    fn prefixes_follow_the_projects() {
+        let one = Projects::from_ids(["default".to_string()]).unwrap();
+        assert!(generated(one, "production")
+            .expose_secret()
+            .starts_with("default:production.v2_"));
+        let two = Projects::from_ids(["a".to_string(), "b".to_string()]).unwrap();
+        assert!(generated(two, "production")
+            .expose_secret()
+            .starts_with("[]:production.v2_"));
+    }
+
+    #[test]
+    fn selector_round_trips_through_text() {
+        let selector = Selector::from_bytes([0xfb; 16]);
+        let text = selector.to_string();
+        assert_eq!(text.len(), 22);
+        assert_eq!(Selector::parse(&text), Some(selector));
+        assert_eq!(Selector::parse("too-short"), None);
+        assert_eq!(Selector::parse("!!!!!!!!!!!!!!!!!!!!!!"), None);
+    }
+
+    #[test]
+    fn legacy_credentials_get_a_stable_derived_selector() {
+        let a = Credential::new("*:*.unleash-insecure-admin-api-token");
+        assert_eq!(a.selector(), Credential::new(a.expose_secret()).selector());
+        assert_ne!(
+            a.selector(),
+            Credential::new("*:*.something-else").selector()
+        );
+        assert_ne!(&a.selector().as_bytes()[..], &a.verifier().as_bytes()[..16]);
+    }
+
+    #[test]
+    fn a_broken_v2_body_falls_back_to_a_derived_selector() {
+        let good = generated(Projects::All, "development");
+        let truncated = Credential::new(&good.expose_secret()[..good.expose_secret().len() - 1]);
+        assert_ne!(truncated.selector(), good.selector());
+    }
+
+    #[test]
+    fn verifier_is_sha256_of_the_whole_credential() {
+        let credential = Credential::new("abc");
+        assert_eq!(
+            credential.verifier().as_bytes()[..4],
+            [0xba, 0x78, 0x16, 0xbf],
+            "SHA-256(\"abc\") starts with ba7816bf"
+        );
+    }
+
+    #[test]
+    fn debug_never_prints_secrets() {
+        let credential = Credential::new("*:*.super-secret");
+        assert!(!format!("{credential:?}").contains("super-secret"));
+        assert!(!format!("{:?}", material()).contains('9'));
+        assert_eq!(
+            format!("{:?}", credential.verifier()),
+            "Verifier(<redacted>)"
+        );
+    }
+
+    #[test]
+    fn declared_scope_of_bootstrap_credentials() {
+        let (projects, environment) = Credential::new("*:*.x").declared_scope().unwrap();
+        assert_eq!(
+            (projects, environment),
+            (Projects::All, EnvironmentScope::All)
+        );
+        let (projects, environment) = Credential::new("default:development.x")
+            .declared_scope()
+            .unwrap();
+        assert_eq!(projects.ids(), vec!["default"]);
+        assert_eq!(environment.as_str(), "development");
+        assert_eq!(
+            Credential::new("[]:development.x").declared_scope(),
+            Err(DomainError::AmbiguousCredentialProjects)
+        );
+        for bad in ["no-colon", "*:no-dot", "*:*.", "*:*.has space"] {
+            assert_eq!(
+                Credential::new(bad).declared_scope(),
+                Err(DomainError::MalformedCredential),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn token_refs_by_selector_or_credential() {
+        let credential = generated(Projects::All, "development");
+        let by_selector = TokenRef::parse(&credential.selector().to_string());
+        assert_eq!(by_selector, TokenRef::Selector(credential.selector()));
+        let by_credential = TokenRef::parse(credential.expose_secret());
+        assert_eq!(by_credential.selector(), credential.selector());
+        assert!(by_credential.matches(&credential.verifier()));
+        assert!(!by_credential.matches(&Credential::new("other").verifier()));
+        assert!(by_selector.matches(&Credential::new("other").verifier()));
+    }
+}

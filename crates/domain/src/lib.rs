@@ -1,0 +1,21 @@
+//! keywarden's domain: API tokens as the Unleash Admin API defines them, their
+//! credentials (the v2 format and operator-chosen legacy secrets), and the audit
+//! events that record changes to them. Plain data and rules only: no I/O, no
+//! async, no framework types, so every rule is testable on its own.
+
+mod audit;
+mod catalog;
+mod credential;
+mod error;
+mod time;
+mod token;
+
+pub use audit::{AuditEvent, EventType, StoredEvent, TokenSnapshot};
+pub use catalog::{Environment, Project};
+pub use credential::{Credential, SecretMaterial, Selector, TokenRef, Verifier};
+pub use error::DomainError;
+pub use time::{format_millis, parse_offset_date_time, truncate_to_millis};
+pub use token::{
+    ApiToken, EnvironmentName, EnvironmentScope, NewToken, ProjectId, Projects, TokenName,
+    TokenType,
+};

@@ -1,0 +1,115 @@
+//! Time as the contract shows it: UTC, millisecond precision, RFC 3339 with `Z`.
+
+use chrono::{DateTime, SecondsFormat, Timelike, Utc};
+
+/// Drops sub-millisecond digits. Both storage backends keep more precision than
+/// the API shows; truncating once, here, makes what is stored equal what is read.
+pub fn truncate_to_millis(at: DateTime<Utc>) -> DateTime<Utc> {
+    let nanos = at.nanosecond();
+    at.with_nanosecond(nanos - nanos % 1_000_000).unwrap_or(at)
+}
+
+/// `2040-01-01T00:00:00.000Z`.
+pub fn format_millis(at: &DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Parses an RFC 3339 date-time that carries an explicit UTC offset, converts it
+/// to UTC and truncates it to milliseconds. Returns `None` for anything else:
+/// date-only strings, impossible dates, a missing offset (which Unleash would
+/// silently read in server-local time) and leap seconds (which neither storage
+/// backend can represent).
+pub fn parse_offset_date_time(text: &str) -> Option<DateTime<Utc>> {
+    let parsed = DateTime::parse_from_rfc3339(text).ok()?;
+    if parsed.nanosecond() >= 1_000_000_000 {
+        return None;
+    }
+    Some(truncate_to_millis(parsed.with_timezone(&Utc)))
+}
+
+/// serde helpers so snapshots serialise dates exactly as the contract shows them.
+pub(crate) mod serde_millis {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_millis(at))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(d)?;
+        super::parse_offset_date_time(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("invalid date-time {text:?}")))
+    }
+
+    pub mod option {
+        use chrono::{DateTime, Utc};
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(
+            at: &Option<DateTime<Utc>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match at {
+                Some(at) => super::serialize(at, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<DateTime<Utc>>, D::Error> {
+            match Option::<String>::deserialize(d)? {
+                None => Ok(None),
+                Some(text) => super::super::parse_offset_date_time(&text)
+                    .map(Some)
+                    .ok_or_else(|| serde::de::Error::custom(format!("invalid date-time {text:?}"))),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn offsets_are_converted_to_utc_and_truncated_to_millis() {
+        let at = parse_offset_date_time("2030-06-01T12:00:00.123456+02:00").unwrap();
+        assert_eq!(format_millis(&at), "2030-06-01T10:00:00.123Z");
+    }
+
+    #[test]
+    fn zulu_is_accepted() {
+        let at = parse_offset_date_time("2040-01-01T00:00:00Z").unwrap();
+        assert_eq!(at, Utc.with_ymd_and_hms(2040, 1, 1, 0, 0, 0).unwrap());
+        assert_eq!(format_millis(&at), "2040-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn rejects_what_the_contract_rejects() {
+        for bad in [
+            "banana",
+            "2030-01-01",
+            "2030-02-30T00:00:00Z",
+            "2030-01-01T25:00:00Z",
+            "2030-01-01T00:00:00",
+            "2030-01-01T00:00:00.000",
+            "2016-12-31T23:59:60Z",
+            "",
+        ] {
+            assert_eq!(
+                parse_offset_date_time(bad),
+                None,
+                "{bad:?} must be rejected"
+            );
+        }
+    }
+
+    #[test]
+    fn truncation_keeps_whole_milliseconds() {
+        let at = Utc.timestamp_opt(1_700_000_000, 987_654_321).unwrap();
+        assert_eq!(truncate_to_millis(at).nanosecond(), 987_000_000);
+    }
+}

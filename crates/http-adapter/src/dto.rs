@@ -1,0 +1,340 @@
+//! Request and response bodies in the contract's camelCase. Requests are
+//! checked field by field from parsed JSON so each error names its field
+//! (`/body/expiresAt`) and unknown fields are ignored.
+
+use chrono::{DateTime, Utc};
+use keywarden_application::CreateToken;
+use keywarden_domain::{
+    format_millis, parse_offset_date_time, ApiToken, Credential, Environment, Project, StoredEvent,
+    TokenSnapshot,
+};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+
+const DATE_TIME_HINT: &str =
+    "must be a date-time with a UTC offset, such as 2030-01-01T00:00:00Z or 2030-01-01T02:00:00+02:00";
+
+fn object(body: Value) -> Result<Map<String, Value>, ApiError> {
+    match body {
+        Value::Object(map) => Ok(map),
+        _ => Err(ApiError::bad_data(
+            "/body",
+            "The request body must be a JSON object.",
+        )),
+    }
+}
+
+fn date_time(value: &Value, field: &str) -> Result<DateTime<Utc>, ApiError> {
+    let path = format!("/body/{field}");
+    match value {
+        Value::String(text) => parse_offset_date_time(text).ok_or_else(|| {
+            ApiError::bad_data(&path, format!("{field} {DATE_TIME_HINT}; got {text:?}."))
+        }),
+        _ => Err(ApiError::bad_data(
+            &path,
+            format!("{field} {DATE_TIME_HINT}."),
+        )),
+    }
+}
+
+/// `PUT /api/admin/api-tokens/:token` → the new expiry.
+pub(crate) fn update_expiry(body: Value) -> Result<DateTime<Utc>, ApiError> {
+    let body = object(body)?;
+    match body.get("expiresAt") {
+        None | Some(Value::Null) => Err(ApiError::bad_data(
+            "/body/expiresAt",
+            "expiresAt is required: send {\"expiresAt\": \"2030-01-01T00:00:00Z\"}.",
+        )),
+        Some(value) => date_time(value, "expiresAt"),
+    }
+}
+
+fn optional_string(body: &Map<String, Value>, field: &str) -> Result<Option<String>, ApiError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(_) => Err(ApiError::bad_data(
+            &format!("/body/{field}"),
+            format!("{field} must be a string."),
+        )),
+    }
+}
+
+fn required_string(body: &Map<String, Value>, field: &str) -> Result<String, ApiError> {
+    optional_string(body, field)?.ok_or_else(|| {
+        ApiError::bad_data(&format!("/body/{field}"), format!("{field} is required."))
+    })
+}
+
+/// `POST /api/admin/api-tokens` → the create request, types checked; the
+/// rules (known environment, …) are the application's.
+pub(crate) fn create_token(body: Value) -> Result<CreateToken, ApiError> {
+    let body = object(body)?;
+    // `username` is the older name Unleash still accepts for `tokenName`.
+    let token_name = match optional_string(&body, "tokenName")? {
+        Some(name) => name,
+        None => optional_string(&body, "username")?
+            .ok_or_else(|| ApiError::bad_data("/body/tokenName", "tokenName is required."))?,
+    };
+    let projects = match body.get("projects") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .map(|item| match item {
+                    Value::String(id) => Ok(id.clone()),
+                    _ => Err(ApiError::bad_data(
+                        "/body/projects",
+                        "projects must be an array of project ids.",
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        Some(_) => {
+            return Err(ApiError::bad_data(
+                "/body/projects",
+                "projects must be an array of project ids.",
+            ))
+        }
+    };
+    let expires_at = match body.get("expiresAt") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(date_time(value, "expiresAt")?),
+    };
+    Ok(CreateToken {
+        token_name,
+        token_type: required_string(&body, "type")?,
+        environment: optional_string(&body, "environment")?,
+        projects,
+        project: optional_string(&body, "project")?,
+        expires_at,
+    })
+}
+
+#[derive(Serialize)]
+pub(crate) struct TokenList {
+    pub tokens: Vec<TokenSnapshot>,
+}
+
+impl TokenList {
+    pub(crate) fn of(tokens: &[ApiToken]) -> Self {
+        Self {
+            tokens: tokens.iter().map(ApiToken::snapshot).collect(),
+        }
+    }
+}
+
+/// The one response that carries the whole credential.
+pub(crate) fn created(token: &ApiToken, credential: &Credential) -> TokenSnapshot {
+    TokenSnapshot {
+        secret: credential.expose_secret().to_string(),
+        ..token.snapshot()
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct EventBody {
+    id: i64,
+    #[serde(rename = "type")]
+    event_type: &'static str,
+    created_by: String,
+    created_at: String,
+    data: Option<TokenSnapshot>,
+    pre_data: Option<TokenSnapshot>,
+    tags: [(); 0],
+    feature_name: Option<()>,
+    project: Option<()>,
+    environment: Option<()>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct EventList {
+    version: u8,
+    events: Vec<EventBody>,
+}
+
+impl EventList {
+    pub(crate) fn of(events: Vec<StoredEvent>) -> Self {
+        Self {
+            version: 1,
+            events: events
+                .into_iter()
+                .map(|stored| EventBody {
+                    id: stored.id,
+                    event_type: stored.event.event_type.as_str(),
+                    created_by: stored.event.created_by,
+                    created_at: format_millis(&stored.event.created_at),
+                    data: stored.event.data,
+                    pre_data: stored.event.pre_data,
+                    tags: [],
+                    feature_name: None,
+                    project: None,
+                    environment: None,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ProjectBody {
+    id: String,
+    name: String,
+    description: Option<String>,
+    health: u8,
+    feature_count: u32,
+    member_count: u32,
+    mode: &'static str,
+    default_stickiness: &'static str,
+    favorite: bool,
+}
+
+#[derive(Serialize)]
+pub(crate) struct ProjectList {
+    version: u8,
+    projects: Vec<ProjectBody>,
+}
+
+impl ProjectList {
+    pub(crate) fn of(projects: Vec<Project>) -> Self {
+        Self {
+            version: 1,
+            projects: projects
+                .into_iter()
+                .map(|project| ProjectBody {
+                    id: project.id.as_str().to_string(),
+                    name: project.name,
+                    description: project.description,
+                    health: 100,
+                    feature_count: 0,
+                    member_count: 0,
+                    mode: "open",
+                    default_stickiness: "default",
+                    favorite: false,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EnvironmentBody {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    enabled: bool,
+    protected: bool,
+    sort_order: i32,
+}
+
+#[derive(Serialize)]
+pub(crate) struct EnvironmentList {
+    version: u8,
+    environments: Vec<EnvironmentBody>,
+}
+
+impl EnvironmentList {
+    pub(crate) fn of(environments: Vec<Environment>) -> Self {
+        Self {
+            version: 1,
+            environments: environments
+                .into_iter()
+                .map(|environment| EnvironmentBody {
+                    name: environment.name.as_str().to_string(),
+                    kind: environment.kind,
+                    enabled: environment.enabled,
+                    protected: false,
+                    sort_order: environment.sort_order,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn path_of(error: ApiError) -> String {
+        let response = actix_web::ResponseError::error_response(&error);
+        assert_eq!(response.status(), 400);
+        format!("{error:?}")
+    }
+
+    #[test]
+    fn update_expiry_bodies() {
+        assert_eq!(
+            format_millis(
+                &update_expiry(json!({"expiresAt": "2030-01-01T02:00:00.1234+02:00", "x": 1}))
+                    .unwrap()
+            ),
+            "2030-01-01T00:00:00.123Z"
+        );
+        for (body, path) in [
+            (json!({}), "/body/expiresAt"),
+            (json!({"expiresAt": null}), "/body/expiresAt"),
+            (json!({"expiresAt": 1893456000}), "/body/expiresAt"),
+            (json!({"expiresAt": "banana"}), "/body/expiresAt"),
+            (json!({"expiresAt": "2030-01-01"}), "/body/expiresAt"),
+            (
+                json!({"expiresAt": "2030-01-01T00:00:00"}),
+                "/body/expiresAt",
+            ),
+            (json!([]), "/body\""),
+            (json!("2030-01-01T00:00:00Z"), "/body\""),
+            (json!(null), "/body\""),
+        ] {
+            let debug = path_of(update_expiry(body.clone()).unwrap_err());
+            assert!(debug.contains(path), "{body}: {debug}");
+        }
+    }
+
+    #[test]
+    fn create_bodies() {
+        let request = create_token(json!({
+            "username": "legacy-name", "type": "client", "projects": ["a", "b"],
+            "expiresAt": "2030-01-01T00:00:00Z", "secret": "*:*.chosen-by-client"
+        }))
+        .unwrap();
+        assert_eq!(request.token_name, "legacy-name");
+        assert_eq!(
+            request.projects,
+            Some(vec!["a".to_string(), "b".to_string()])
+        );
+        assert!(request.expires_at.is_some());
+        for (body, path) in [
+            (json!({"type": "client"}), "/body/tokenName"),
+            (json!({"tokenName": 5, "type": "client"}), "/body/tokenName"),
+            (json!({"tokenName": "x"}), "/body/type"),
+            (
+                json!({"tokenName": "x", "type": "client", "projects": "default"}),
+                "/body/projects",
+            ),
+            (
+                json!({"tokenName": "x", "type": "client", "projects": [1]}),
+                "/body/projects",
+            ),
+            (
+                json!({"tokenName": "x", "type": "client", "project": ["a"]}),
+                "/body/project",
+            ),
+            (
+                json!({"tokenName": "x", "type": "client", "environment": 3}),
+                "/body/environment",
+            ),
+            (
+                json!({"tokenName": "x", "type": "client", "expiresAt": "soon"}),
+                "/body/expiresAt",
+            ),
+        ] {
+            let debug = path_of(create_token(body.clone()).unwrap_err());
+            assert!(debug.contains(path), "{body}: {debug}");
+        }
+    }
+}

@@ -1,0 +1,517 @@
+//! Route tests over a mocked use-case port: status codes, bodies, and the order
+//! of checks (authentication → authorization → path → content type → body).
+
+use std::sync::Arc;
+
+use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION};
+use actix_web::http::StatusCode;
+use actix_web::test::{self, TestRequest};
+use actix_web::App;
+use chrono::{TimeZone, Utc};
+use keywarden_application::{AppError, MockApiTokenUseCases, Principal};
+use keywarden_domain::{
+    Credential, EnvironmentName, EnvironmentScope, NewToken, Projects, SecretMaterial, Selector,
+    TokenName, TokenRef, TokenType,
+};
+use mockall::predicate::eq;
+use serde_json::{json, Value};
+
+use crate::{configure, BodyLimit};
+
+const ADMIN: &str = "*:*.admin-secret";
+
+fn admin() -> Principal {
+    Principal::token(
+        Selector::from_bytes([1; 16]),
+        Arc::from("root"),
+        TokenType::Admin,
+    )
+}
+
+/// A mock that knows one admin credential and one backend credential.
+fn authenticating() -> MockApiTokenUseCases {
+    let mut usecases = MockApiTokenUseCases::new();
+    usecases
+        .expect_authenticate_admin()
+        .returning(|presented| match presented {
+            ADMIN => Ok(admin()),
+            "default:development.backend" => Err(AppError::Forbidden),
+            _ => Err(AppError::Unauthorized),
+        });
+    usecases
+}
+
+async fn call(
+    usecases: MockApiTokenUseCases,
+    req: TestRequest,
+) -> (StatusCode, Vec<u8>, Option<String>) {
+    let app =
+        test::init_service(App::new().configure(configure(Arc::new(usecases), BodyLimit(1024))))
+            .await;
+    let response = test::call_service(&app, req.to_request()).await;
+    let status = response.status();
+    let location = response
+        .headers()
+        .get(LOCATION)
+        .map(|v| v.to_str().unwrap().to_string());
+    let body = test::read_body(response).await.to_vec();
+    (status, body, location)
+}
+
+async fn call_json(usecases: MockApiTokenUseCases, req: TestRequest) -> (StatusCode, Value) {
+    let (status, body, _) = call(usecases, req).await;
+    let json = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&body)))
+    };
+    (status, json)
+}
+
+fn put(path: &str, body: &str) -> TestRequest {
+    TestRequest::put()
+        .uri(path)
+        .insert_header((AUTHORIZATION, ADMIN))
+        .insert_header((CONTENT_TYPE, "application/json"))
+        .set_payload(body.to_string())
+}
+
+const VALID: &str = r#"{"expiresAt":"2030-01-01T00:00:00Z"}"#;
+
+#[actix_web::test]
+async fn put_sets_the_expiry_and_answers_200_with_an_empty_body() {
+    let mut usecases = authenticating();
+    let expected = Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap();
+    usecases
+        .expect_update_expiry()
+        .withf(move |actor, target, at| {
+            actor.name() == "root"
+                && *target == TokenRef::parse("*:development.x")
+                && *at == expected
+        })
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+    let (status, body, _) = call(
+        usecases,
+        put("/api/admin/api-tokens/%2A%3Adevelopment.x", VALID),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.is_empty());
+}
+
+#[actix_web::test]
+async fn put_accepts_raw_and_encoded_paths_alike() {
+    for path in [
+        "/api/admin/api-tokens/*:development.x",
+        "/api/admin/api-tokens/%2a:development%2Ex",
+    ] {
+        let mut usecases = authenticating();
+        usecases
+            .expect_update_expiry()
+            .with(
+                eq(admin()),
+                eq(TokenRef::parse("*:development.x")),
+                mockall::predicate::always(),
+            )
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+        let (status, _, _) = call(usecases, put(path, VALID)).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
+}
+
+#[actix_web::test]
+async fn put_body_and_content_type_errors() {
+    let cases: Vec<(TestRequest, u16, &str, Option<&str>)> = vec![
+        (
+            put("/api/admin/api-tokens/x", r#"{"expiresAt":"banana"}"#),
+            400,
+            "BadDataError",
+            Some("/body/expiresAt"),
+        ),
+        (
+            put("/api/admin/api-tokens/x", r#"{}"#),
+            400,
+            "BadDataError",
+            Some("/body/expiresAt"),
+        ),
+        (
+            put("/api/admin/api-tokens/x", r#"{"expiresAt":null}"#),
+            400,
+            "BadDataError",
+            Some("/body/expiresAt"),
+        ),
+        (
+            put("/api/admin/api-tokens/x", r#"{"expiresAt":12}"#),
+            400,
+            "BadDataError",
+            Some("/body/expiresAt"),
+        ),
+        (
+            put(
+                "/api/admin/api-tokens/x",
+                r#"{"expiresAt":"2030-02-30T00:00:00Z"}"#,
+            ),
+            400,
+            "BadDataError",
+            Some("/body/expiresAt"),
+        ),
+        (
+            put(
+                "/api/admin/api-tokens/x",
+                r#"{"expiresAt":"2030-01-01T00:00:00"}"#,
+            ),
+            400,
+            "BadDataError",
+            Some("/body/expiresAt"),
+        ),
+        (
+            put("/api/admin/api-tokens/x", r#"[1]"#),
+            400,
+            "BadDataError",
+            Some("/body"),
+        ),
+        (
+            put("/api/admin/api-tokens/x", r#"{"expiresAt":"#),
+            400,
+            "BadDataError",
+            Some("/body"),
+        ),
+        (
+            put("/api/admin/api-tokens/x", ""),
+            400,
+            "BadDataError",
+            Some("/body"),
+        ),
+        (
+            put(
+                "/api/admin/api-tokens/x",
+                &format!(r#"{{"pad":"{}"}}"#, "x".repeat(2000)),
+            ),
+            413,
+            "ContentTooLargeError",
+            None,
+        ),
+        (
+            put("/api/admin/api-tokens/x", VALID).insert_header((CONTENT_TYPE, "text/plain")),
+            415,
+            "ContentTypeError",
+            None,
+        ),
+        (
+            TestRequest::put()
+                .uri("/api/admin/api-tokens/x")
+                .insert_header((AUTHORIZATION, ADMIN))
+                .set_payload(VALID),
+            415,
+            "ContentTypeError",
+            None,
+        ),
+        // Path errors come before content-type and body errors.
+        (
+            put("/api/admin/api-tokens/%zz", "not json")
+                .insert_header((CONTENT_TYPE, "text/plain")),
+            400,
+            "BadDataError",
+            None,
+        ),
+        (
+            put("/api/admin/api-tokens/%FF", VALID),
+            400,
+            "BadDataError",
+            None,
+        ),
+        // Content type comes before the body.
+        (
+            put("/api/admin/api-tokens/x", "not json").insert_header((CONTENT_TYPE, "text/plain")),
+            415,
+            "ContentTypeError",
+            None,
+        ),
+    ];
+    for (req, status, name, path) in cases {
+        let (actual, body) = call_json(authenticating(), req).await;
+        assert_eq!(actual.as_u16(), status, "{body}");
+        assert_eq!(body["name"], name, "{body}");
+        assert!(body["id"].is_string(), "{body}");
+        if let Some(path) = path {
+            assert_eq!(body["details"][0]["path"], path, "{body}");
+        }
+    }
+}
+
+#[actix_web::test]
+async fn authentication_comes_before_everything() {
+    let bad_body = |req: TestRequest| {
+        req.uri("/api/admin/api-tokens/%zz")
+            .insert_header((CONTENT_TYPE, "text/plain"))
+            .set_payload("{{{")
+    };
+    let cases = [
+        (
+            bad_body(TestRequest::put()),
+            401,
+            Some("AuthenticationRequired"),
+        ),
+        (
+            bad_body(TestRequest::put()).insert_header((AUTHORIZATION, "")),
+            401,
+            Some("AuthenticationRequired"),
+        ),
+        (
+            bad_body(TestRequest::put()).insert_header((AUTHORIZATION, "*:*.wrong")),
+            401,
+            Some("UnauthorizedError"),
+        ),
+        (
+            bad_body(TestRequest::put()).insert_header((AUTHORIZATION, "Basic YWRtaW46YWRtaW4=")),
+            401,
+            Some("UnauthorizedError"),
+        ),
+        (
+            bad_body(TestRequest::put())
+                .insert_header((AUTHORIZATION, "default:development.backend")),
+            403,
+            None,
+        ),
+        (
+            bad_body(TestRequest::post()).insert_header((AUTHORIZATION, "*:*.wrong")),
+            401,
+            Some("UnauthorizedError"),
+        ),
+        (
+            TestRequest::get().uri("/api/admin/api-tokens"),
+            401,
+            Some("AuthenticationRequired"),
+        ),
+        (
+            TestRequest::get().uri("/api/admin/no-such-route"),
+            401,
+            Some("AuthenticationRequired"),
+        ),
+    ];
+    for (req, status, name) in cases {
+        let (actual, body) = call_json(authenticating(), req).await;
+        assert_eq!(actual.as_u16(), status, "{body}");
+        match name {
+            Some(name) => assert_eq!(body["name"], name),
+            None => assert_eq!(
+                body,
+                json!({"message": "invalid token: expected a different token type for this endpoint"})
+            ),
+        }
+    }
+}
+
+#[actix_web::test]
+async fn bearer_credentials_authenticate() {
+    let mut usecases = authenticating();
+    usecases.expect_list_tokens().returning(|| Ok(Vec::new()));
+    let req = TestRequest::get()
+        .uri("/api/admin/api-tokens")
+        .insert_header((AUTHORIZATION, format!("bearer  {ADMIN}")));
+    let (status, body) = call_json(usecases, req).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"tokens": []}));
+}
+
+#[actix_web::test]
+async fn storage_outages_are_503_without_details() {
+    let mut usecases = authenticating();
+    usecases.expect_update_expiry().returning(|_, _, _| {
+        Err(AppError::Unavailable(
+            "connection refused to db.internal".into(),
+        ))
+    });
+    let (status, body) = call_json(usecases, put("/api/admin/api-tokens/x", VALID)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(!body.to_string().contains("db.internal"));
+}
+
+fn issued() -> (keywarden_domain::ApiToken, Credential) {
+    NewToken::new(
+        TokenName::parse("my sdk").unwrap(),
+        TokenType::Client,
+        Projects::from_ids(["default"]).unwrap(),
+        EnvironmentScope::Named(EnvironmentName::parse("development").unwrap()),
+        Some(Utc.with_ymd_and_hms(2040, 1, 1, 0, 0, 0).unwrap()),
+    )
+    .unwrap()
+    .issue(
+        &SecretMaterial {
+            selector: [4; 16],
+            random: [5; 32],
+        },
+        Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap(),
+    )
+}
+
+#[actix_web::test]
+async fn reads_show_tokens_in_the_contract_shape() {
+    let (token, _) = issued();
+    let mut usecases = authenticating();
+    let listed = token.clone();
+    usecases
+        .expect_list_tokens()
+        .returning(move || Ok(vec![listed.clone()]));
+    usecases
+        .expect_tokens_named()
+        .with(eq("my sdk"))
+        .returning(move |_| Ok(vec![token.clone()]));
+    let expected = json!({"tokens": [{
+        "secret": "BAQEBAQEBAQEBAQEBAQEBA",
+        "tokenName": "my sdk",
+        "type": "client",
+        "project": "default",
+        "projects": ["default"],
+        "environment": "development",
+        "expiresAt": "2040-01-01T00:00:00.000Z",
+        "createdAt": "2030-01-01T00:00:00.000Z",
+        "seenAt": null,
+        "alias": null,
+        "secure": true
+    }]});
+    let app =
+        test::init_service(App::new().configure(configure(Arc::new(usecases), BodyLimit(1024))))
+            .await;
+    for uri in ["/api/admin/api-tokens", "/api/admin/api-tokens/my%20sdk"] {
+        let req = TestRequest::get()
+            .uri(uri)
+            .insert_header((AUTHORIZATION, ADMIN))
+            .to_request();
+        let body: Value = test::call_and_read_body_json(&app, req).await;
+        assert_eq!(body, expected, "{uri}");
+    }
+}
+
+#[actix_web::test]
+async fn create_answers_201_with_the_credential_once() {
+    let (token, credential) = issued();
+    let secret = credential.expose_secret().to_string();
+    let mut usecases = authenticating();
+    usecases
+        .expect_create_token()
+        .withf(|actor, request| {
+            actor.name() == "root"
+                && request.token_name == "my sdk"
+                && request.token_type == "client"
+                && request.projects.is_none()
+                && request.project.as_deref() == Some("default")
+        })
+        .returning(move |_, _| Ok((token.clone(), credential.clone())));
+    let req = TestRequest::post()
+        .uri("/api/admin/api-tokens")
+        .insert_header((AUTHORIZATION, ADMIN))
+        .insert_header((CONTENT_TYPE, "application/json; charset=utf-8"))
+        .set_payload(
+            r#"{"tokenName":"my sdk","type":"client","project":"default","secret":"mine"}"#,
+        );
+    let (status, body, location) = call(usecases, req).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(location.as_deref(), Some("/api/admin/api-tokens/my%20sdk"));
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["secret"], secret);
+    assert_eq!(body["tokenName"], "my sdk");
+}
+
+#[actix_web::test]
+async fn create_validation_errors_name_the_field() {
+    let mut usecases = authenticating();
+    usecases.expect_create_token().returning(|_, _| {
+        Err(AppError::validation(
+            "Environment=x does not exist",
+            Some("environment"),
+        ))
+    });
+    let req = TestRequest::post()
+        .uri("/api/admin/api-tokens")
+        .insert_header((AUTHORIZATION, ADMIN))
+        .insert_header((CONTENT_TYPE, "application/json"))
+        .set_payload(r#"{"tokenName":"t","type":"client","environment":"x"}"#);
+    let (status, body) = call_json(usecases, req).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["message"], "Environment=x does not exist");
+    assert_eq!(body["details"][0]["path"], "/body/environment");
+}
+
+#[actix_web::test]
+async fn delete_answers_200_and_ignores_the_content_type() {
+    let mut usecases = authenticating();
+    usecases
+        .expect_delete_token()
+        .with(eq(admin()), eq(TokenRef::parse("[]:development.x")))
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let req = TestRequest::delete()
+        .uri("/api/admin/api-tokens/%5B%5D%3Adevelopment.x")
+        .insert_header((AUTHORIZATION, ADMIN))
+        .insert_header((CONTENT_TYPE, "text/plain"))
+        .set_payload("whatever");
+    let (status, body, _) = call(usecases, req).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.is_empty());
+}
+
+#[actix_web::test]
+async fn events_pass_filters_through() {
+    let mut usecases = authenticating();
+    usecases
+        .expect_events()
+        .with(eq(keywarden_application::EventQuery {
+            event_type: Some("api-token-deleted".into()),
+            limit: Some(5),
+        }))
+        .returning(|_| Ok(Vec::new()));
+    let req = TestRequest::get()
+        .uri("/api/admin/events?type=api-token-deleted&limit=5")
+        .insert_header((AUTHORIZATION, ADMIN));
+    let (status, body) = call_json(usecases, req).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"version": 1, "events": []}));
+
+    let req = TestRequest::get()
+        .uri("/api/admin/events?limit=lots")
+        .insert_header((AUTHORIZATION, ADMIN));
+    let (status, body) = call_json(authenticating(), req).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["name"], "BadDataError");
+}
+
+#[actix_web::test]
+async fn service_endpoints_need_no_credential() {
+    let (status, body) = call_json(
+        MockApiTokenUseCases::new(),
+        TestRequest::get().uri("/health"),
+    )
+    .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"health": "GOOD"})));
+
+    let mut usecases = MockApiTokenUseCases::new();
+    usecases.expect_ready().returning(|| Ok(()));
+    let (status, body) = call_json(usecases, TestRequest::get().uri("/ready")).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"health": "GOOD"})));
+
+    let mut usecases = MockApiTokenUseCases::new();
+    usecases
+        .expect_ready()
+        .returning(|| Err(AppError::Unavailable("down".into())));
+    let (status, body) = call_json(usecases, TestRequest::get().uri("/ready")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["name"], "ServiceUnavailableError");
+}
+
+#[actix_web::test]
+async fn unknown_routes_and_methods_answer_json() {
+    let (status, body) =
+        call_json(MockApiTokenUseCases::new(), TestRequest::get().uri("/nope")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["name"], "NotFoundError");
+    let req = TestRequest::patch()
+        .uri("/api/admin/api-tokens/x")
+        .insert_header((AUTHORIZATION, ADMIN));
+    let (status, body) = call_json(authenticating(), req).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(body["name"], "MethodNotAllowedError");
+}

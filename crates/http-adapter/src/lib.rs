@@ -1,0 +1,56 @@
+//! The HTTP face of keywarden: the Unleash Admin API routes for API tokens
+//! (and the service endpoints), wired to the application's `ApiTokenUseCases`
+//! port. Owns request parsing, authentication, DTOs and the mapping from
+//! errors to status codes; knows nothing of storage.
+
+mod auth;
+mod dto;
+mod error;
+mod extract;
+mod handlers;
+
+use std::sync::Arc;
+
+use actix_web::middleware::from_fn;
+use actix_web::web;
+use keywarden_application::ApiTokenUseCases;
+
+pub use error::{ApiError, ErrorKind};
+pub use extract::BodyLimit;
+
+/// Registers every route on an `App`, around `usecases`.
+pub fn configure(
+    usecases: Arc<dyn ApiTokenUseCases>,
+    body_limit: BodyLimit,
+) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
+    move |cfg| {
+        use handlers::*;
+        let not_allowed = || web::to(method_not_allowed);
+        cfg.app_data(web::Data::from(usecases))
+            .app_data(body_limit)
+            .route("/health", web::get().to(get_health))
+            .route("/ready", web::get().to(get_ready))
+            .service(
+                web::scope("/api/admin")
+                    .wrap(from_fn(auth::require_admin))
+                    .service(
+                        web::resource("/api-tokens")
+                            .get(list_api_tokens)
+                            .post(create_api_token)
+                            .default_service(not_allowed()),
+                    )
+                    .service(
+                        web::resource("/api-tokens/{token}")
+                            .get(get_api_tokens_by_name)
+                            .put(update_api_token)
+                            .delete(delete_api_token)
+                            .default_service(not_allowed()),
+                    )
+                    .route("/events", web::get().to(list_events))
+                    .route("/projects", web::get().to(list_projects))
+                    .route("/environments", web::get().to(list_environments))
+                    .default_service(web::to(not_found)),
+            )
+            .default_service(web::to(not_found));
+    }
+}

@@ -1,0 +1,65 @@
+//! The SQLite tables, as `migrations/sqlite` creates them.
+
+diesel::table! {
+    projects (id) {
+        id -> Text,
+        name -> Text,
+        description -> Nullable<Text>,
+        created_at -> TimestamptzSqlite,
+    }
+}
+
+diesel::table! {
+    environments (name) {
+        name -> Text,
+        kind -> Text,
+        sort_order -> Integer,
+        enabled -> Bool,
+        created_at -> TimestamptzSqlite,
+    }
+}
+
+diesel::table! {
+    api_tokens (selector) {
+        selector -> Text,
+        verifier -> Binary,
+        token_name -> Text,
+        token_type -> Text,
+        all_projects -> Bool,
+        environment -> Nullable<Text>,
+        expires_at -> Nullable<TimestamptzSqlite>,
+        created_at -> TimestamptzSqlite,
+        seen_at -> Nullable<TimestamptzSqlite>,
+        revision -> BigInt,
+    }
+}
+
+diesel::table! {
+    api_token_projects (selector, project) {
+        selector -> Text,
+        project -> Text,
+    }
+}
+
+diesel::table! {
+    events (id) {
+        id -> BigInt,
+        event_type -> Text,
+        created_by -> Text,
+        created_at -> TimestamptzSqlite,
+        data -> Nullable<Text>,
+        pre_data -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(api_token_projects -> api_tokens (selector));
+diesel::joinable!(api_token_projects -> projects (project));
+diesel::joinable!(api_tokens -> environments (environment));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    projects,
+    environments,
+    api_tokens,
+    api_token_projects,
+    events,
+);

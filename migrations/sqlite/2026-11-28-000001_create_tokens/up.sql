@@ -1,0 +1,55 @@
+-- Reference data, tokens (selector + SHA-256 verifier, never the plaintext)
+-- and the audit trail. Timestamps are RFC 3339 text in UTC.
+
+CREATE TABLE projects (
+    id          TEXT PRIMARY KEY NOT NULL,
+    name        TEXT NOT NULL,
+    description TEXT,
+    created_at  TEXT NOT NULL
+);
+
+CREATE TABLE environments (
+    name       TEXT PRIMARY KEY NOT NULL,
+    kind       TEXT NOT NULL,
+    sort_order INTEGER NOT NULL,
+    enabled    BOOLEAN NOT NULL,
+    created_at TEXT NOT NULL
+);
+
+CREATE TABLE api_tokens (
+    selector     TEXT PRIMARY KEY NOT NULL,
+    verifier     BLOB NOT NULL UNIQUE,
+    token_name   TEXT NOT NULL,
+    token_type   TEXT NOT NULL CHECK (token_type IN ('client', 'backend', 'frontend', 'admin')),
+    all_projects BOOLEAN NOT NULL,
+    -- NULL means every environment, which only admin tokens have.
+    environment  TEXT REFERENCES environments (name),
+    expires_at   TEXT,
+    created_at   TEXT NOT NULL,
+    seen_at      TEXT,
+    revision     BIGINT NOT NULL,
+    CHECK ((token_type = 'admin') = (environment IS NULL)),
+    CHECK (length(verifier) = 32)
+);
+
+CREATE INDEX api_tokens_token_name ON api_tokens (token_name);
+CREATE INDEX api_tokens_created_at ON api_tokens (created_at);
+
+CREATE TABLE api_token_projects (
+    selector TEXT NOT NULL REFERENCES api_tokens (selector) ON DELETE CASCADE,
+    project  TEXT NOT NULL REFERENCES projects (id),
+    PRIMARY KEY (selector, project)
+);
+
+CREATE INDEX api_token_projects_project ON api_token_projects (project);
+
+CREATE TABLE events (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    event_type TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    data       TEXT,
+    pre_data   TEXT
+);
+
+CREATE INDEX events_event_type_id ON events (event_type, id);

@@ -1,0 +1,379 @@
+//! Settings: compiled-in defaults (`config/default.toml`), an optional overlay
+//! file, the environment variables Unleash operators already use, and
+//! `KEYWARDEN__SECTION__KEY` variables, in that order of precedence. The
+//! environment is passed in, never read from globals, so tests can vary it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use config::{Config, Environment as EnvSource, File, FileFormat};
+use keywarden_application::{InitToken, ServiceSettings};
+use keywarden_domain::{Credential, Environment, EnvironmentName, Project, ProjectId, TokenType};
+use keywarden_persistence_adapter::SqliteOptions;
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+/// Unleash's variable names and the keys they set.
+const UNLEASH_NAMES: [(&str, &str); 4] = [
+    ("DATABASE_URL", "KEYWARDEN__DATABASE__URL"),
+    ("HTTP_HOST", "KEYWARDEN__SERVER__HOST"),
+    ("HTTP_PORT", "KEYWARDEN__SERVER__PORT"),
+    ("UNLEASH_API_TOKENS_LIMIT", "KEYWARDEN__TOKENS__LIMIT"),
+];
+
+/// Unleash's bootstrap variables, the type of token each makes, and the
+/// setting they fill.
+const INIT_VARIABLES: [(&str, TokenType); 4] = [
+    ("INIT_ADMIN_API_TOKENS", TokenType::Admin),
+    ("INIT_BACKEND_API_TOKENS", TokenType::Backend),
+    ("INIT_CLIENT_API_TOKENS", TokenType::Client),
+    ("INIT_FRONTEND_API_TOKENS", TokenType::Frontend),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("invalid configuration: {0}")]
+    Config(#[from] config::ConfigError),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub tokens: TokenSettings,
+    pub bootstrap: BootstrapSettings,
+    pub log: LogSettings,
+    pub projects: Vec<ProjectSettings>,
+    pub environments: Vec<EnvironmentSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub workers: usize,
+    pub body_limit_bytes: usize,
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+    pub acquire_timeout_ms: u64,
+    pub busy_timeout_ms: u64,
+}
+
+/// A PostgreSQL URL may carry a password.
+impl fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout_ms", &self.acquire_timeout_ms)
+            .field("busy_timeout_ms", &self.busy_timeout_ms)
+            .finish()
+    }
+}
+
+/// `scheme://user:<redacted>@host/…`: keeps what helps debugging, drops the password.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:<redacted>@{host}")
+        }
+        None => url.to_string(),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenSettings {
+    pub limit: u32,
+    pub seen_flush_interval_ms: u64,
+}
+
+/// A credential from configuration; `Debug` never shows it.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct SecretString(String);
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct BootstrapSettings {
+    pub admin_tokens: Vec<SecretString>,
+    pub backend_tokens: Vec<SecretString>,
+    pub client_tokens: Vec<SecretString>,
+    pub frontend_tokens: Vec<SecretString>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProjectSettings {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EnvironmentSettings {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub sort_order: i32,
+    pub enabled: bool,
+}
+
+impl Settings {
+    /// Reads settings from the process environment.
+    ///
+    /// # Errors
+    /// When a source cannot be read or a value has the wrong type.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::load(None, std::env::vars().collect())
+    }
+
+    /// Reads settings from `env` (variable name → value) and, if given or named
+    /// by `KEYWARDEN_CONFIG`, an overlay file.
+    ///
+    /// # Errors
+    /// When a source cannot be read or a value has the wrong type.
+    pub fn load(
+        overlay: Option<PathBuf>,
+        mut env: HashMap<String, String>,
+    ) -> Result<Self, SettingsError> {
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        if let Some(path) = overlay.or_else(|| env.get("KEYWARDEN_CONFIG").map(PathBuf::from)) {
+            builder = builder.add_source(File::from(path).required(true));
+        }
+        for (unleash, ours) in UNLEASH_NAMES {
+            if let Some(value) = env.get(unleash).cloned() {
+                env.entry(ours.to_string()).or_insert(value);
+            }
+        }
+        let init: Vec<(TokenType, Vec<SecretString>)> = INIT_VARIABLES
+            .iter()
+            .filter_map(|(name, token_type)| {
+                env.get(*name)
+                    .map(|value| (*token_type, split_credentials(value)))
+            })
+            .collect();
+        let mut settings: Settings = builder
+            .add_source(
+                EnvSource::with_prefix("KEYWARDEN")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .source(Some(env)),
+            )
+            .build()?
+            .try_deserialize()?;
+        for (token_type, credentials) in init {
+            *settings.bootstrap.list_mut(token_type) = credentials;
+        }
+        Ok(settings)
+    }
+
+    pub fn sqlite_options(&self) -> SqliteOptions {
+        SqliteOptions {
+            max_connections: self.database.max_connections.max(1),
+            acquire_timeout: Duration::from_millis(self.database.acquire_timeout_ms),
+            busy_timeout: Duration::from_millis(self.database.busy_timeout_ms),
+        }
+    }
+
+    /// The application's view of these settings, names validated.
+    ///
+    /// # Errors
+    /// `Invalid` for a project id or environment name that is not URL-friendly.
+    pub fn service_settings(&self) -> Result<ServiceSettings, SettingsError> {
+        let invalid = |e: keywarden_domain::DomainError| SettingsError::Invalid(e.to_string());
+        let projects = self
+            .projects
+            .iter()
+            .map(|p| {
+                Ok(Project {
+                    id: ProjectId::parse(&p.id).map_err(invalid)?,
+                    name: p.name.clone(),
+                    description: p.description.clone(),
+                })
+            })
+            .collect::<Result<_, SettingsError>>()?;
+        let environments = self
+            .environments
+            .iter()
+            .map(|e| {
+                Ok(Environment {
+                    name: EnvironmentName::parse(&e.name).map_err(invalid)?,
+                    kind: e.kind.clone(),
+                    sort_order: e.sort_order,
+                    enabled: e.enabled,
+                })
+            })
+            .collect::<Result<_, SettingsError>>()?;
+        Ok(ServiceSettings {
+            token_limit: self.tokens.limit,
+            projects,
+            environments,
+        })
+    }
+
+    /// The operator's bootstrap credentials, typed.
+    pub fn init_tokens(&self) -> Vec<InitToken> {
+        INIT_VARIABLES
+            .iter()
+            .flat_map(|(_, token_type)| {
+                self.bootstrap
+                    .list(*token_type)
+                    .iter()
+                    .map(|secret| InitToken {
+                        token_type: *token_type,
+                        credential: Credential::new(secret.0.clone()),
+                    })
+            })
+            .collect()
+    }
+}
+
+impl BootstrapSettings {
+    fn list(&self, token_type: TokenType) -> &[SecretString] {
+        match token_type {
+            TokenType::Admin => &self.admin_tokens,
+            TokenType::Backend => &self.backend_tokens,
+            TokenType::Client => &self.client_tokens,
+            TokenType::Frontend => &self.frontend_tokens,
+        }
+    }
+
+    fn list_mut(&mut self, token_type: TokenType) -> &mut Vec<SecretString> {
+        match token_type {
+            TokenType::Admin => &mut self.admin_tokens,
+            TokenType::Backend => &mut self.backend_tokens,
+            TokenType::Client => &mut self.client_tokens,
+            TokenType::Frontend => &mut self.frontend_tokens,
+        }
+    }
+}
+
+fn split_credentials(value: &str) -> Vec<SecretString> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| SecretString(s.to_string()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Settings {
+        let env = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::load(None, env).unwrap()
+    }
+
+    #[test]
+    fn defaults_need_nothing() {
+        let settings = load(&[]);
+        assert_eq!(settings.server.port, 4242);
+        assert_eq!(settings.server.host, "0.0.0.0");
+        assert_eq!(settings.database.url, "sqlite://data/keywarden.db");
+        assert_eq!(settings.tokens.limit, 2000);
+        let service = settings.service_settings().unwrap();
+        assert_eq!(service.projects.len(), 1);
+        assert_eq!(service.environments.len(), 2);
+        assert!(settings.init_tokens().is_empty());
+    }
+
+    #[test]
+    fn unleash_names_work_and_keywarden_names_win() {
+        let settings = load(&[
+            ("DATABASE_URL", "sqlite:///tmp/x.db"),
+            ("HTTP_PORT", "8080"),
+            ("HTTP_HOST", "127.0.0.1"),
+            ("UNLEASH_API_TOKENS_LIMIT", "5"),
+        ]);
+        assert_eq!(settings.database.url, "sqlite:///tmp/x.db");
+        assert_eq!(settings.server.port, 8080);
+        assert_eq!(settings.server.host, "127.0.0.1");
+        assert_eq!(settings.tokens.limit, 5);
+        let settings = load(&[("HTTP_PORT", "8080"), ("KEYWARDEN__SERVER__PORT", "9090")]);
+        assert_eq!(settings.server.port, 9090);
+        let settings = load(&[("KEYWARDEN__TOKENS__SEEN_FLUSH_INTERVAL_MS", "250")]);
+        assert_eq!(settings.tokens.seen_flush_interval_ms, 250);
+    }
+
+    #[test]
+    fn bad_values_are_errors_not_defaults() {
+        let env = [("HTTP_PORT".to_string(), "eighty".to_string())].into();
+        assert!(Settings::load(None, env).is_err());
+    }
+
+    #[test]
+    fn init_tokens_from_unleash_variables() {
+        let settings = load(&[
+            ("INIT_ADMIN_API_TOKENS", "*:*.one, *:*.two"),
+            ("INIT_CLIENT_API_TOKENS", "default:development.three"),
+            ("INIT_FRONTEND_API_TOKENS", ""),
+        ]);
+        let init = settings.init_tokens();
+        let types: Vec<_> = init.iter().map(|t| t.token_type).collect();
+        assert_eq!(
+            types,
+            vec![TokenType::Admin, TokenType::Admin, TokenType::Client]
+        );
+        assert_eq!(init[1].credential.expose_secret(), "*:*.two");
+        assert!(!format!("{settings:?}").contains("*:*.one"));
+    }
+
+    #[test]
+    fn overlay_files_change_only_their_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("local.toml");
+        std::fs::write(&path, "[server]\nport = 5000\n[tokens]\nlimit = 3\n").unwrap();
+        let env = [("KEYWARDEN_CONFIG".to_string(), path.display().to_string())].into();
+        let settings = Settings::load(None, env).unwrap();
+        assert_eq!(settings.server.port, 5000);
+        assert_eq!(settings.tokens.limit, 3);
+        assert_eq!(settings.server.host, "0.0.0.0");
+        assert!(Settings::load(Some(dir.path().join("missing.toml")), HashMap::new()).is_err());
+    }
+
+    #[test]
+    fn invalid_names_in_configuration_are_refused() {
+        let mut settings = load(&[]);
+        settings.environments[0].name = "pre.prod".into();
+        assert!(settings.service_settings().is_err());
+    }
+
+    #[test]
+    fn database_passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://kw:hunter2@db:5432/kw"),
+            "postgres://kw:<redacted>@db:5432/kw"
+        );
+        let mut settings = load(&[]);
+        settings.database.url = "postgres://kw:hunter2@db/kw".into();
+        assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+}
