@@ -17,7 +17,9 @@ CREATE TABLE environments (
 );
 
 CREATE TABLE api_tokens (
-    selector     TEXT PRIMARY KEY NOT NULL,
+    -- Insertion order: the tie-breaker for tokens created in the same millisecond.
+    id           INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    selector     TEXT NOT NULL UNIQUE,
     verifier     BLOB NOT NULL UNIQUE,
     token_name   TEXT NOT NULL,
     token_type   TEXT NOT NULL CHECK (token_type IN ('client', 'backend', 'frontend', 'admin')),

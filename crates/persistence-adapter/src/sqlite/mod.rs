@@ -26,6 +26,24 @@ use crate::rows::{
     ProjectRow, TokenRow,
 };
 
+/// The columns `TokenRow` reads, in its field order.
+macro_rules! token_columns {
+    () => {
+        (
+            api_tokens::selector,
+            api_tokens::verifier,
+            api_tokens::token_name,
+            api_tokens::token_type,
+            api_tokens::all_projects,
+            api_tokens::environment,
+            api_tokens::expires_at,
+            api_tokens::created_at,
+            api_tokens::seen_at,
+            api_tokens::revision,
+        )
+    };
+}
+
 /// SQLite caps bound parameters per statement; stay well below it.
 const IN_CHUNK: usize = 500;
 
@@ -108,6 +126,7 @@ fn find_token(
     selector: Selector,
 ) -> Result<Option<ApiToken>, TxError> {
     let rows = api_tokens::table
+        .select(token_columns!())
         .filter(api_tokens::selector.eq(selector.to_string()))
         .load::<TokenRow>(conn)?;
     Ok(load_tokens(conn, rows)?.pop())
@@ -245,7 +264,8 @@ impl ApiTokenRepository for SqliteRepository {
     async fn list(&self) -> Result<Vec<ApiToken>, RepositoryError> {
         self.read(|conn| {
             let rows = api_tokens::table
-                .order((api_tokens::created_at.desc(), api_tokens::selector.asc()))
+                .select(token_columns!())
+                .order((api_tokens::created_at.desc(), api_tokens::id.desc()))
                 .load::<TokenRow>(conn)?;
             let links = api_token_projects::table
                 .select((api_token_projects::selector, api_token_projects::project))
@@ -259,8 +279,9 @@ impl ApiTokenRepository for SqliteRepository {
         let name = name.to_string();
         self.read(move |conn| {
             let rows = api_tokens::table
+                .select(token_columns!())
                 .filter(api_tokens::token_name.eq(name))
-                .order((api_tokens::created_at.desc(), api_tokens::selector.asc()))
+                .order((api_tokens::created_at.desc(), api_tokens::id.desc()))
                 .load::<TokenRow>(conn)?;
             load_tokens(conn, rows)
         })

@@ -20,7 +20,8 @@ diesel::table! {
 }
 
 diesel::table! {
-    api_tokens (selector) {
+    api_tokens (id) {
+        id -> BigInt,
         selector -> Text,
         verifier -> Binary,
         token_name -> Text,
@@ -52,9 +53,6 @@ diesel::table! {
     }
 }
 
-diesel::joinable!(api_token_projects -> api_tokens (selector));
-diesel::joinable!(api_token_projects -> projects (project));
-diesel::joinable!(api_tokens -> environments (environment));
 
 diesel::allow_tables_to_appear_in_same_query!(
     projects,
