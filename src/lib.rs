@@ -12,13 +12,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
+use actix_web::rt::task::JoinHandle;
 use actix_web::{App, HttpServer};
 use keywarden_application::{
-    ApiTokenRepository, ApiTokenService, AppError, Bootstrap, RepositoryError,
+    ApiTokenRepository, ApiTokenService, AppError, Bootstrap, ExternalChange, RepositoryError,
 };
 use keywarden_domain::Credential;
 use keywarden_http_adapter::{configure, BodyLimit};
-use keywarden_persistence_adapter::{DatabaseUrl, SqliteRepository, UrlError};
+use keywarden_persistence_adapter::{
+    ChangeListener, DatabaseUrl, PostgresRepository, SqliteRepository, UrlError,
+};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use tracing::{info, warn};
 
 pub use settings::Settings;
@@ -30,8 +34,8 @@ pub enum StartupError {
     Settings(#[from] settings::SettingsError),
     #[error("invalid DATABASE_URL: {0}")]
     DatabaseUrl(#[from] UrlError),
-    #[error("PostgreSQL is not supported by this build yet; use a sqlite:// URL")]
-    PostgresUnsupported,
+    #[error("cannot start the change feed")]
+    ChangeFeed(#[source] io::Error),
     #[error("cannot open the database")]
     Database(#[source] RepositoryError),
     #[error("cannot prepare the service: {0}")]
@@ -51,6 +55,9 @@ pub struct Application {
     service: Arc<ApiTokenService>,
     generated_admin: Option<Credential>,
     seen_flush_interval: Duration,
+    /// Changes other instances make (shared databases only).
+    external_changes: Option<UnboundedReceiver<ExternalChange>>,
+    resync_interval: Duration,
 }
 
 impl Application {
@@ -60,6 +67,7 @@ impl Application {
     /// # Errors
     /// Any step above; the message says which.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let mut external_changes = None;
         let repository: Arc<dyn ApiTokenRepository> =
             match DatabaseUrl::parse(&settings.database.url)? {
                 DatabaseUrl::Sqlite(path) => Arc::new(
@@ -67,7 +75,16 @@ impl Application {
                         .await
                         .map_err(StartupError::Database)?,
                 ),
-                DatabaseUrl::Postgres(_) => return Err(StartupError::PostgresUnsupported),
+                DatabaseUrl::Postgres(url) => {
+                    let repository =
+                        PostgresRepository::open(url.clone(), settings.postgres_options())
+                            .await
+                            .map_err(StartupError::Database)?;
+                    let (sender, receiver) = unbounded_channel();
+                    ChangeListener::spawn(url, sender).map_err(StartupError::ChangeFeed)?;
+                    external_changes = Some(receiver);
+                    Arc::new(repository)
+                }
             };
         let (service, bootstrap) = ApiTokenService::start(
             repository,
@@ -126,6 +143,8 @@ impl Application {
             seen_flush_interval: Duration::from_millis(
                 settings.tokens.seen_flush_interval_ms.max(10),
             ),
+            external_changes,
+            resync_interval: Duration::from_secs(settings.database.resync_interval_secs.max(1)),
         })
     }
 
@@ -144,10 +163,27 @@ impl Application {
     ///
     /// # Errors
     /// When the server fails.
-    pub async fn run_until_stopped(self) -> io::Result<()> {
+    pub async fn run_until_stopped(mut self) -> io::Result<()> {
+        let mut background = vec![self.spawn_seen_flusher()];
+        if let Some(changes) = self.external_changes.take() {
+            background.push(self.spawn_change_follower(changes));
+            background.push(self.spawn_resync());
+        }
+        let outcome = self.server.await;
+        for task in background {
+            task.abort();
+        }
+        match self.service.flush_seen().await {
+            Ok(count) => info!(count, "wrote the last-seen times at shutdown"),
+            Err(error) => warn!(error = %error, "could not write the last-seen times at shutdown"),
+        }
+        outcome
+    }
+
+    fn spawn_seen_flusher(&self) -> JoinHandle<()> {
         let service = Arc::clone(&self.service);
         let interval = self.seen_flush_interval;
-        let flusher = actix_web::rt::spawn(async move {
+        actix_web::rt::spawn(async move {
             let mut ticks = actix_web::rt::time::interval(interval);
             loop {
                 ticks.tick().await;
@@ -155,13 +191,43 @@ impl Application {
                     warn!(error = %error, "could not write last-seen times; will retry");
                 }
             }
-        });
-        let outcome = self.server.await;
-        flusher.abort();
-        match self.service.flush_seen().await {
-            Ok(count) => info!(count, "wrote the last-seen times at shutdown"),
-            Err(error) => warn!(error = %error, "could not write the last-seen times at shutdown"),
-        }
-        outcome
+        })
+    }
+
+    /// Applies what the change feed reports, in order.
+    fn spawn_change_follower(
+        &self,
+        mut changes: UnboundedReceiver<ExternalChange>,
+    ) -> JoinHandle<()> {
+        let service = Arc::clone(&self.service);
+        actix_web::rt::spawn(async move {
+            while let Some(change) = changes.recv().await {
+                let mut change = change;
+                // A failed refresh must not leave the view behind: fall back to
+                // a full reload, and keep trying until one succeeds.
+                while let Err(error) = service.apply_external(change).await {
+                    warn!(error = %error, "could not apply another instance's change; reloading");
+                    actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+                    change = ExternalChange::Unknown;
+                }
+            }
+        })
+    }
+
+    /// A periodic full reload, in case a notification was lost without the
+    /// connection dropping.
+    fn spawn_resync(&self) -> JoinHandle<()> {
+        let service = Arc::clone(&self.service);
+        let interval = self.resync_interval;
+        actix_web::rt::spawn(async move {
+            let mut ticks = actix_web::rt::time::interval(interval);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                if let Err(error) = service.refresh_view().await {
+                    warn!(error = %error, "periodic credential reload failed; will retry");
+                }
+            }
+        })
     }
 }

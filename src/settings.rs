@@ -11,7 +11,7 @@ use std::time::Duration;
 use config::{Config, Environment as EnvSource, File, FileFormat};
 use keywarden_application::{InitToken, ServiceSettings};
 use keywarden_domain::{Credential, Environment, EnvironmentName, Project, ProjectId, TokenType};
-use keywarden_persistence_adapter::SqliteOptions;
+use keywarden_persistence_adapter::{PostgresOptions, SqliteOptions};
 use serde::Deserialize;
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
@@ -67,6 +67,7 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     pub acquire_timeout_ms: u64,
     pub busy_timeout_ms: u64,
+    pub resync_interval_secs: u64,
 }
 
 /// A PostgreSQL URL may carry a password.
@@ -77,6 +78,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("max_connections", &self.max_connections)
             .field("acquire_timeout_ms", &self.acquire_timeout_ms)
             .field("busy_timeout_ms", &self.busy_timeout_ms)
+            .field("resync_interval_secs", &self.resync_interval_secs)
             .finish()
     }
 }
@@ -195,6 +197,13 @@ impl Settings {
             max_connections: self.database.max_connections.max(1),
             acquire_timeout: Duration::from_millis(self.database.acquire_timeout_ms),
             busy_timeout: Duration::from_millis(self.database.busy_timeout_ms),
+        }
+    }
+
+    pub fn postgres_options(&self) -> PostgresOptions {
+        PostgresOptions {
+            max_connections: self.database.max_connections.max(1),
+            acquire_timeout: Duration::from_millis(self.database.acquire_timeout_ms),
         }
     }
 

@@ -38,7 +38,13 @@ fn start(dir: &Path) -> Running {
             .recv_timeout(Duration::from_secs(30))
             .expect("keywarden logs that it listens");
         if let Some(rest) = line.split("keywarden is listening").nth(1) {
-            let port = rest.split("port=").nth(1).unwrap().split_whitespace().next().unwrap();
+            let port = rest
+                .split("port=")
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap();
             break port.parse().unwrap();
         }
     };
@@ -51,7 +57,11 @@ fn start(dir: &Path) -> Running {
         let _ = pipe.read_to_string(&mut buffer);
         let _ = text.send(buffer);
     });
-    Running { child, port, stdout }
+    Running {
+        child,
+        port,
+        stdout,
+    }
 }
 
 impl Running {
@@ -94,14 +104,23 @@ fn first_start_prints_one_admin_credential_once_and_later_starts_print_none() {
     let mut lines = stdout.lines();
     let note = lines.next().expect("a note on standard output");
     assert!(note.contains("ONLY THIS ONCE"), "{note}");
-    let credential = lines.next().expect("the credential on its own line").to_string();
+    let credential = lines
+        .next()
+        .expect("the credential on its own line")
+        .to_string();
     assert!(credential.starts_with("*:*.v2_"), "{credential}");
-    assert!(dir.path().join("data/keywarden.db").exists(), "the default database file");
+    assert!(
+        dir.path().join("data/keywarden.db").exists(),
+        "the default database file"
+    );
 
     let second = start(dir.path());
     assert_eq!(second.get("/api/admin/api-tokens", &credential), 200);
     assert_eq!(second.get("/api/admin/api-tokens", "*:*.guess"), 401);
     let (clean, stdout) = second.stop();
     assert!(clean);
-    assert!(!stdout.contains("*:*."), "no credential is printed again: {stdout}");
+    assert!(
+        !stdout.contains("*:*."),
+        "no credential is printed again: {stdout}"
+    );
 }

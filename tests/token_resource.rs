@@ -17,9 +17,9 @@ fn with_other_project(settings: &mut keywarden::Settings) {
 }
 
 fn is_millis_utc(value: &Value) -> bool {
-    value.as_str().is_some_and(|text| {
-        text.len() == 24 && text.ends_with('Z') && text.as_bytes()[19] == b'.'
-    })
+    value
+        .as_str()
+        .is_some_and(|text| text.len() == 24 && text.ends_with('Z') && text.as_bytes()[19] == b'.')
 }
 
 #[actix_web::test]
@@ -34,14 +34,20 @@ async fn create_answers_201_with_the_credential_once_and_reads_show_only_the_sel
         )
         .await;
     assert_eq!(response.status, 201, "{}", response.body);
-    assert_eq!(response.headers["location"], "/api/admin/api-tokens/my%20sdk");
+    assert_eq!(
+        response.headers["location"],
+        "/api/admin/api-tokens/my%20sdk"
+    );
     let created = response.json();
     let secret = created["secret"].as_str().unwrap();
     let (prefix, rest) = secret.split_once(':').unwrap();
     assert_eq!(prefix, "*");
     let (environment, body) = rest.split_once('.').unwrap();
     assert_eq!(environment, "production");
-    assert!(body.starts_with("v2_") && body.len() == 3 + 22 + 1 + 43, "{body}");
+    assert!(
+        body.starts_with("v2_") && body.len() == 3 + 22 + 1 + 43,
+        "{body}"
+    );
     assert_eq!(created["type"], "backend", "stored lower-case");
     assert_eq!(created["project"], "*");
     assert_eq!(created["projects"], json!(["*"]));
@@ -51,7 +57,10 @@ async fn create_answers_201_with_the_credential_once_and_reads_show_only_the_sel
     assert_eq!(created["alias"], json!(null));
     assert_eq!(created["secure"], true);
 
-    let listed = app.get("/api/admin/api-tokens/my%20sdk", &app.admin).await.json();
+    let listed = app
+        .get("/api/admin/api-tokens/my%20sdk", &app.admin)
+        .await
+        .json();
     let token = &listed["tokens"][0];
     assert_eq!(token["secret"], &body[3..25], "reads carry the selector");
     let mut expected = created.clone();
@@ -65,28 +74,69 @@ async fn create_answers_201_with_the_credential_once_and_reads_show_only_the_sel
 async fn create_keeps_the_type_name_given_and_honours_projects() {
     let app = spawn_with(&[], with_other_project).await;
     let cases = [
-        (json!({"tokenName": "a", "type": "client"}), "client", json!(["*"]), "*", "*:development."),
-        (json!({"tokenName": "b", "type": "FRONTEND", "projects": ["other", "default", "other"]}),
-            "frontend", json!(["default", "other"]), "default,other", "[]:development."),
-        (json!({"tokenName": "c", "type": "backend", "project": "other"}),
-            "backend", json!(["other"]), "other", "other:development."),
-        (json!({"tokenName": "d", "type": "backend", "project": "*"}),
-            "backend", json!(["*"]), "*", "*:development."),
-        (json!({"tokenName": "e", "type": "backend", "projects": ["default", "*"]}),
-            "backend", json!(["*"]), "*", "*:development."),
-        (json!({"tokenName": "f", "type": "backend", "secret": "*:*.chosen", "alias": "x"}),
-            "backend", json!(["*"]), "*", "*:development.v2_"),
-        (json!({"username": "g", "type": "client", "environment": "production"}),
-            "client", json!(["*"]), "*", "*:production."),
+        (
+            json!({"tokenName": "a", "type": "client"}),
+            "client",
+            json!(["*"]),
+            "*",
+            "*:development.",
+        ),
+        (
+            json!({"tokenName": "b", "type": "FRONTEND", "projects": ["other", "default", "other"]}),
+            "frontend",
+            json!(["default", "other"]),
+            "default,other",
+            "[]:development.",
+        ),
+        (
+            json!({"tokenName": "c", "type": "backend", "project": "other"}),
+            "backend",
+            json!(["other"]),
+            "other",
+            "other:development.",
+        ),
+        (
+            json!({"tokenName": "d", "type": "backend", "project": "*"}),
+            "backend",
+            json!(["*"]),
+            "*",
+            "*:development.",
+        ),
+        (
+            json!({"tokenName": "e", "type": "backend", "projects": ["default", "*"]}),
+            "backend",
+            json!(["*"]),
+            "*",
+            "*:development.",
+        ),
+        (
+            json!({"tokenName": "f", "type": "backend", "secret": "*:*.chosen", "alias": "x"}),
+            "backend",
+            json!(["*"]),
+            "*",
+            "*:development.v2_",
+        ),
+        (
+            json!({"username": "g", "type": "client", "environment": "production"}),
+            "client",
+            json!(["*"]),
+            "*",
+            "*:production.",
+        ),
     ];
     for (body, token_type, projects, project, prefix) in cases {
-        let response = app.post_json("/api/admin/api-tokens", &app.admin, &body).await;
+        let response = app
+            .post_json("/api/admin/api-tokens", &app.admin, &body)
+            .await;
         assert_eq!(response.status, 201, "{body}: {}", response.body);
         let created = response.json();
         assert_eq!(created["type"], token_type, "{body}");
         assert_eq!(created["projects"], projects, "{body}");
         assert_eq!(created["project"], project, "{body}");
-        assert!(created["secret"].as_str().unwrap().starts_with(prefix), "{body}: {created}");
+        assert!(
+            created["secret"].as_str().unwrap().starts_with(prefix),
+            "{body}: {created}"
+        );
     }
 }
 
@@ -94,40 +144,86 @@ async fn create_keeps_the_type_name_given_and_honours_projects() {
 async fn create_rejects_bad_requests_with_named_fields() {
     let app = spawn_app().await;
     let cases = [
-        (json!({"tokenName": "x", "type": "admin"}), "/body/type", "Admin tokens"),
-        (json!({"tokenName": "x", "type": "root"}), "/body/type", "root"),
+        (
+            json!({"tokenName": "x", "type": "admin"}),
+            "/body/type",
+            "Admin tokens",
+        ),
+        (
+            json!({"tokenName": "x", "type": "root"}),
+            "/body/type",
+            "root",
+        ),
         (json!({"tokenName": "x"}), "/body/type", "type"),
         (json!({"type": "client"}), "/body/tokenName", "tokenName"),
-        (json!({"tokenName": "", "type": "client"}), "/body/tokenName", "tokenName"),
-        (json!({"tokenName": "x", "type": "client", "environment": "staging"}),
-            "/body/environment", "Environment=staging does not exist"),
-        (json!({"tokenName": "x", "type": "client", "environment": "*"}),
-            "/body/environment", "concrete environment"),
-        (json!({"tokenName": "x", "type": "client", "projects": ["nope"]}),
-            "/body/projects", "Project=nope does not exist"),
-        (json!({"tokenName": "x", "type": "client", "project": "nope"}),
-            "/body/project", "Project=nope does not exist"),
-        (json!({"tokenName": "x", "type": "client", "projects": []}),
-            "/body/projects", "at least one project"),
-        (json!({"tokenName": "x", "type": "client", "projects": ["default"], "project": "default"}),
-            "/body/projects", "not both"),
-        (json!({"tokenName": "x", "type": "client", "projects": "default"}), "/body/projects", "array"),
-        (json!({"tokenName": "x", "type": "client", "expiresAt": "tomorrow"}), "/body/expiresAt", "expiresAt"),
+        (
+            json!({"tokenName": "", "type": "client"}),
+            "/body/tokenName",
+            "tokenName",
+        ),
+        (
+            json!({"tokenName": "x", "type": "client", "environment": "staging"}),
+            "/body/environment",
+            "Environment=staging does not exist",
+        ),
+        (
+            json!({"tokenName": "x", "type": "client", "environment": "*"}),
+            "/body/environment",
+            "concrete environment",
+        ),
+        (
+            json!({"tokenName": "x", "type": "client", "projects": ["nope"]}),
+            "/body/projects",
+            "Project=nope does not exist",
+        ),
+        (
+            json!({"tokenName": "x", "type": "client", "project": "nope"}),
+            "/body/project",
+            "Project=nope does not exist",
+        ),
+        (
+            json!({"tokenName": "x", "type": "client", "projects": []}),
+            "/body/projects",
+            "at least one project",
+        ),
+        (
+            json!({"tokenName": "x", "type": "client", "projects": ["default"], "project": "default"}),
+            "/body/projects",
+            "not both",
+        ),
+        (
+            json!({"tokenName": "x", "type": "client", "projects": "default"}),
+            "/body/projects",
+            "array",
+        ),
+        (
+            json!({"tokenName": "x", "type": "client", "expiresAt": "tomorrow"}),
+            "/body/expiresAt",
+            "expiresAt",
+        ),
         (json!(["tokenName"]), "/body", "object"),
     ];
     for (body, pointer, needle) in cases {
-        let response = app.post_json("/api/admin/api-tokens", &app.admin, &body).await;
+        let response = app
+            .post_json("/api/admin/api-tokens", &app.admin, &body)
+            .await;
         assert_eq!(response.status, 400, "{body}: {}", response.body);
         let error = response.json();
         assert_eq!(error["name"], "BadDataError", "{body}");
         assert_eq!(error["details"][0]["path"], pointer, "{body}: {error}");
-        assert!(error["message"].as_str().unwrap().contains(needle), "{body}: {error}");
+        assert!(
+            error["message"].as_str().unwrap().contains(needle),
+            "{body}: {error}"
+        );
     }
     let malformed = app
         .send(
             "POST",
             "/api/admin/api-tokens",
-            &[("Authorization", &app.admin), ("Content-Type", "application/json")],
+            &[
+                ("Authorization", &app.admin),
+                ("Content-Type", "application/json"),
+            ],
             Some("{\"tokenName\":"),
         )
         .await;
@@ -137,43 +233,74 @@ async fn create_rejects_bad_requests_with_named_fields() {
         .send(
             "POST",
             "/api/admin/api-tokens",
-            &[("Authorization", &app.admin), ("Content-Type", "text/plain")],
+            &[
+                ("Authorization", &app.admin),
+                ("Content-Type", "text/plain"),
+            ],
             Some("{}"),
         )
         .await;
     assert_eq!(wrong_type.status, 415);
-    assert_eq!(app.tokens().await.len(), 1, "only the bootstrap admin exists");
+    assert_eq!(
+        app.tokens().await.len(),
+        1,
+        "only the bootstrap admin exists"
+    );
 }
 
 #[actix_web::test]
 async fn creating_beyond_the_limit_is_refused() {
     let app = spawn_with(&[("UNLEASH_API_TOKENS_LIMIT", "2")], |_| {}).await;
-    app.create(json!({"tokenName": "one", "type": "client"})).await;
+    app.create(json!({"tokenName": "one", "type": "client"}))
+        .await;
     let response = app
-        .post_json("/api/admin/api-tokens", &app.admin, &json!({"tokenName": "two", "type": "client"}))
+        .post_json(
+            "/api/admin/api-tokens",
+            &app.admin,
+            &json!({"tokenName": "two", "type": "client"}),
+        )
         .await;
     assert_eq!(response.status, 400, "{}", response.body);
     assert_eq!(response.error_name(), "ExceedsLimitError");
     assert_eq!(app.tokens().await.len(), 2);
-    assert_eq!(app.events("?type=api-token-created").await.len(), 2, "bootstrap + one");
+    assert_eq!(
+        app.events("?type=api-token-created").await.len(),
+        2,
+        "bootstrap + one"
+    );
 }
 
 #[actix_web::test]
 async fn list_is_newest_first_and_get_by_name_is_exact() {
     let app = spawn_app().await;
     for name in ["alpha", "Alpha", "alpha", "ünïcode name"] {
-        app.create(json!({"tokenName": name, "type": "client"})).await;
+        app.create(json!({"tokenName": name, "type": "client"}))
+            .await;
     }
-    let names: Vec<_> = app.tokens().await.iter().map(|t| t["tokenName"].clone()).collect();
+    let names: Vec<_> = app
+        .tokens()
+        .await
+        .iter()
+        .map(|t| t["tokenName"].clone())
+        .collect();
     assert_eq!(names.len(), 5);
     assert_eq!(names[0], "ünïcode name");
     assert_eq!(names[4], "admin");
-    let alpha = app.get("/api/admin/api-tokens/alpha", &app.admin).await.json();
+    let alpha = app
+        .get("/api/admin/api-tokens/alpha", &app.admin)
+        .await
+        .json();
     assert_eq!(alpha["tokens"].as_array().unwrap().len(), 2);
-    let capital = app.get("/api/admin/api-tokens/Alpha", &app.admin).await.json();
+    let capital = app
+        .get("/api/admin/api-tokens/Alpha", &app.admin)
+        .await
+        .json();
     assert_eq!(capital["tokens"].as_array().unwrap().len(), 1);
     let unicode = app
-        .get(&format!("/api/admin/api-tokens/{}", encode("ünïcode name")), &app.admin)
+        .get(
+            &format!("/api/admin/api-tokens/{}", encode("ünïcode name")),
+            &app.admin,
+        )
         .await
         .json();
     assert_eq!(unicode["tokens"][0]["tokenName"], "ünïcode name");
@@ -185,23 +312,53 @@ async fn list_is_newest_first_and_get_by_name_is_exact() {
 #[actix_web::test]
 async fn delete_answers_200_either_way_and_revokes_at_once() {
     let app = spawn_app().await;
-    let (selector, credential) = app.create(json!({"tokenName": "doomed", "type": "backend"})).await;
-    let (_, other) = app.create(json!({"tokenName": "doomed-too", "type": "backend"})).await;
-    assert_eq!(app.get("/api/admin/api-tokens", &credential).await.status, 403, "valid, wrong type");
+    let (selector, credential) = app
+        .create(json!({"tokenName": "doomed", "type": "backend"}))
+        .await;
+    let (_, other) = app
+        .create(json!({"tokenName": "doomed-too", "type": "backend"}))
+        .await;
+    assert_eq!(
+        app.get("/api/admin/api-tokens", &credential).await.status,
+        403,
+        "valid, wrong type"
+    );
 
     let response = app
         .send(
             "DELETE",
             &format!("/api/admin/api-tokens/{selector}"),
-            &[("Authorization", &app.admin), ("Content-Type", "text/plain")],
+            &[
+                ("Authorization", &app.admin),
+                ("Content-Type", "text/plain"),
+            ],
             Some("ignored"),
         )
         .await;
     assert_eq!((response.status, response.body.as_str()), (200, ""));
-    assert_eq!(app.get("/api/admin/api-tokens", &credential).await.status, 401, "deleted");
-    assert_eq!(app.delete(&format!("/api/admin/api-tokens/{selector}"), &app.admin).await.status, 200);
-    assert_eq!(app.delete("/api/admin/api-tokens/never-existed", &app.admin).await.status, 200);
-    assert_eq!(app.delete(&format!("/api/admin/api-tokens/{other}"), &app.admin).await.status, 200);
+    assert_eq!(
+        app.get("/api/admin/api-tokens", &credential).await.status,
+        401,
+        "deleted"
+    );
+    assert_eq!(
+        app.delete(&format!("/api/admin/api-tokens/{selector}"), &app.admin)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        app.delete("/api/admin/api-tokens/never-existed", &app.admin)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        app.delete(&format!("/api/admin/api-tokens/{other}"), &app.admin)
+            .await
+            .status,
+        200
+    );
     assert_eq!(app.tokens().await.len(), 1);
 
     let deleted = app.events("?type=api-token-deleted").await;
@@ -214,16 +371,31 @@ async fn delete_answers_200_either_way_and_revokes_at_once() {
 #[actix_web::test]
 async fn events_are_newest_first_filterable_pageable_and_secret_free() {
     let app = spawn_app().await;
-    let (selector, credential) = app.create(json!({"tokenName": "sdk", "type": "client"})).await;
-    app.put_expiry(&format!("/api/admin/api-tokens/{selector}"), &app.admin, "2040-01-01T00:00:00Z")
+    let (selector, credential) = app
+        .create(json!({"tokenName": "sdk", "type": "client"}))
         .await;
-    app.delete(&format!("/api/admin/api-tokens/{}", encode(&credential)), &app.admin).await;
+    app.put_expiry(
+        &format!("/api/admin/api-tokens/{selector}"),
+        &app.admin,
+        "2040-01-01T00:00:00Z",
+    )
+    .await;
+    app.delete(
+        &format!("/api/admin/api-tokens/{}", encode(&credential)),
+        &app.admin,
+    )
+    .await;
 
     let events = app.events("").await;
     let types: Vec<_> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(
         types,
-        vec!["api-token-deleted", "api-token-updated", "api-token-created", "api-token-created"]
+        vec![
+            "api-token-deleted",
+            "api-token-updated",
+            "api-token-created",
+            "api-token-created"
+        ]
     );
     assert_eq!(events[3]["createdBy"], "system", "the bootstrap admin");
     assert_eq!(events[2]["createdBy"], "admin");
@@ -236,7 +408,10 @@ async fn events_are_newest_first_filterable_pageable_and_secret_free() {
     assert_eq!(app.events("?limit=2").await.len(), 2);
     assert_eq!(app.events("?limit=2").await[0], events[0]);
     let bad_limit = app.get("/api/admin/events?limit=-1", &app.admin).await;
-    assert_eq!((bad_limit.status, bad_limit.error_name()), (400, "BadDataError".to_string()));
+    assert_eq!(
+        (bad_limit.status, bad_limit.error_name()),
+        (400, "BadDataError".to_string())
+    );
 
     let raw = app.get("/api/admin/events", &app.admin).await.body;
     assert!(!raw.contains(random_part(&credential)));
@@ -248,7 +423,12 @@ async fn projects_and_environments_come_from_configuration() {
     let app = spawn_with(&[], with_other_project).await;
     let projects = app.get("/api/admin/projects", &app.admin).await.json();
     assert_eq!(projects["version"], 1);
-    let ids: Vec<_> = projects["projects"].as_array().unwrap().iter().map(|p| p["id"].clone()).collect();
+    let ids: Vec<_> = projects["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].clone())
+        .collect();
     assert_eq!(ids, vec![json!("default"), json!("other")]);
     assert_eq!(projects["projects"][1]["name"], "Other");
     let environments = app.get("/api/admin/environments", &app.admin).await.json();
@@ -258,13 +438,21 @@ async fn projects_and_environments_come_from_configuration() {
         json!({"name": "development", "type": "development", "enabled": true, "protected": false, "sortOrder": 100})
     );
     assert_eq!(environments["environments"][1]["name"], "production");
-    assert_eq!(app.send("GET", "/api/admin/projects", &[], None).await.status, 401);
+    assert_eq!(
+        app.send("GET", "/api/admin/projects", &[], None)
+            .await
+            .status,
+        401
+    );
 }
 
 #[actix_web::test]
 async fn last_seen_is_recorded_in_batches() {
     let app = spawn_with(&[], |settings| settings.tokens.seen_flush_interval_ms = 20).await;
-    let admin_selector = app.tokens().await[0]["secret"].as_str().unwrap().to_string();
+    let admin_selector = app.tokens().await[0]["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // Poll: the flush runs on its own schedule; the deadline bounds the wait.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
@@ -273,7 +461,10 @@ async fn last_seen_is_recorded_in_batches() {
             assert!(is_millis_utc(&seen));
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "seenAt was never written");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "seenAt was never written"
+        );
         actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
@@ -282,9 +473,18 @@ async fn last_seen_is_recorded_in_batches() {
 async fn service_endpoints_answer_without_credentials() {
     let app = spawn_app().await;
     let health = app.send("GET", "/health", &[], None).await;
-    assert_eq!((health.status, health.json()), (200, json!({"health": "GOOD"})));
+    assert_eq!(
+        (health.status, health.json()),
+        (200, json!({"health": "GOOD"}))
+    );
     let ready = app.send("GET", "/ready", &[], None).await;
-    assert_eq!((ready.status, ready.json()), (200, json!({"health": "GOOD"})));
+    assert_eq!(
+        (ready.status, ready.json()),
+        (200, json!({"health": "GOOD"}))
+    );
     let missing = app.send("GET", "/nowhere", &[], None).await;
-    assert_eq!((missing.status, missing.error_name()), (404, "NotFoundError".to_string()));
+    assert_eq!(
+        (missing.status, missing.error_name()),
+        (404, "NotFoundError".to_string())
+    );
 }

@@ -533,6 +533,9 @@ async fn put_records_one_audit_event_with_before_and_after() {
 #[actix_web::test]
 async fn no_plaintext_credential_reaches_the_data_directory() {
     let app = spawn_app().await;
+    if app.database.is_some() {
+        return; // the files scanned here are SQLite's
+    }
     let (selector, credential) = app
         .create(json!({"tokenName": "sdk", "type": "client"}))
         .await;

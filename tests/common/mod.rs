@@ -10,6 +10,7 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 
 use keywarden::{Application, Settings};
+use keywarden_persistence_adapter::testing::TestDatabase;
 use serde_json::Value;
 
 pub struct TestApp {
@@ -17,6 +18,8 @@ pub struct TestApp {
     /// The admin credential the first start generated.
     pub admin: String,
     pub dir: tempfile::TempDir,
+    /// Set when the suite runs on PostgreSQL (`KEYWARDEN_TEST_BACKEND=postgres`).
+    pub database: Option<std::sync::Arc<TestDatabase>>,
 }
 
 #[derive(Debug)]
@@ -46,17 +49,39 @@ pub async fn spawn_app() -> TestApp {
     spawn_with(&[], |_| {}).await
 }
 
-/// Starts the application with extra environment variables and settings changes.
+/// Starts the application with extra environment variables and settings
+/// changes, on a fresh database: a SQLite file, or a PostgreSQL database when
+/// `KEYWARDEN_TEST_BACKEND=postgres` (and `TEST_POSTGRES_URL`) are set.
 pub async fn spawn_with(vars: &[(&str, &str)], customize: impl FnOnce(&mut Settings)) -> TestApp {
+    let database = if std::env::var("KEYWARDEN_TEST_BACKEND").as_deref() == Ok("postgres") {
+        let database = actix_web::rt::task::spawn_blocking(TestDatabase::create)
+            .await
+            .unwrap()
+            .expect("KEYWARDEN_TEST_BACKEND=postgres needs TEST_POSTGRES_URL");
+        Some(std::sync::Arc::new(database))
+    } else {
+        None
+    };
+    spawn_on(database, vars, customize).await
+}
+
+/// Starts an instance on `database` (several may share one), or on a fresh
+/// SQLite file when `None`.
+pub async fn spawn_on(
+    database: Option<std::sync::Arc<TestDatabase>>,
+    vars: &[(&str, &str)],
+    customize: impl FnOnce(&mut Settings),
+) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let mut env: HashMap<String, String> = vars
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    env.insert(
-        "DATABASE_URL".into(),
-        format!("sqlite://{}", dir.path().join("kw.db").display()),
-    );
+    let url = match &database {
+        Some(database) => database.url().to_string(),
+        None => format!("sqlite://{}", dir.path().join("kw.db").display()),
+    };
+    env.insert("DATABASE_URL".into(), url);
     env.insert("HTTP_HOST".into(), "127.0.0.1".into());
     env.insert("HTTP_PORT".into(), "0".into());
     let mut settings = Settings::load(None, env).unwrap();
@@ -70,7 +95,12 @@ pub async fn spawn_with(vars: &[(&str, &str)], customize: impl FnOnce(&mut Setti
         .map(|c| c.expose_secret().to_string())
         .unwrap_or_default();
     actix_web::rt::spawn(app.run_until_stopped());
-    TestApp { port, admin, dir }
+    TestApp {
+        port,
+        admin,
+        dir,
+        database,
+    }
 }
 
 impl TestApp {

@@ -14,7 +14,7 @@ pub use error::{AppError, BoxError, RepositoryError};
 pub use ports::{ApiTokenRepository, Clock, ExpiryChange, SecretGenerator};
 #[cfg(any(test, feature = "mocks"))]
 pub use ports::{MockApiTokenRepository, MockClock, MockSecretGenerator};
-pub use service::{ApiTokenService, Bootstrap, InitToken, ServiceSettings};
+pub use service::{ApiTokenService, Bootstrap, ExternalChange, InitToken, ServiceSettings};
 #[cfg(any(test, feature = "mocks"))]
 pub use usecases::MockApiTokenUseCases;
 pub use usecases::{ApiTokenUseCases, CreateToken, EventQuery, Principal};

@@ -34,6 +34,16 @@ pub struct ServiceSettings {
     pub environments: Vec<Environment>,
 }
 
+/// Changes made by another instance sharing the database, as a change feed
+/// reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExternalChange {
+    /// These tokens were created, changed or deleted.
+    Tokens(Vec<keywarden_domain::Selector>),
+    /// Changes may have been missed (the feed reconnected): reload everything.
+    Unknown,
+}
+
 /// An operator-chosen credential to insert on first start.
 #[derive(Debug, Clone)]
 pub struct InitToken {
@@ -162,9 +172,29 @@ impl ApiTokenService {
     /// # Errors
     /// Storage errors; the previous view stays in place then.
     pub async fn refresh_view(&self) -> Result<(), AppError> {
+        let mark = self.view.mark();
         let tokens = self.repository.list().await?;
-        self.view.load(&tokens);
+        self.view.reload(&tokens, mark);
         Ok(())
+    }
+
+    /// Brings the view up to date with changes another instance made.
+    ///
+    /// # Errors
+    /// Storage errors; the view keeps what it had.
+    pub async fn apply_external(&self, change: ExternalChange) -> Result<(), AppError> {
+        match change {
+            ExternalChange::Tokens(selectors) => {
+                for selector in selectors {
+                    match self.repository.find(selector).await? {
+                        Some(token) => self.view.apply(&token),
+                        None => self.view.remove(selector),
+                    }
+                }
+                Ok(())
+            }
+            ExternalChange::Unknown => self.refresh_view().await,
+        }
     }
 
     /// Writes the batched last-seen instants. On failure the batch is kept for

@@ -3,7 +3,7 @@
 //! credential is rejected from memory without a database round trip, and it is
 //! kept exact by applying every committed change, newest revision wins.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -19,10 +19,20 @@ enum Entry {
         token_type: TokenType,
         expires_at: Option<DateTime<Utc>>,
         revision: i64,
+        /// When this entry was last written, in the view's own sequence.
+        written: u64,
     },
     /// Deleted tokens stay as tombstones so a change that committed before the
     /// delete but is applied after it cannot bring the token back.
-    Deleted,
+    Deleted { written: u64 },
+}
+
+impl Entry {
+    fn written(&self) -> u64 {
+        match self {
+            Self::Live { written, .. } | Self::Deleted { written } => *written,
+        }
+    }
 }
 
 /// Why a credential was turned away.
@@ -33,46 +43,99 @@ pub(crate) enum Rejection {
 }
 
 #[derive(Debug, Default)]
+struct State {
+    entries: HashMap<Selector, Entry>,
+    /// Grows with every write to the view.
+    sequence: u64,
+    /// The mark of the previous reload: tombstones older than it have outlived
+    /// any change that could still have been in flight, and can go.
+    previous_mark: u64,
+}
+
+impl State {
+    fn next(&mut self) -> u64 {
+        self.sequence += 1;
+        self.sequence
+    }
+
+    fn apply(&mut self, token: &ApiToken) {
+        let newer = match self.entries.get(&token.selector()) {
+            None => true,
+            Some(Entry::Live { revision, .. }) => token.revision() > *revision,
+            Some(Entry::Deleted { .. }) => false,
+        };
+        if newer {
+            let written = self.next();
+            self.entries.insert(
+                token.selector(),
+                Entry::Live {
+                    verifier: *token.verifier(),
+                    name: Arc::from(token.name().as_str()),
+                    token_type: token.token_type(),
+                    expires_at: token.expires_at(),
+                    revision: token.revision(),
+                    written,
+                },
+            );
+        }
+    }
+}
+
+#[derive(Debug, Default)]
 pub(crate) struct CredentialView {
-    entries: RwLock<HashMap<Selector, Entry>>,
+    state: RwLock<State>,
 }
 
 impl CredentialView {
-    /// Replaces the whole view with what storage holds now.
-    pub(crate) fn load(&self, tokens: &[ApiToken]) {
-        let fresh = tokens
-            .iter()
-            .map(|token| (token.selector(), Self::live(token)))
-            .collect();
-        *self.entries.write().unwrap_or_else(PoisonError::into_inner) = fresh;
+    /// Where the view stands now. Take it *before* reading a snapshot for
+    /// [`CredentialView::reload`].
+    pub(crate) fn mark(&self) -> u64 {
+        self.state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .sequence
+    }
+
+    /// Merges a full snapshot of storage, read after `mark` was taken. Tokens
+    /// in it are applied like any change (newest revision wins); live entries
+    /// written before `mark` but missing from it were deleted elsewhere and go;
+    /// entries written after `mark` may be newer than the snapshot and stay.
+    pub(crate) fn reload(&self, tokens: &[ApiToken], mark: u64) {
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        let mut in_snapshot = HashSet::with_capacity(tokens.len());
+        for token in tokens {
+            in_snapshot.insert(token.selector());
+            state.apply(token);
+        }
+        let previous_mark = state.previous_mark;
+        state.entries.retain(|selector, entry| match entry {
+            Entry::Live { .. } => in_snapshot.contains(selector) || entry.written() > mark,
+            Entry::Deleted { written } => *written > previous_mark,
+        });
+        state.previous_mark = mark;
     }
 
     /// Applies a committed create or update, unless the view already holds a
     /// newer revision of that token or knows it is deleted.
     pub(crate) fn apply(&self, token: &ApiToken) {
-        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
-        let newer = match entries.get(&token.selector()) {
-            None => true,
-            Some(Entry::Live { revision, .. }) => token.revision() > *revision,
-            Some(Entry::Deleted) => false,
-        };
-        if newer {
-            entries.insert(token.selector(), Self::live(token));
-        }
+        self.state
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .apply(token);
     }
 
     pub(crate) fn remove(&self, selector: Selector) {
-        self.entries
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(selector, Entry::Deleted);
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        let written = state.next();
+        state.entries.insert(selector, Entry::Deleted { written });
     }
 
     /// Number of live tokens in the view.
     pub(crate) fn len(&self) -> usize {
-        self.entries
+        self.state
             .read()
             .unwrap_or_else(PoisonError::into_inner)
+            .entries
             .values()
             .filter(|entry| matches!(entry, Entry::Live { .. }))
             .count()
@@ -86,8 +149,8 @@ impl CredentialView {
         verifier: &Verifier,
         now: DateTime<Utc>,
     ) -> Result<Principal, Rejection> {
-        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
-        match entries.get(&selector) {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        match state.entries.get(&selector) {
             Some(Entry::Live {
                 verifier: stored,
                 name,
@@ -102,16 +165,6 @@ impl CredentialView {
                 }
             }
             _ => Err(Rejection::Unknown),
-        }
-    }
-
-    fn live(token: &ApiToken) -> Entry {
-        Entry::Live {
-            verifier: *token.verifier(),
-            name: Arc::from(token.name().as_str()),
-            token_type: token.token_type(),
-            expires_at: token.expires_at(),
-            revision: token.revision(),
         }
     }
 }
@@ -168,7 +221,7 @@ mod tests {
     fn known_credentials_pass_and_others_do_not() {
         let view = CredentialView::default();
         let (token, credential) = admin(1, None);
-        view.load(&[token]);
+        view.reload(&[token], 0);
         let principal = check(&view, &credential).unwrap();
         assert_eq!(principal.name(), "admin");
         assert_eq!(
@@ -188,7 +241,7 @@ mod tests {
     fn expiry_is_exclusive_of_the_instant() {
         let view = CredentialView::default();
         let (token, credential) = admin(1, Some(now()));
-        view.load(&[token]);
+        view.reload(&[token], 0);
         assert_eq!(check(&view, &credential), Err(Rejection::Expired));
         let (later, _) = admin(2, Some(now() + Duration::milliseconds(1)));
         view.apply(&later);
@@ -209,10 +262,72 @@ mod tests {
     fn deleted_tokens_stay_deleted_even_if_a_stale_change_arrives() {
         let view = CredentialView::default();
         let (token, credential) = admin(1, None);
-        view.load(std::slice::from_ref(&token));
+        view.reload(std::slice::from_ref(&token), 0);
         view.remove(token.selector());
         assert_eq!(view.len(), 0);
         view.apply(&token);
         assert_eq!(check(&view, &credential), Err(Rejection::Unknown));
+    }
+
+    #[test]
+    fn a_reload_never_undoes_changes_applied_while_it_read() {
+        let view = CredentialView::default();
+        let (token, credential) = admin(1, None);
+        view.reload(std::slice::from_ref(&token), view.mark());
+        let mark = view.mark();
+        // The snapshot is read here, then a local change commits and applies.
+        let snapshot = vec![token.clone()];
+        let (expired, _) = admin(2, Some(now() - Duration::days(1)));
+        view.apply(&expired);
+        view.reload(&snapshot, mark);
+        assert_eq!(check(&view, &credential), Err(Rejection::Expired));
+    }
+
+    #[test]
+    fn a_reload_drops_tokens_deleted_elsewhere_but_keeps_ones_created_meanwhile() {
+        let view = CredentialView::default();
+        let (gone, gone_credential) = admin(1, None);
+        view.reload(std::slice::from_ref(&gone), view.mark());
+        let mark = view.mark();
+        let (fresh, fresh_credential) = NewToken::new(
+            TokenName::parse("fresh").unwrap(),
+            TokenType::Admin,
+            Projects::All,
+            EnvironmentScope::All,
+            None,
+        )
+        .unwrap()
+        .issue(
+            &SecretMaterial {
+                selector: [8; 16],
+                random: [8; 32],
+            },
+            now(),
+        );
+        view.apply(&fresh.with_revision(1));
+        view.reload(&[], mark);
+        assert_eq!(check(&view, &gone_credential), Err(Rejection::Unknown));
+        assert!(check(&view, &fresh_credential).is_ok());
+    }
+
+    #[test]
+    fn tombstones_outlive_one_reload_then_go() {
+        let view = CredentialView::default();
+        let (token, credential) = admin(1, None);
+        view.reload(std::slice::from_ref(&token), view.mark());
+        view.remove(token.selector());
+        view.reload(&[], view.mark());
+        view.apply(&token);
+        assert_eq!(
+            check(&view, &credential),
+            Err(Rejection::Unknown),
+            "still a tombstone"
+        );
+        view.reload(&[], view.mark());
+        assert_eq!(
+            view.state.read().unwrap().entries.len(),
+            0,
+            "tombstone pruned"
+        );
     }
 }

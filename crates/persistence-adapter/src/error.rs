@@ -39,9 +39,10 @@ pub(crate) fn map_diesel(error: DieselError) -> RepositoryError {
             kind @ (DatabaseErrorKind::UniqueViolation | DatabaseErrorKind::ForeignKeyViolation),
             info,
         ) => RepositoryError::Conflict(format!("{kind:?}: {}", info.message())),
-        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
-            RepositoryError::Unavailable(Box::new(error))
-        }
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
+        ) => RepositoryError::Unavailable(Box::new(error)),
         DieselError::DatabaseError(_, ref info) if is_busy(info.message()) => {
             RepositoryError::Unavailable(Box::new(error))
         }

@@ -3,9 +3,21 @@
 //! scheme; each backend embeds its own migrations and applies them at start.
 
 mod error;
+mod postgres;
 mod rows;
+mod schema;
+mod sql;
 mod sqlite;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 mod url;
 
+pub use postgres::{ChangeListener, PostgresOptions, PostgresRepository};
 pub use sqlite::{SqliteOptions, SqliteRepository};
+
+/// The embedded migrations of each backend (`migrations/<backend>`).
+pub mod migrations {
+    pub use crate::postgres::MIGRATIONS as POSTGRES;
+    pub use crate::sqlite::MIGRATIONS as SQLITE;
+}
 pub use url::{DatabaseUrl, UrlError};

@@ -566,3 +566,52 @@ mod sqlite {
 }
 
 contract_suite!(on_sqlite, sqlite::fresh());
+
+mod postgres {
+    use super::Fixture;
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    use keywarden_persistence_adapter::testing::TestDatabase;
+    use keywarden_persistence_adapter::{PostgresOptions, PostgresRepository};
+    use std::sync::Arc;
+
+    pub struct PostgresFixture {
+        database: TestDatabase,
+        repository: Arc<PostgresRepository>,
+    }
+
+    /// `None` (the case is skipped) without `TEST_POSTGRES_URL`.
+    pub async fn fresh() -> Option<PostgresFixture> {
+        let database = tokio::task::spawn_blocking(TestDatabase::create)
+            .await
+            .unwrap()?;
+        let repository =
+            PostgresRepository::open(database.url().to_string(), PostgresOptions::default())
+                .await
+                .unwrap();
+        Some(PostgresFixture {
+            database,
+            repository: Arc::new(repository),
+        })
+    }
+
+    #[async_trait::async_trait]
+    impl Fixture for PostgresFixture {
+        fn repository(&self) -> Arc<dyn keywarden_application::ApiTokenRepository> {
+            self.repository.clone()
+        }
+
+        async fn execute(&self, sql: &str) {
+            let url = self.database.url().to_string();
+            let sql = sql.to_string();
+            tokio::task::spawn_blocking(move || {
+                let mut conn = diesel::PgConnection::establish(&url).unwrap();
+                conn.batch_execute(&sql).unwrap();
+            })
+            .await
+            .unwrap();
+        }
+    }
+}
+
+contract_suite!(on_postgres, postgres::fresh());

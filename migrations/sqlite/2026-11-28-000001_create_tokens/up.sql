@@ -1,11 +1,12 @@
 -- Reference data, tokens (selector + SHA-256 verifier, never the plaintext)
--- and the audit trail. Timestamps are RFC 3339 text in UTC.
+-- and the audit trail. TIMESTAMP columns hold UTC text (`YYYY-MM-DD HH:MM:SS.sss+00:00`),
+-- which sorts and compares in time order.
 
 CREATE TABLE projects (
     id          TEXT PRIMARY KEY NOT NULL,
     name        TEXT NOT NULL,
     description TEXT,
-    created_at  TEXT NOT NULL
+    created_at  TIMESTAMP NOT NULL
 );
 
 CREATE TABLE environments (
@@ -13,7 +14,7 @@ CREATE TABLE environments (
     kind       TEXT NOT NULL,
     sort_order INTEGER NOT NULL,
     enabled    BOOLEAN NOT NULL,
-    created_at TEXT NOT NULL
+    created_at TIMESTAMP NOT NULL
 );
 
 CREATE TABLE api_tokens (
@@ -26,9 +27,9 @@ CREATE TABLE api_tokens (
     all_projects BOOLEAN NOT NULL,
     -- NULL means every environment, which only admin tokens have.
     environment  TEXT REFERENCES environments (name),
-    expires_at   TEXT,
-    created_at   TEXT NOT NULL,
-    seen_at      TEXT,
+    expires_at   TIMESTAMP,
+    created_at   TIMESTAMP NOT NULL,
+    seen_at      TIMESTAMP,
     revision     BIGINT NOT NULL,
     CHECK ((token_type = 'admin') = (environment IS NULL)),
     CHECK (length(verifier) = 32)
@@ -49,7 +50,7 @@ CREATE TABLE events (
     id         INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
     event_type TEXT NOT NULL,
     created_by TEXT NOT NULL,
-    created_at TEXT NOT NULL,
+    created_at TIMESTAMP NOT NULL,
     data       TEXT,
     pre_data   TEXT
 );

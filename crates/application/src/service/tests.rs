@@ -701,3 +701,92 @@ async fn init_tokens_that_break_the_rules_stop_start_up() {
         }
     }
 }
+
+// ---- changes made by other instances ---------------------------------------
+
+#[tokio::test]
+async fn external_changes_are_fetched_and_applied() {
+    let (expiring, expiring_credential) = token(1, TokenType::Admin, None);
+    let (deleted, deleted_credential) = token(2, TokenType::Admin, None);
+    let (created, created_credential) = token(3, TokenType::Admin, None);
+    let stored = vec![
+        with_revision(&expiring, 1, None),
+        with_revision(&deleted, 1, None),
+    ];
+    let expired_now = with_revision(&expiring, 2, Some(now() - Duration::seconds(1)));
+    let created_elsewhere = with_revision(&created, 1, None);
+    let (a, b, c) = (expiring.selector(), deleted.selector(), created.selector());
+    let repository = repository(stored, move |repository| {
+        repository.expect_find().returning(move |selector| {
+            Ok(if selector == a {
+                Some(expired_now.clone())
+            } else if selector == c {
+                Some(created_elsewhere.clone())
+            } else {
+                None
+            })
+        });
+    });
+    let service = service(repository, clock_at(now()), no_secrets()).await;
+    assert!(service
+        .authenticate_admin(deleted_credential.expose_secret())
+        .is_ok());
+    assert!(service
+        .authenticate_admin(created_credential.expose_secret())
+        .is_err());
+
+    service
+        .apply_external(ExternalChange::Tokens(vec![a, b, c]))
+        .await
+        .unwrap();
+
+    for (credential, usable) in [
+        (&expiring_credential, false),
+        (&deleted_credential, false),
+        (&created_credential, true),
+    ] {
+        assert_eq!(
+            service
+                .authenticate_admin(credential.expose_secret())
+                .is_ok(),
+            usable
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_external_change_reloads_everything() {
+    let (admin, credential) = token(1, TokenType::Admin, None);
+    let mut calls = 0;
+    let reloaded = with_revision(&admin, 1, None);
+    let mut repository = MockApiTokenRepository::new();
+    repository.expect_sync_catalog().returning(|_, _| Ok(()));
+    repository
+        .expect_projects()
+        .returning(|| Ok(settings().projects));
+    repository
+        .expect_environments()
+        .returning(|| Ok(settings().environments));
+    repository
+        .expect_insert_initial()
+        .returning(|_, _, _| Ok(false));
+    repository.expect_list().times(2).returning(move || {
+        calls += 1;
+        Ok(if calls == 1 {
+            Vec::new()
+        } else {
+            vec![reloaded.clone()]
+        })
+    });
+    let service = service(Arc::new(repository), clock_at(now()), no_secrets()).await;
+    assert!(service
+        .authenticate_admin(credential.expose_secret())
+        .is_err());
+    service
+        .apply_external(ExternalChange::Unknown)
+        .await
+        .unwrap();
+    assert!(service
+        .authenticate_admin(credential.expose_secret())
+        .is_ok());
+}

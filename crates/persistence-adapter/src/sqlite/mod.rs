@@ -1,51 +1,19 @@
-//! `SqliteRepository`: the repository port over SQLite. Every write runs in an
-//! IMMEDIATE transaction (writers queue on `busy_timeout` instead of failing
-//! with "database is locked"), together with its audit event. Every call runs on
-//! tokio's blocking pool so the async workers never wait on SQLite.
+//! `SqliteRepository`: the repository port over one SQLite file. The queries
+//! are shared with every backend (`crate::sql`); this module opens the file
+//! and says how SQLite transactions serialise.
 
 mod pool;
 mod schema;
 
 use std::path::PathBuf;
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use diesel::prelude::*;
 use diesel::SqliteConnection;
-use keywarden_application::{ApiTokenRepository, ExpiryChange, RepositoryError};
-use keywarden_domain::{
-    ApiToken, AuditEvent, Environment, Project, Selector, StoredEvent, TokenRef,
-};
+use keywarden_application::RepositoryError;
 
 pub use self::pool::SqliteOptions;
 use self::pool::SqlitePool;
-use self::schema::{api_token_projects, api_tokens, environments, events, projects};
-use crate::error::{pool_unavailable, TxError};
-use crate::rows::{
-    assemble, environment_column, project_links, snapshot_json, EnvironmentRow, EventRow,
-    ProjectRow, TokenRow,
-};
-
-/// The columns `TokenRow` reads, in its field order.
-macro_rules! token_columns {
-    () => {
-        (
-            api_tokens::selector,
-            api_tokens::verifier,
-            api_tokens::token_name,
-            api_tokens::token_type,
-            api_tokens::all_projects,
-            api_tokens::environment,
-            api_tokens::expires_at,
-            api_tokens::created_at,
-            api_tokens::seen_at,
-            api_tokens::revision,
-        )
-    };
-}
-
-/// SQLite caps bound parameters per statement; stay well below it.
-const IN_CHUNK: usize = 500;
+pub use self::pool::MIGRATIONS;
+use crate::error::TxError;
 
 #[derive(Clone)]
 pub struct SqliteRepository {
@@ -64,404 +32,31 @@ impl SqliteRepository {
             .map_err(|e| RepositoryError::Internal(Box::new(e)))??;
         Ok(Self { pool })
     }
+}
 
-    /// Runs `work` on a pooled connection on the blocking pool.
-    async fn with_connection<T, F>(&self, work: F) -> Result<T, RepositoryError>
+impl SqliteRepository {
+    /// IMMEDIATE takes SQLite's write lock at BEGIN, so writers queue on
+    /// `busy_timeout` instead of failing to upgrade a read lock mid-transaction.
+    fn write_transaction<T, F>(conn: &mut SqliteConnection, work: F) -> Result<T, TxError>
     where
-        T: Send + 'static,
-        F: FnOnce(&mut SqliteConnection) -> Result<T, TxError> + Send + 'static,
+        F: FnOnce(&mut SqliteConnection) -> Result<T, TxError>,
     {
-        let pool = self.pool.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get().map_err(pool_unavailable)?;
-            work(&mut conn).map_err(RepositoryError::from)
-        })
-        .await
-        .map_err(|e| RepositoryError::Internal(Box::new(e)))?
+        conn.immediate_transaction(work)
     }
 
-    /// A consistent snapshot for reads that take more than one statement.
-    async fn read<T, F>(&self, work: F) -> Result<T, RepositoryError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut SqliteConnection) -> Result<T, TxError> + Send + 'static,
-    {
-        self.with_connection(|conn| conn.transaction(work)).await
+    /// The IMMEDIATE transaction already excludes every other writer.
+    fn lock_token(_: &mut SqliteConnection, _selector: &str) -> Result<(), TxError> {
+        Ok(())
     }
 
-    async fn write<T, F>(&self, work: F) -> Result<T, RepositoryError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut SqliteConnection) -> Result<T, TxError> + Send + 'static,
-    {
-        self.with_connection(|conn| conn.immediate_transaction(work))
-            .await
+    fn lock_token_count(_: &mut SqliteConnection) -> Result<(), TxError> {
+        Ok(())
+    }
+
+    /// One process per SQLite file: there is no other instance to tell.
+    fn announce(_: &mut SqliteConnection, _selector: &str) -> Result<(), TxError> {
+        Ok(())
     }
 }
 
-fn links_of(
-    conn: &mut SqliteConnection,
-    selectors: &[String],
-) -> Result<Vec<(String, String)>, TxError> {
-    let mut links = Vec::new();
-    for chunk in selectors.chunks(IN_CHUNK) {
-        links.extend(
-            api_token_projects::table
-                .select((api_token_projects::selector, api_token_projects::project))
-                .filter(api_token_projects::selector.eq_any(chunk))
-                .load::<(String, String)>(conn)?,
-        );
-    }
-    Ok(links)
-}
-
-fn load_tokens(conn: &mut SqliteConnection, rows: Vec<TokenRow>) -> Result<Vec<ApiToken>, TxError> {
-    let selectors: Vec<String> = rows.iter().map(|row| row.selector.clone()).collect();
-    let links = links_of(conn, &selectors)?;
-    Ok(assemble(rows, links)?)
-}
-
-fn find_token(
-    conn: &mut SqliteConnection,
-    selector: Selector,
-) -> Result<Option<ApiToken>, TxError> {
-    let rows = api_tokens::table
-        .select(token_columns!())
-        .filter(api_tokens::selector.eq(selector.to_string()))
-        .load::<TokenRow>(conn)?;
-    Ok(load_tokens(conn, rows)?.pop())
-}
-
-/// The token `target` refers to, if it exists and a given credential matches.
-fn resolve(conn: &mut SqliteConnection, target: TokenRef) -> Result<Option<ApiToken>, TxError> {
-    Ok(find_token(conn, target.selector())?.filter(|token| target.matches(token.verifier())))
-}
-
-fn insert_token(conn: &mut SqliteConnection, token: &ApiToken) -> Result<ApiToken, TxError> {
-    let revision = 1;
-    diesel::insert_into(api_tokens::table)
-        .values((
-            api_tokens::selector.eq(token.selector().to_string()),
-            api_tokens::verifier.eq(token.verifier().as_bytes().to_vec()),
-            api_tokens::token_name.eq(token.name().as_str()),
-            api_tokens::token_type.eq(token.token_type().as_str()),
-            api_tokens::all_projects.eq(token.projects() == &keywarden_domain::Projects::All),
-            api_tokens::environment.eq(environment_column(token)),
-            api_tokens::expires_at.eq(token.expires_at()),
-            api_tokens::created_at.eq(token.created_at()),
-            api_tokens::seen_at.eq(token.seen_at()),
-            api_tokens::revision.eq(revision),
-        ))
-        .execute(conn)?;
-    let links: Vec<_> = project_links(token)
-        .into_iter()
-        .map(|(selector, project)| {
-            (
-                api_token_projects::selector.eq(selector),
-                api_token_projects::project.eq(project),
-            )
-        })
-        .collect();
-    if !links.is_empty() {
-        diesel::insert_into(api_token_projects::table)
-            .values(links)
-            .execute(conn)?;
-    }
-    Ok(token.clone().with_revision(revision))
-}
-
-fn insert_event(conn: &mut SqliteConnection, event: &AuditEvent) -> Result<(), TxError> {
-    diesel::insert_into(events::table)
-        .values((
-            events::event_type.eq(event.event_type.as_str()),
-            events::created_by.eq(&event.created_by),
-            events::created_at.eq(event.created_at),
-            events::data.eq(snapshot_json(&event.data)?),
-            events::pre_data.eq(snapshot_json(&event.pre_data)?),
-        ))
-        .execute(conn)?;
-    Ok(())
-}
-
-fn token_count(conn: &mut SqliteConnection) -> Result<i64, TxError> {
-    Ok(api_tokens::table.count().get_result(conn)?)
-}
-
-#[async_trait]
-impl ApiTokenRepository for SqliteRepository {
-    async fn sync_catalog(
-        &self,
-        declared_projects: Vec<Project>,
-        declared_environments: Vec<Environment>,
-    ) -> Result<(), RepositoryError> {
-        let now = keywarden_domain::truncate_to_millis(Utc::now());
-        self.write(move |conn| {
-            for project in &declared_projects {
-                diesel::insert_into(projects::table)
-                    .values((
-                        projects::id.eq(project.id.as_str()),
-                        projects::name.eq(&project.name),
-                        projects::description.eq(&project.description),
-                        projects::created_at.eq(now),
-                    ))
-                    .on_conflict(projects::id)
-                    .do_update()
-                    .set((
-                        projects::name.eq(&project.name),
-                        projects::description.eq(&project.description),
-                    ))
-                    .execute(conn)?;
-            }
-            let ids: Vec<&str> = declared_projects.iter().map(|p| p.id.as_str()).collect();
-            diesel::delete(
-                projects::table
-                    .filter(diesel::dsl::not(projects::id.eq_any(&ids)))
-                    .filter(diesel::dsl::not(projects::id.eq_any(
-                        api_token_projects::table.select(api_token_projects::project),
-                    ))),
-            )
-            .execute(conn)?;
-
-            for environment in &declared_environments {
-                diesel::insert_into(environments::table)
-                    .values((
-                        environments::name.eq(environment.name.as_str()),
-                        environments::kind.eq(&environment.kind),
-                        environments::sort_order.eq(environment.sort_order),
-                        environments::enabled.eq(environment.enabled),
-                        environments::created_at.eq(now),
-                    ))
-                    .on_conflict(environments::name)
-                    .do_update()
-                    .set((
-                        environments::kind.eq(&environment.kind),
-                        environments::sort_order.eq(environment.sort_order),
-                        environments::enabled.eq(environment.enabled),
-                    ))
-                    .execute(conn)?;
-            }
-            let names: Vec<&str> = declared_environments
-                .iter()
-                .map(|e| e.name.as_str())
-                .collect();
-            diesel::delete(
-                environments::table
-                    .filter(diesel::dsl::not(environments::name.eq_any(&names)))
-                    .filter(diesel::dsl::not(
-                        environments::name.nullable().eq_any(
-                            api_tokens::table
-                                .select(api_tokens::environment)
-                                .filter(api_tokens::environment.is_not_null()),
-                        ),
-                    )),
-            )
-            .execute(conn)?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn list(&self) -> Result<Vec<ApiToken>, RepositoryError> {
-        self.read(|conn| {
-            let rows = api_tokens::table
-                .select(token_columns!())
-                .order((api_tokens::created_at.desc(), api_tokens::id.desc()))
-                .load::<TokenRow>(conn)?;
-            let links = api_token_projects::table
-                .select((api_token_projects::selector, api_token_projects::project))
-                .load::<(String, String)>(conn)?;
-            Ok(assemble(rows, links)?)
-        })
-        .await
-    }
-
-    async fn find_by_name(&self, name: &str) -> Result<Vec<ApiToken>, RepositoryError> {
-        let name = name.to_string();
-        self.read(move |conn| {
-            let rows = api_tokens::table
-                .select(token_columns!())
-                .filter(api_tokens::token_name.eq(name))
-                .order((api_tokens::created_at.desc(), api_tokens::id.desc()))
-                .load::<TokenRow>(conn)?;
-            load_tokens(conn, rows)
-        })
-        .await
-    }
-
-    async fn find(&self, selector: Selector) -> Result<Option<ApiToken>, RepositoryError> {
-        self.read(move |conn| find_token(conn, selector)).await
-    }
-
-    async fn insert(
-        &self,
-        token: ApiToken,
-        event: AuditEvent,
-        limit: u32,
-    ) -> Result<ApiToken, RepositoryError> {
-        self.write(move |conn| {
-            if token_count(conn)? >= i64::from(limit) {
-                return Err(RepositoryError::LimitExceeded(limit).into());
-            }
-            let stored = insert_token(conn, &token)?;
-            insert_event(conn, &event)?;
-            Ok(stored)
-        })
-        .await
-    }
-
-    async fn insert_initial(
-        &self,
-        tokens: Vec<ApiToken>,
-        actor: &str,
-        at: DateTime<Utc>,
-    ) -> Result<bool, RepositoryError> {
-        let actor = actor.to_string();
-        self.write(move |conn| {
-            if token_count(conn)? > 0 {
-                return Ok(false);
-            }
-            for token in &tokens {
-                let stored = insert_token(conn, token)?;
-                insert_event(conn, &AuditEvent::token_created(&stored, &actor, at))?;
-            }
-            Ok(true)
-        })
-        .await
-    }
-
-    async fn update_expiry(
-        &self,
-        target: TokenRef,
-        expires_at: DateTime<Utc>,
-        actor: &str,
-        at: DateTime<Utc>,
-    ) -> Result<Option<ExpiryChange>, RepositoryError> {
-        let actor = actor.to_string();
-        self.write(move |conn| {
-            let Some(before) = resolve(conn, target)? else {
-                return Ok(None);
-            };
-            let after = before.with_expiry(expires_at);
-            let revision: i64 = diesel::update(
-                api_tokens::table.filter(api_tokens::selector.eq(before.selector().to_string())),
-            )
-            .set((
-                api_tokens::expires_at.eq(after.expires_at()),
-                api_tokens::revision.eq(api_tokens::revision + 1),
-            ))
-            .returning(api_tokens::revision)
-            .get_result(conn)?;
-            let after = after.with_revision(revision);
-            insert_event(
-                conn,
-                &AuditEvent::token_updated(&before, &after, &actor, at),
-            )?;
-            Ok(Some(ExpiryChange { before, after }))
-        })
-        .await
-    }
-
-    async fn delete(
-        &self,
-        target: TokenRef,
-        actor: &str,
-        at: DateTime<Utc>,
-    ) -> Result<Option<ApiToken>, RepositoryError> {
-        let actor = actor.to_string();
-        self.write(move |conn| {
-            let Some(before) = resolve(conn, target)? else {
-                return Ok(None);
-            };
-            diesel::delete(
-                api_tokens::table.filter(api_tokens::selector.eq(before.selector().to_string())),
-            )
-            .execute(conn)?;
-            insert_event(conn, &AuditEvent::token_deleted(&before, &actor, at))?;
-            Ok(Some(before))
-        })
-        .await
-    }
-
-    async fn record_seen(
-        &self,
-        seen: Vec<(Selector, DateTime<Utc>)>,
-    ) -> Result<(), RepositoryError> {
-        self.write(move |conn| {
-            for (selector, at) in seen {
-                let at = keywarden_domain::truncate_to_millis(at);
-                diesel::update(
-                    api_tokens::table
-                        .filter(api_tokens::selector.eq(selector.to_string()))
-                        .filter(api_tokens::seen_at.is_null().or(api_tokens::seen_at.lt(at))),
-                )
-                .set(api_tokens::seen_at.eq(at))
-                .execute(conn)?;
-            }
-            Ok(())
-        })
-        .await
-    }
-
-    async fn events(
-        &self,
-        event_type: Option<String>,
-        limit: u32,
-    ) -> Result<Vec<StoredEvent>, RepositoryError> {
-        self.with_connection(move |conn| {
-            let mut query = events::table
-                .order(events::id.desc())
-                .limit(i64::from(limit))
-                .into_boxed();
-            if let Some(event_type) = event_type {
-                query = query.filter(events::event_type.eq(event_type));
-            }
-            let rows = query.load::<EventRow>(conn)?;
-            Ok(rows
-                .into_iter()
-                .map(EventRow::into_event)
-                .collect::<Result<_, _>>()?)
-        })
-        .await
-    }
-
-    async fn projects(&self) -> Result<Vec<Project>, RepositoryError> {
-        self.with_connection(|conn| {
-            let rows = projects::table
-                .select((projects::id, projects::name, projects::description))
-                .order(projects::id)
-                .load::<ProjectRow>(conn)?;
-            Ok(rows
-                .into_iter()
-                .map(Project::try_from)
-                .collect::<Result<_, _>>()?)
-        })
-        .await
-    }
-
-    async fn environments(&self) -> Result<Vec<Environment>, RepositoryError> {
-        self.with_connection(|conn| {
-            let rows = environments::table
-                .select((
-                    environments::name,
-                    environments::kind,
-                    environments::sort_order,
-                    environments::enabled,
-                ))
-                .order((environments::sort_order, environments::name))
-                .load::<EnvironmentRow>(conn)?;
-            Ok(rows
-                .into_iter()
-                .map(Environment::try_from)
-                .collect::<Result<_, _>>()?)
-        })
-        .await
-    }
-
-    async fn ping(&self) -> Result<(), RepositoryError> {
-        self.with_connection(|conn| {
-            diesel::sql_query("SELECT 1").execute(conn)?;
-            Ok(())
-        })
-        .await
-    }
-}
+crate::sql::sql_repository!(SqliteRepository, SqliteConnection, super::schema);

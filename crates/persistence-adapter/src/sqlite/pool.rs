@@ -12,7 +12,7 @@ use keywarden_application::RepositoryError;
 
 pub(crate) type SqlitePool = Pool<ConnectionManager<SqliteConnection>>;
 
-pub(crate) const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 
 /// How the pool behaves.
 #[derive(Debug, Clone)]
@@ -85,6 +85,7 @@ pub(crate) fn open(path: &Path, options: &SqliteOptions) -> Result<SqlitePool, R
     Pool::builder()
         .max_size(options.max_connections)
         .connection_timeout(options.acquire_timeout)
+        .test_on_check_out(false)
         .connection_customizer(Box::new(pragmas))
         .build(ConnectionManager::new(url))
         .map_err(|e| RepositoryError::Unavailable(Box::new(e)))

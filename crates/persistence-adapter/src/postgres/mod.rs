@@ -1,0 +1,86 @@
+//! `PostgresRepository`: the repository port over PostgreSQL, for several
+//! keywarden instances sharing one database. The queries are shared with every
+//! backend (`crate::sql`); this module says how PostgreSQL writes serialise
+//! under READ COMMITTED (row locks, an advisory lock around counting) and
+//! announces every change with `NOTIFY` for the other instances.
+
+mod listener;
+mod pool;
+mod schema;
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use diesel::PgConnection;
+use keywarden_application::RepositoryError;
+
+pub use self::listener::ChangeListener;
+use self::pool::PgPool;
+pub use self::pool::PostgresOptions;
+pub use self::pool::MIGRATIONS;
+use self::schema::api_tokens;
+use crate::error::TxError;
+
+/// The channel on which changes are announced (the payload is the selector).
+pub(crate) const CHANGES_CHANNEL: &str = "keywarden_token_changes";
+/// Advisory lock keys: arbitrary, fixed, and distinct.
+pub(crate) const MIGRATION_LOCK: i64 = 0x6b77_0001;
+const TOKEN_COUNT_LOCK: i64 = 0x6b77_0002;
+
+#[derive(Clone)]
+pub struct PostgresRepository {
+    pool: PgPool,
+}
+
+impl PostgresRepository {
+    /// Connects, applies pending migrations (one instance at a time) and pools
+    /// connections.
+    ///
+    /// # Errors
+    /// `Unavailable` when the server cannot be reached; `Internal` when a
+    /// migration fails.
+    pub async fn open(url: String, options: PostgresOptions) -> Result<Self, RepositoryError> {
+        let pool = tokio::task::spawn_blocking(move || pool::open(&url, &options))
+            .await
+            .map_err(|e| RepositoryError::Internal(Box::new(e)))??;
+        Ok(Self { pool })
+    }
+
+    /// READ COMMITTED; the row and advisory locks below make it race-free.
+    fn write_transaction<T, F>(conn: &mut PgConnection, work: F) -> Result<T, TxError>
+    where
+        F: FnOnce(&mut PgConnection) -> Result<T, TxError>,
+    {
+        conn.transaction(work)
+    }
+
+    /// Holds the token's row until commit, so concurrent changes to one token
+    /// apply one after the other, each seeing the previous one's result.
+    fn lock_token(conn: &mut PgConnection, selector: &str) -> Result<(), TxError> {
+        api_tokens::table
+            .select(api_tokens::id)
+            .filter(api_tokens::selector.eq(selector))
+            .for_update()
+            .load::<i64>(conn)?;
+        Ok(())
+    }
+
+    /// Counting and inserting must not interleave, or two instances could
+    /// both pass the limit check (or both bootstrap an empty database).
+    fn lock_token_count(conn: &mut PgConnection) -> Result<(), TxError> {
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+            .bind::<BigInt, _>(TOKEN_COUNT_LOCK)
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// Delivered to listeners when (and only if) the transaction commits.
+    fn announce(conn: &mut PgConnection, selector: &str) -> Result<(), TxError> {
+        diesel::sql_query("SELECT pg_notify($1, $2)")
+            .bind::<Text, _>(CHANGES_CHANNEL)
+            .bind::<Text, _>(selector)
+            .execute(conn)?;
+        Ok(())
+    }
+}
+
+crate::sql::sql_repository!(PostgresRepository, PgConnection, super::schema);

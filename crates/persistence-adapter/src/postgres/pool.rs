@@ -1,0 +1,68 @@
+//! Opening PostgreSQL: migrations under an advisory lock (instances starting
+//! together migrate once), then a pool that fails fast when the server is gone.
+
+use std::time::Duration;
+
+use diesel::r2d2::{ConnectionManager, Pool};
+use diesel::sql_types::BigInt;
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use keywarden_application::RepositoryError;
+
+use super::MIGRATION_LOCK;
+use crate::error::map_diesel;
+
+pub(crate) type PgPool = Pool<ConnectionManager<PgConnection>>;
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+
+#[derive(Debug, Clone)]
+pub struct PostgresOptions {
+    pub max_connections: u32,
+    /// How long a request waits for a connection before `Unavailable` (503):
+    /// while the server is down, this bounds every request's wait.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> RepositoryError {
+    RepositoryError::Unavailable(Box::new(error))
+}
+
+/// Blocking.
+pub(crate) fn open(url: &str, options: &PostgresOptions) -> Result<PgPool, RepositoryError> {
+    let mut conn = PgConnection::establish(url).map_err(unavailable)?;
+    migrate(&mut conn)?;
+    Pool::builder()
+        .max_size(options.max_connections)
+        .connection_timeout(options.acquire_timeout)
+        // A round trip per checkout would double the cost of a request; broken
+        // connections are noticed when used, and the pool then replaces them.
+        .test_on_check_out(false)
+        .build(ConnectionManager::new(url))
+        .map_err(unavailable)
+}
+
+pub(crate) fn migrate(conn: &mut PgConnection) -> Result<(), RepositoryError> {
+    diesel::sql_query("SELECT pg_advisory_lock($1)")
+        .bind::<BigInt, _>(MIGRATION_LOCK)
+        .execute(conn)
+        .map_err(map_diesel)?;
+    let outcome = conn
+        .run_pending_migrations(MIGRATIONS)
+        .map(|_| ())
+        .map_err(RepositoryError::Internal);
+    diesel::sql_query("SELECT pg_advisory_unlock($1)")
+        .bind::<BigInt, _>(MIGRATION_LOCK)
+        .execute(conn)
+        .map_err(map_diesel)?;
+    outcome
+}

@@ -1,0 +1,3 @@
+//! The PostgreSQL tables: timestamps as `timestamptz`.
+
+crate::schema::tables!(Timestamptz);

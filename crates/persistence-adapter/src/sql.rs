@@ -1,0 +1,493 @@
+//! The queries behind `ApiTokenRepository`, written once for every diesel
+//! backend. The backends differ in their `table!` schemas (timestamp types),
+//! their connection types and how a write transaction serialises with others,
+//! none of which a generic function can abstract over without drowning in
+//! trait bounds; so `sql_repository!` stamps the same bodies out per backend.
+//!
+//! A backend supplies, as associated functions of its repository type:
+//! - `write_transaction(conn, work)`: runs `work` in a transaction that other
+//!   writers of the same token cannot interleave with;
+//! - `lock_token(conn, selector)`: called first in a transaction that will
+//!   change that token;
+//! - `lock_token_count(conn)`: called before counting tokens to insert more;
+//! - `announce(conn, selector)`: tells other instances the token changed,
+//!   effective at commit.
+
+macro_rules! sql_repository {
+    ($repository:ident, $connection:ty, $schema:path) => {
+        mod queries {
+            use async_trait::async_trait;
+            use chrono::{DateTime, Utc};
+            use diesel::prelude::*;
+            use keywarden_application::{ApiTokenRepository, ExpiryChange, RepositoryError};
+            use keywarden_domain::{
+                truncate_to_millis, ApiToken, AuditEvent, Environment, Project, Projects, Selector,
+                StoredEvent, TokenRef,
+            };
+
+            use super::$repository as Repository;
+            use $crate::error::{pool_unavailable, TxError};
+            use $crate::rows::{
+                assemble, environment_column, project_links, snapshot_json, EnvironmentRow,
+                EventRow, ProjectRow, TokenRow,
+            };
+            use $schema::{api_token_projects, api_tokens, environments, events, projects};
+
+            type Conn = $connection;
+
+            /// Bound parameters per statement stay well below every backend's cap.
+            const IN_CHUNK: usize = 500;
+
+            /// The columns `TokenRow` reads, in its field order.
+            macro_rules! token_columns {
+                () => {
+                    (
+                        api_tokens::selector,
+                        api_tokens::verifier,
+                        api_tokens::token_name,
+                        api_tokens::token_type,
+                        api_tokens::all_projects,
+                        api_tokens::environment,
+                        api_tokens::expires_at,
+                        api_tokens::created_at,
+                        api_tokens::seen_at,
+                        api_tokens::revision,
+                    )
+                };
+            }
+
+            impl Repository {
+                /// Runs `work` on a pooled connection, on the blocking pool.
+                async fn with_connection<T, F>(&self, work: F) -> Result<T, RepositoryError>
+                where
+                    T: Send + 'static,
+                    F: FnOnce(&mut Conn) -> Result<T, TxError> + Send + 'static,
+                {
+                    let pool = self.pool.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let mut conn = pool.get().map_err(pool_unavailable)?;
+                        match work(&mut conn).map_err(RepositoryError::from) {
+                            // Whatever the driver called it, a failure that left the
+                            // connection broken means the database went away.
+                            Err(RepositoryError::Internal(cause))
+                                if diesel::r2d2::R2D2Connection::is_broken(&mut *conn) =>
+                            {
+                                Err(RepositoryError::Unavailable(cause))
+                            }
+                            outcome => outcome,
+                        }
+                    })
+                    .await
+                    .map_err(|e| RepositoryError::Internal(Box::new(e)))?
+                }
+
+                /// Several statements that must see one state.
+                async fn read<T, F>(&self, work: F) -> Result<T, RepositoryError>
+                where
+                    T: Send + 'static,
+                    F: FnOnce(&mut Conn) -> Result<T, TxError> + Send + 'static,
+                {
+                    self.with_connection(|conn| conn.transaction(work)).await
+                }
+
+                async fn write<T, F>(&self, work: F) -> Result<T, RepositoryError>
+                where
+                    T: Send + 'static,
+                    F: FnOnce(&mut Conn) -> Result<T, TxError> + Send + 'static,
+                {
+                    self.with_connection(|conn| Repository::write_transaction(conn, work))
+                        .await
+                }
+            }
+
+            fn links_of(
+                conn: &mut Conn,
+                selectors: &[String],
+            ) -> Result<Vec<(String, String)>, TxError> {
+                let mut links = Vec::new();
+                for chunk in selectors.chunks(IN_CHUNK) {
+                    links.extend(
+                        api_token_projects::table
+                            .select((api_token_projects::selector, api_token_projects::project))
+                            .filter(api_token_projects::selector.eq_any(chunk))
+                            .load::<(String, String)>(conn)?,
+                    );
+                }
+                Ok(links)
+            }
+
+            fn load_tokens(conn: &mut Conn, rows: Vec<TokenRow>) -> Result<Vec<ApiToken>, TxError> {
+                let selectors: Vec<String> = rows.iter().map(|row| row.selector.clone()).collect();
+                let links = links_of(conn, &selectors)?;
+                Ok(assemble(rows, links)?)
+            }
+
+            fn find_token(
+                conn: &mut Conn,
+                selector: Selector,
+            ) -> Result<Option<ApiToken>, TxError> {
+                let rows = api_tokens::table
+                    .select(token_columns!())
+                    .filter(api_tokens::selector.eq(selector.to_string()))
+                    .load::<TokenRow>(conn)?;
+                Ok(load_tokens(conn, rows)?.pop())
+            }
+
+            /// Locks and reads the token `target` refers to, if it exists and a
+            /// given credential matches.
+            fn resolve_for_change(
+                conn: &mut Conn,
+                target: TokenRef,
+            ) -> Result<Option<ApiToken>, TxError> {
+                Repository::lock_token(conn, &target.selector().to_string())?;
+                Ok(find_token(conn, target.selector())?
+                    .filter(|token| target.matches(token.verifier())))
+            }
+
+            fn insert_token(conn: &mut Conn, token: &ApiToken) -> Result<ApiToken, TxError> {
+                let revision = 1;
+                diesel::insert_into(api_tokens::table)
+                    .values((
+                        api_tokens::selector.eq(token.selector().to_string()),
+                        api_tokens::verifier.eq(token.verifier().as_bytes().to_vec()),
+                        api_tokens::token_name.eq(token.name().as_str()),
+                        api_tokens::token_type.eq(token.token_type().as_str()),
+                        api_tokens::all_projects.eq(token.projects() == &Projects::All),
+                        api_tokens::environment.eq(environment_column(token)),
+                        api_tokens::expires_at.eq(token.expires_at()),
+                        api_tokens::created_at.eq(token.created_at()),
+                        api_tokens::seen_at.eq(token.seen_at()),
+                        api_tokens::revision.eq(revision),
+                    ))
+                    .execute(conn)?;
+                let links: Vec<_> = project_links(token)
+                    .into_iter()
+                    .map(|(selector, project)| {
+                        (
+                            api_token_projects::selector.eq(selector),
+                            api_token_projects::project.eq(project),
+                        )
+                    })
+                    .collect();
+                if !links.is_empty() {
+                    diesel::insert_into(api_token_projects::table)
+                        .values(links)
+                        .execute(conn)?;
+                }
+                Repository::announce(conn, &token.selector().to_string())?;
+                Ok(token.clone().with_revision(revision))
+            }
+
+            fn insert_event(conn: &mut Conn, event: &AuditEvent) -> Result<(), TxError> {
+                diesel::insert_into(events::table)
+                    .values((
+                        events::event_type.eq(event.event_type.as_str()),
+                        events::created_by.eq(&event.created_by),
+                        events::created_at.eq(event.created_at),
+                        events::data.eq(snapshot_json(&event.data)?),
+                        events::pre_data.eq(snapshot_json(&event.pre_data)?),
+                    ))
+                    .execute(conn)?;
+                Ok(())
+            }
+
+            fn token_count(conn: &mut Conn) -> Result<i64, TxError> {
+                Repository::lock_token_count(conn)?;
+                Ok(api_tokens::table.count().get_result(conn)?)
+            }
+
+            #[async_trait]
+            impl ApiTokenRepository for Repository {
+                async fn sync_catalog(
+                    &self,
+                    declared_projects: Vec<Project>,
+                    declared_environments: Vec<Environment>,
+                ) -> Result<(), RepositoryError> {
+                    let now = truncate_to_millis(Utc::now());
+                    self.write(move |conn| {
+                        for project in &declared_projects {
+                            diesel::insert_into(projects::table)
+                                .values((
+                                    projects::id.eq(project.id.as_str()),
+                                    projects::name.eq(&project.name),
+                                    projects::description.eq(&project.description),
+                                    projects::created_at.eq(now),
+                                ))
+                                .on_conflict(projects::id)
+                                .do_update()
+                                .set((
+                                    projects::name.eq(&project.name),
+                                    projects::description.eq(&project.description),
+                                ))
+                                .execute(conn)?;
+                        }
+                        let ids: Vec<&str> =
+                            declared_projects.iter().map(|p| p.id.as_str()).collect();
+                        diesel::delete(
+                            projects::table
+                                .filter(diesel::dsl::not(projects::id.eq_any(&ids)))
+                                .filter(diesel::dsl::not(projects::id.eq_any(
+                                    api_token_projects::table.select(api_token_projects::project),
+                                ))),
+                        )
+                        .execute(conn)?;
+
+                        for environment in &declared_environments {
+                            diesel::insert_into(environments::table)
+                                .values((
+                                    environments::name.eq(environment.name.as_str()),
+                                    environments::kind.eq(&environment.kind),
+                                    environments::sort_order.eq(environment.sort_order),
+                                    environments::enabled.eq(environment.enabled),
+                                    environments::created_at.eq(now),
+                                ))
+                                .on_conflict(environments::name)
+                                .do_update()
+                                .set((
+                                    environments::kind.eq(&environment.kind),
+                                    environments::sort_order.eq(environment.sort_order),
+                                    environments::enabled.eq(environment.enabled),
+                                ))
+                                .execute(conn)?;
+                        }
+                        let names: Vec<&str> = declared_environments
+                            .iter()
+                            .map(|e| e.name.as_str())
+                            .collect();
+                        diesel::delete(
+                            environments::table
+                                .filter(diesel::dsl::not(environments::name.eq_any(&names)))
+                                .filter(diesel::dsl::not(
+                                    environments::name.nullable().eq_any(
+                                        api_tokens::table
+                                            .select(api_tokens::environment)
+                                            .filter(api_tokens::environment.is_not_null()),
+                                    ),
+                                )),
+                        )
+                        .execute(conn)?;
+                        Ok(())
+                    })
+                    .await
+                }
+
+                async fn list(&self) -> Result<Vec<ApiToken>, RepositoryError> {
+                    self.read(|conn| {
+                        let rows = api_tokens::table
+                            .select(token_columns!())
+                            .order((api_tokens::created_at.desc(), api_tokens::id.desc()))
+                            .load::<TokenRow>(conn)?;
+                        let links = api_token_projects::table
+                            .select((api_token_projects::selector, api_token_projects::project))
+                            .load::<(String, String)>(conn)?;
+                        Ok(assemble(rows, links)?)
+                    })
+                    .await
+                }
+
+                async fn find_by_name(&self, name: &str) -> Result<Vec<ApiToken>, RepositoryError> {
+                    let name = name.to_string();
+                    self.read(move |conn| {
+                        let rows = api_tokens::table
+                            .select(token_columns!())
+                            .filter(api_tokens::token_name.eq(name))
+                            .order((api_tokens::created_at.desc(), api_tokens::id.desc()))
+                            .load::<TokenRow>(conn)?;
+                        load_tokens(conn, rows)
+                    })
+                    .await
+                }
+
+                async fn find(
+                    &self,
+                    selector: Selector,
+                ) -> Result<Option<ApiToken>, RepositoryError> {
+                    self.read(move |conn| find_token(conn, selector)).await
+                }
+
+                async fn insert(
+                    &self,
+                    token: ApiToken,
+                    event: AuditEvent,
+                    limit: u32,
+                ) -> Result<ApiToken, RepositoryError> {
+                    self.write(move |conn| {
+                        if token_count(conn)? >= i64::from(limit) {
+                            return Err(RepositoryError::LimitExceeded(limit).into());
+                        }
+                        let stored = insert_token(conn, &token)?;
+                        insert_event(conn, &event)?;
+                        Ok(stored)
+                    })
+                    .await
+                }
+
+                async fn insert_initial(
+                    &self,
+                    tokens: Vec<ApiToken>,
+                    actor: &str,
+                    at: DateTime<Utc>,
+                ) -> Result<bool, RepositoryError> {
+                    let actor = actor.to_string();
+                    self.write(move |conn| {
+                        if token_count(conn)? > 0 {
+                            return Ok(false);
+                        }
+                        for token in &tokens {
+                            let stored = insert_token(conn, token)?;
+                            insert_event(conn, &AuditEvent::token_created(&stored, &actor, at))?;
+                        }
+                        Ok(true)
+                    })
+                    .await
+                }
+
+                async fn update_expiry(
+                    &self,
+                    target: TokenRef,
+                    expires_at: DateTime<Utc>,
+                    actor: &str,
+                    at: DateTime<Utc>,
+                ) -> Result<Option<ExpiryChange>, RepositoryError> {
+                    let actor = actor.to_string();
+                    self.write(move |conn| {
+                        let Some(before) = resolve_for_change(conn, target)? else {
+                            return Ok(None);
+                        };
+                        let selector = before.selector().to_string();
+                        let after = before.with_expiry(expires_at);
+                        let revision: i64 = diesel::update(
+                            api_tokens::table.filter(api_tokens::selector.eq(&selector)),
+                        )
+                        .set((
+                            api_tokens::expires_at.eq(after.expires_at()),
+                            api_tokens::revision.eq(api_tokens::revision + 1),
+                        ))
+                        .returning(api_tokens::revision)
+                        .get_result(conn)?;
+                        let after = after.with_revision(revision);
+                        insert_event(
+                            conn,
+                            &AuditEvent::token_updated(&before, &after, &actor, at),
+                        )?;
+                        Repository::announce(conn, &selector)?;
+                        Ok(Some(ExpiryChange { before, after }))
+                    })
+                    .await
+                }
+
+                async fn delete(
+                    &self,
+                    target: TokenRef,
+                    actor: &str,
+                    at: DateTime<Utc>,
+                ) -> Result<Option<ApiToken>, RepositoryError> {
+                    let actor = actor.to_string();
+                    self.write(move |conn| {
+                        let Some(before) = resolve_for_change(conn, target)? else {
+                            return Ok(None);
+                        };
+                        let selector = before.selector().to_string();
+                        diesel::delete(
+                            api_tokens::table.filter(api_tokens::selector.eq(&selector)),
+                        )
+                        .execute(conn)?;
+                        insert_event(conn, &AuditEvent::token_deleted(&before, &actor, at))?;
+                        Repository::announce(conn, &selector)?;
+                        Ok(Some(before))
+                    })
+                    .await
+                }
+
+                async fn record_seen(
+                    &self,
+                    seen: Vec<(Selector, DateTime<Utc>)>,
+                ) -> Result<(), RepositoryError> {
+                    self.write(move |conn| {
+                        for (selector, at) in seen {
+                            let at = truncate_to_millis(at);
+                            diesel::update(
+                                api_tokens::table
+                                    .filter(api_tokens::selector.eq(selector.to_string()))
+                                    .filter(
+                                        api_tokens::seen_at
+                                            .is_null()
+                                            .or(api_tokens::seen_at.lt(at)),
+                                    ),
+                            )
+                            .set(api_tokens::seen_at.eq(at))
+                            .execute(conn)?;
+                        }
+                        Ok(())
+                    })
+                    .await
+                }
+
+                async fn events(
+                    &self,
+                    event_type: Option<String>,
+                    limit: u32,
+                ) -> Result<Vec<StoredEvent>, RepositoryError> {
+                    self.with_connection(move |conn| {
+                        let mut query = events::table
+                            .order(events::id.desc())
+                            .limit(i64::from(limit))
+                            .into_boxed();
+                        if let Some(event_type) = event_type {
+                            query = query.filter(events::event_type.eq(event_type));
+                        }
+                        let rows = query.load::<EventRow>(conn)?;
+                        Ok(rows
+                            .into_iter()
+                            .map(EventRow::into_event)
+                            .collect::<Result<_, _>>()?)
+                    })
+                    .await
+                }
+
+                async fn projects(&self) -> Result<Vec<Project>, RepositoryError> {
+                    self.with_connection(|conn| {
+                        let rows = projects::table
+                            .select((projects::id, projects::name, projects::description))
+                            .order(projects::id)
+                            .load::<ProjectRow>(conn)?;
+                        Ok(rows
+                            .into_iter()
+                            .map(Project::try_from)
+                            .collect::<Result<_, _>>()?)
+                    })
+                    .await
+                }
+
+                async fn environments(&self) -> Result<Vec<Environment>, RepositoryError> {
+                    self.with_connection(|conn| {
+                        let rows = environments::table
+                            .select((
+                                environments::name,
+                                environments::kind,
+                                environments::sort_order,
+                                environments::enabled,
+                            ))
+                            .order((environments::sort_order, environments::name))
+                            .load::<EnvironmentRow>(conn)?;
+                        Ok(rows
+                            .into_iter()
+                            .map(Environment::try_from)
+                            .collect::<Result<_, _>>()?)
+                    })
+                    .await
+                }
+
+                async fn ping(&self) -> Result<(), RepositoryError> {
+                    self.with_connection(|conn| {
+                        diesel::sql_query("SELECT 1").execute(conn)?;
+                        Ok(())
+                    })
+                    .await
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use sql_repository;

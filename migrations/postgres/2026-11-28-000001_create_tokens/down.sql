@@ -1,0 +1,9 @@
+DROP INDEX events_event_type_id;
+DROP TABLE events;
+DROP INDEX api_token_projects_project;
+DROP TABLE api_token_projects;
+DROP INDEX api_tokens_created_at;
+DROP INDEX api_tokens_token_name;
+DROP TABLE api_tokens;
+DROP TABLE environments;
+DROP TABLE projects;
