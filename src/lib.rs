@@ -2,7 +2,9 @@
 //! database URL names, the application service and the HTTP server, and runs
 //! them. The only crate that names concrete adapters.
 
+pub mod cli;
 pub mod settings;
+mod storage;
 mod system;
 pub mod telemetry;
 
@@ -15,17 +17,16 @@ use actix_web::dev::Server;
 use actix_web::rt::task::JoinHandle;
 use actix_web::{App, HttpServer};
 use keywarden_application::{
-    ApiTokenRepository, ApiTokenService, AppError, Bootstrap, ExternalChange, RepositoryError,
+    ApiTokenService, AppError, Bootstrap, ExternalChange, RepositoryError,
 };
 use keywarden_domain::Credential;
 use keywarden_http_adapter::{configure, BodyLimit};
-use keywarden_persistence_adapter::{
-    ChangeListener, DatabaseUrl, PostgresRepository, SqliteRepository, UrlError,
-};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+use keywarden_persistence_adapter::UrlError;
+use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::{info, warn};
 
 pub use settings::Settings;
+use storage::Storage;
 pub use system::{OsRandom, SystemClock};
 
 #[derive(Debug, thiserror::Error)]
@@ -55,9 +56,10 @@ pub struct Application {
     service: Arc<ApiTokenService>,
     generated_admin: Option<Credential>,
     seen_flush_interval: Duration,
-    /// Changes other instances make (shared databases only).
+    /// Changes other processes make to the same database.
     external_changes: Option<UnboundedReceiver<ExternalChange>>,
-    resync_interval: Duration,
+    /// Full reloads besides the change feed, where the feed can lose changes.
+    resync_interval: Option<Duration>,
 }
 
 impl Application {
@@ -67,25 +69,10 @@ impl Application {
     /// # Errors
     /// Any step above; the message says which.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let mut external_changes = None;
-        let repository: Arc<dyn ApiTokenRepository> =
-            match DatabaseUrl::parse(&settings.database.url)? {
-                DatabaseUrl::Sqlite(path) => Arc::new(
-                    SqliteRepository::open(path, settings.sqlite_options())
-                        .await
-                        .map_err(StartupError::Database)?,
-                ),
-                DatabaseUrl::Postgres(url) => {
-                    let repository =
-                        PostgresRepository::open(url.clone(), settings.postgres_options())
-                            .await
-                            .map_err(StartupError::Database)?;
-                    let (sender, receiver) = unbounded_channel();
-                    ChangeListener::spawn(url, sender).map_err(StartupError::ChangeFeed)?;
-                    external_changes = Some(receiver);
-                    Arc::new(repository)
-                }
-            };
+        let storage = Storage::open(&settings).await?;
+        let external_changes = Some(storage.follow_changes()?);
+        let resync_interval = storage.periodic_resync(&settings);
+        let repository = storage.repository;
         let (service, bootstrap) = ApiTokenService::start(
             repository,
             Arc::new(SystemClock),
@@ -144,7 +131,7 @@ impl Application {
                 settings.tokens.seen_flush_interval_ms.max(10),
             ),
             external_changes,
-            resync_interval: Duration::from_secs(settings.database.resync_interval_secs.max(1)),
+            resync_interval,
         })
     }
 
@@ -167,7 +154,9 @@ impl Application {
         let mut background = vec![self.spawn_seen_flusher()];
         if let Some(changes) = self.external_changes.take() {
             background.push(self.spawn_change_follower(changes));
-            background.push(self.spawn_resync());
+        }
+        if let Some(interval) = self.resync_interval {
+            background.push(self.spawn_resync(interval));
         }
         let outcome = self.server.await;
         for task in background {
@@ -216,9 +205,8 @@ impl Application {
 
     /// A periodic full reload, in case a notification was lost without the
     /// connection dropping.
-    fn spawn_resync(&self) -> JoinHandle<()> {
+    fn spawn_resync(&self, interval: Duration) -> JoinHandle<()> {
         let service = Arc::clone(&self.service);
-        let interval = self.resync_interval;
         actix_web::rt::spawn(async move {
             let mut ticks = actix_web::rt::time::interval(interval);
             ticks.tick().await;

@@ -1,16 +1,31 @@
-//! `keywarden`: serve the Unleash-compatible API-token Admin API.
+//! `keywarden`: serve the Unleash-compatible API-token Admin API, or run one
+//! of the operator's commands (`keywarden --help`).
 
 use std::process::ExitCode;
 
+use clap::Parser;
+use keywarden::cli::{self, Cli, Command};
 use keywarden::{telemetry, Application, Settings};
 
-#[actix_web::main]
-async fn main() -> ExitCode {
-    let settings = match Settings::from_env() {
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config, std::env::vars().collect()) {
         Ok(settings) => settings,
         Err(error) => return fail(&error),
     };
     telemetry::init(&settings.log);
+    actix_web::rt::System::new().block_on(async move {
+        match cli.command {
+            None | Some(Command::Serve) => serve(settings).await,
+            Some(command) => match cli::run(command, settings).await {
+                Ok(code) => code,
+                Err(error) => fail(&error),
+            },
+        }
+    })
+}
+
+async fn serve(settings: Settings) -> ExitCode {
     let app = match Application::build(settings).await {
         Ok(app) => app,
         Err(error) => return fail(&error),

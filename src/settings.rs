@@ -144,14 +144,6 @@ pub struct EnvironmentSettings {
 }
 
 impl Settings {
-    /// Reads settings from the process environment.
-    ///
-    /// # Errors
-    /// When a source cannot be read or a value has the wrong type.
-    pub fn from_env() -> Result<Self, SettingsError> {
-        Self::load(None, std::env::vars().collect())
-    }
-
     /// Reads settings from `env` (variable name → value) and, if given or named
     /// by `KEYWARDEN_CONFIG`, an overlay file.
     ///

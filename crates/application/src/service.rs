@@ -63,85 +63,39 @@ pub enum Bootstrap {
     Generated(Credential),
 }
 
-pub struct ApiTokenService {
-    repository: Arc<dyn ApiTokenRepository>,
-    clock: Arc<dyn Clock>,
-    secrets: Arc<dyn SecretGenerator>,
-    token_limit: u32,
+/// The declared projects and environments, for checking references.
+#[derive(Debug, Clone)]
+struct Catalog {
     projects: Vec<Project>,
     environments: Vec<Environment>,
-    view: CredentialView,
-    seen: SeenTracker,
 }
 
-impl ApiTokenService {
-    /// Makes storage ready for serving: declared projects and environments,
-    /// first tokens on an empty database, and the credential view loaded.
-    ///
-    /// # Errors
-    /// `Validation` for an init token that breaks the rules or names unknown
-    /// reference data; storage errors as they come.
-    pub async fn start(
-        repository: Arc<dyn ApiTokenRepository>,
-        clock: Arc<dyn Clock>,
-        secrets: Arc<dyn SecretGenerator>,
-        settings: ServiceSettings,
-        init_tokens: Vec<InitToken>,
-    ) -> Result<(Self, Bootstrap), AppError> {
-        repository
-            .sync_catalog(settings.projects, settings.environments)
-            .await?;
-        let projects = repository.projects().await?;
-        let environments = repository.environments().await?;
-        let service = Self {
-            repository,
-            clock,
-            secrets,
-            token_limit: settings.token_limit,
-            projects,
-            environments,
-            view: CredentialView::default(),
-            seen: SeenTracker::default(),
-        };
-        let bootstrap = service.bootstrap(init_tokens).await?;
-        service.refresh_view().await?;
-        Ok((service, bootstrap))
+impl Catalog {
+    fn find_environment(&self, name: &str) -> Result<EnvironmentScope, AppError> {
+        self.environments
+            .iter()
+            .find(|env| env.name.as_str() == name)
+            .map(|env| EnvironmentScope::Named(env.name.clone()))
+            .ok_or_else(|| {
+                AppError::validation(
+                    format!("Environment={name} does not exist"),
+                    Some("environment"),
+                )
+            })
     }
 
-    async fn bootstrap(&self, init_tokens: Vec<InitToken>) -> Result<Bootstrap, AppError> {
-        let now = self.clock.now();
-        let name = TokenName::parse(BOOTSTRAP_TOKEN_NAME).map_err(|e| invalid(e, None))?;
-        let mut generated = None;
-        let tokens = if init_tokens.is_empty() {
-            let new = NewToken::new(
-                name,
-                TokenType::Admin,
-                Projects::All,
-                EnvironmentScope::All,
-                None,
-            )
-            .map_err(|e| invalid(e, None))?;
-            let (token, credential) = new.issue(&self.fresh_material()?, now);
-            generated = Some(credential);
-            vec![token]
-        } else {
-            init_tokens
-                .iter()
-                .map(|init| self.init_token(init, name.clone(), now))
-                .collect::<Result<Vec<_>, _>>()?
-        };
-        let count = tokens.len();
-        if !self
-            .repository
-            .insert_initial(tokens, BOOTSTRAP_ACTOR, now)
-            .await?
-        {
-            return Ok(Bootstrap::AlreadyInitialised);
+    fn check_projects_exist(&self, projects: &Projects) -> Result<(), AppError> {
+        if let Projects::Listed(ids) = projects {
+            for id in ids {
+                if !self.projects.iter().any(|project| project.id == *id) {
+                    return Err(AppError::validation(
+                        format!("Project={} does not exist", id.as_str()),
+                        Some("projects"),
+                    ));
+                }
+            }
         }
-        Ok(match generated {
-            Some(credential) => Bootstrap::Generated(credential),
-            None => Bootstrap::Inserted(count),
-        })
+        Ok(())
     }
 
     fn init_token(
@@ -164,6 +118,130 @@ impl ApiTokenService {
         let new =
             NewToken::new(name, init.token_type, projects, environment, None).map_err(context)?;
         Ok(new.with_credential(&init.credential, now))
+    }
+}
+
+pub struct ApiTokenService {
+    repository: Arc<dyn ApiTokenRepository>,
+    clock: Arc<dyn Clock>,
+    secrets: Arc<dyn SecretGenerator>,
+    token_limit: u32,
+    catalog: Catalog,
+    view: CredentialView,
+    seen: SeenTracker,
+}
+
+impl ApiTokenService {
+    /// Makes storage ready for serving: declared projects and environments,
+    /// first tokens on an empty database, and the credential view loaded.
+    ///
+    /// # Errors
+    /// `Validation` for an init token that breaks the rules or names unknown
+    /// reference data; storage errors as they come.
+    pub async fn start(
+        repository: Arc<dyn ApiTokenRepository>,
+        clock: Arc<dyn Clock>,
+        secrets: Arc<dyn SecretGenerator>,
+        settings: ServiceSettings,
+        init_tokens: Vec<InitToken>,
+    ) -> Result<(Self, Bootstrap), AppError> {
+        let service = Self::open(repository, clock, secrets, settings).await?;
+        let bootstrap = service.bootstrap(init_tokens).await?;
+        service.refresh_view().await?;
+        Ok((service, bootstrap))
+    }
+
+    /// The service over storage whose projects and environments are made to
+    /// match the declared ones; without bootstrap and with an empty credential
+    /// view (enough for one-off commands; servers use [`ApiTokenService::start`]).
+    ///
+    /// # Errors
+    /// Storage errors as they come.
+    pub async fn open(
+        repository: Arc<dyn ApiTokenRepository>,
+        clock: Arc<dyn Clock>,
+        secrets: Arc<dyn SecretGenerator>,
+        settings: ServiceSettings,
+    ) -> Result<Self, AppError> {
+        repository
+            .sync_catalog(settings.projects, settings.environments)
+            .await?;
+        let projects = repository.projects().await?;
+        let environments = repository.environments().await?;
+        Ok(Self {
+            repository,
+            clock,
+            secrets,
+            token_limit: settings.token_limit,
+            catalog: Catalog {
+                projects,
+                environments,
+            },
+            view: CredentialView::default(),
+            seen: SeenTracker::default(),
+        })
+    }
+
+    /// On an empty database, inserts the operator's init tokens or, without
+    /// any, one generated admin token. Does nothing when tokens exist.
+    ///
+    /// # Errors
+    /// `Validation` for an init token that breaks the rules or names unknown
+    /// reference data; storage errors as they come.
+    pub async fn bootstrap(&self, init_tokens: Vec<InitToken>) -> Result<Bootstrap, AppError> {
+        let now = self.clock.now();
+        let name = TokenName::parse(BOOTSTRAP_TOKEN_NAME).map_err(|e| invalid(e, None))?;
+        let mut generated = None;
+        let tokens = if init_tokens.is_empty() {
+            let new = NewToken::new(
+                name,
+                TokenType::Admin,
+                Projects::All,
+                EnvironmentScope::All,
+                None,
+            )
+            .map_err(|e| invalid(e, None))?;
+            let (token, credential) = new.issue(&self.fresh_material()?, now);
+            generated = Some(credential);
+            vec![token]
+        } else {
+            init_tokens
+                .iter()
+                .map(|init| self.catalog.init_token(init, name.clone(), now))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let count = tokens.len();
+        if !self
+            .repository
+            .insert_initial(tokens, BOOTSTRAP_ACTOR, now)
+            .await?
+        {
+            return Ok(Bootstrap::AlreadyInitialised);
+        }
+        Ok(match generated {
+            Some(credential) => Bootstrap::Generated(credential),
+            None => Bootstrap::Inserted(count),
+        })
+    }
+
+    /// Checks bootstrap tokens against the rules and the declared projects and
+    /// environments, without storage (for `keywarden config check`).
+    ///
+    /// # Errors
+    /// `Validation` naming the first offending token.
+    pub fn check_init_tokens(
+        settings: &ServiceSettings,
+        init_tokens: &[InitToken],
+    ) -> Result<(), AppError> {
+        let catalog = Catalog {
+            projects: settings.projects.clone(),
+            environments: settings.environments.clone(),
+        };
+        let name = TokenName::parse(BOOTSTRAP_TOKEN_NAME).map_err(|e| invalid(e, None))?;
+        for init in init_tokens {
+            catalog.init_token(init, name.clone(), chrono::DateTime::<Utc>::UNIX_EPOCH)?;
+        }
+        Ok(())
     }
 
     /// Reloads the credential view from storage (at start, and whenever this
@@ -224,31 +302,49 @@ impl ApiTokenService {
         self.secrets.generate().map_err(AppError::Internal)
     }
 
-    fn find_environment(&self, name: &str) -> Result<EnvironmentScope, AppError> {
-        self.environments
-            .iter()
-            .find(|env| env.name.as_str() == name)
-            .map(|env| EnvironmentScope::Named(env.name.clone()))
-            .ok_or_else(|| {
-                AppError::validation(
-                    format!("Environment={name} does not exist"),
-                    Some("environment"),
-                )
-            })
+    /// Creates a token of any type, admin included: for operators at the
+    /// command line, who need no admin token to make the first one.
+    ///
+    /// # Errors
+    /// As for [`ApiTokenUseCases::create_token`].
+    pub async fn create_operator_token(
+        &self,
+        actor: &Principal,
+        request: CreateToken,
+    ) -> Result<(ApiToken, Credential), AppError> {
+        self.create(actor, request, true).await
     }
 
-    fn check_projects_exist(&self, projects: &Projects) -> Result<(), AppError> {
-        if let Projects::Listed(ids) = projects {
-            for id in ids {
-                if !self.projects.iter().any(|project| project.id == *id) {
-                    return Err(AppError::validation(
-                        format!("Project={} does not exist", id.as_str()),
-                        Some("projects"),
-                    ));
-                }
-            }
+    async fn create(
+        &self,
+        actor: &Principal,
+        request: CreateToken,
+        allow_admin: bool,
+    ) -> Result<(ApiToken, Credential), AppError> {
+        let token_type =
+            TokenType::parse(&request.token_type).map_err(|e| invalid(e, Some("type")))?;
+        if token_type.is_admin() && !allow_admin {
+            return Err(AppError::validation(
+                "Admin tokens cannot be created through the API: use INIT_ADMIN_API_TOKENS or the keywarden command line",
+                Some("type"),
+            ));
         }
-        Ok(())
+        let name =
+            TokenName::parse(&request.token_name).map_err(|e| invalid(e, Some("tokenName")))?;
+        let environment = self.resolve_environment(token_type, request.environment.as_deref())?;
+        let projects = self.resolve_projects(&request)?;
+        let new = NewToken::new(name, token_type, projects, environment, request.expires_at)
+            .map_err(|e| invalid(e, None))?;
+        let now = self.clock.now();
+        let (token, credential) = new.issue(&self.fresh_material()?, now);
+        let event = AuditEvent::token_created(&token, actor.name(), now);
+        let stored = self
+            .repository
+            .insert(token, event, self.token_limit)
+            .await?;
+        self.view.apply(&stored);
+        info!(selector = %stored.selector(), token_type = %token_type, actor = actor.name(), "token created");
+        Ok((stored, credential))
     }
 
     fn resolve_projects(&self, request: &CreateToken) -> Result<Projects, AppError> {
@@ -273,6 +369,7 @@ impl ApiTokenService {
         }
         if let Some(unknown) = ids.iter().find(|id| {
             !self
+                .catalog
                 .projects
                 .iter()
                 .any(|project| project.id.as_str() == id.as_str())
@@ -290,14 +387,20 @@ impl ApiTokenService {
         token_type: TokenType,
         requested: Option<&str>,
     ) -> Result<EnvironmentScope, AppError> {
-        match requested.unwrap_or(DEFAULT_ENVIRONMENT) {
+        let default = if token_type.is_admin() {
+            "*"
+        } else {
+            DEFAULT_ENVIRONMENT
+        };
+        match requested.unwrap_or(default) {
+            "*" if token_type.is_admin() => Ok(EnvironmentScope::All),
             "*" => Err(invalid(
                 DomainError::WildcardEnvironment {
                     token_type: token_type.as_str(),
                 },
                 Some("environment"),
             )),
-            name => self.find_environment(name),
+            name => self.catalog.find_environment(name),
         }
     }
 }
@@ -328,17 +431,18 @@ impl ApiTokenUseCases for ApiTokenService {
         actor: &Principal,
         target: TokenRef,
         expires_at: DateTime<Utc>,
-    ) -> Result<(), AppError> {
+    ) -> Result<bool, AppError> {
         let now = self.clock.now();
         let change = self
             .repository
             .update_expiry(target, expires_at, actor.name(), now)
             .await?;
-        if let Some(change) = change {
-            self.view.apply(&change.after);
-            info!(selector = %change.after.selector(), actor = actor.name(), "token expiry updated");
-        }
-        Ok(())
+        let Some(change) = change else {
+            return Ok(false);
+        };
+        self.view.apply(&change.after);
+        info!(selector = %change.after.selector(), actor = actor.name(), "token expiry updated");
+        Ok(true)
     }
 
     async fn list_tokens(&self) -> Result<Vec<ApiToken>, AppError> {
@@ -354,39 +458,17 @@ impl ApiTokenUseCases for ApiTokenService {
         actor: &Principal,
         request: CreateToken,
     ) -> Result<(ApiToken, Credential), AppError> {
-        let token_type =
-            TokenType::parse(&request.token_type).map_err(|e| invalid(e, Some("type")))?;
-        if token_type.is_admin() {
-            return Err(AppError::validation(
-                "Admin tokens cannot be created through the API: use INIT_ADMIN_API_TOKENS or the keywarden command line",
-                Some("type"),
-            ));
-        }
-        let name =
-            TokenName::parse(&request.token_name).map_err(|e| invalid(e, Some("tokenName")))?;
-        let environment = self.resolve_environment(token_type, request.environment.as_deref())?;
-        let projects = self.resolve_projects(&request)?;
-        let new = NewToken::new(name, token_type, projects, environment, request.expires_at)
-            .map_err(|e| invalid(e, None))?;
-        let now = self.clock.now();
-        let (token, credential) = new.issue(&self.fresh_material()?, now);
-        let event = AuditEvent::token_created(&token, actor.name(), now);
-        let stored = self
-            .repository
-            .insert(token, event, self.token_limit)
-            .await?;
-        self.view.apply(&stored);
-        info!(selector = %stored.selector(), token_type = %token_type, actor = actor.name(), "token created");
-        Ok((stored, credential))
+        self.create(actor, request, false).await
     }
 
-    async fn delete_token(&self, actor: &Principal, target: TokenRef) -> Result<(), AppError> {
+    async fn delete_token(&self, actor: &Principal, target: TokenRef) -> Result<bool, AppError> {
         let now = self.clock.now();
-        if let Some(deleted) = self.repository.delete(target, actor.name(), now).await? {
-            self.view.remove(deleted.selector());
-            info!(selector = %deleted.selector(), actor = actor.name(), "token deleted");
-        }
-        Ok(())
+        let Some(deleted) = self.repository.delete(target, actor.name(), now).await? else {
+            return Ok(false);
+        };
+        self.view.remove(deleted.selector());
+        info!(selector = %deleted.selector(), actor = actor.name(), "token deleted");
+        Ok(true)
     }
 
     async fn events(&self, query: EventQuery) -> Result<Vec<StoredEvent>, AppError> {
@@ -398,11 +480,11 @@ impl ApiTokenUseCases for ApiTokenService {
     }
 
     fn projects(&self) -> Vec<Project> {
-        self.projects.clone()
+        self.catalog.projects.clone()
     }
 
     fn environments(&self) -> Vec<Environment> {
-        self.environments.clone()
+        self.catalog.environments.clone()
     }
 
     async fn ready(&self) -> Result<(), AppError> {

@@ -85,7 +85,8 @@ pub trait ApiTokenUseCases: Send + Sync {
     fn authenticate_admin(&self, presented: &str) -> Result<Principal, AppError>;
 
     /// Sets a token's expiry (a past instant expires it now). An unknown token
-    /// is not an error: nothing is created and nothing changes.
+    /// is not an error: nothing is created, nothing changes, and the answer is
+    /// `false`.
     ///
     /// # Errors
     /// `Unavailable` or `Internal` when storage fails.
@@ -94,7 +95,7 @@ pub trait ApiTokenUseCases: Send + Sync {
         actor: &Principal,
         target: TokenRef,
         expires_at: DateTime<Utc>,
-    ) -> Result<(), AppError>;
+    ) -> Result<bool, AppError>;
 
     /// Every token, newest first, expired ones included.
     ///
@@ -119,11 +120,11 @@ pub trait ApiTokenUseCases: Send + Sync {
         request: CreateToken,
     ) -> Result<(ApiToken, Credential), AppError>;
 
-    /// Deletes a token if it exists.
+    /// Deletes a token if it exists; `false` when none matched.
     ///
     /// # Errors
     /// `Unavailable` or `Internal` when storage fails.
-    async fn delete_token(&self, actor: &Principal, target: TokenRef) -> Result<(), AppError>;
+    async fn delete_token(&self, actor: &Principal, target: TokenRef) -> Result<bool, AppError>;
 
     /// Audit events, newest first.
     ///

@@ -13,7 +13,7 @@ pub mod testing;
 mod url;
 
 pub use postgres::{ChangeListener, PostgresOptions, PostgresRepository};
-pub use sqlite::{SqliteOptions, SqliteRepository};
+pub use sqlite::{SqliteChangeFeed, SqliteOptions, SqliteRepository};
 
 /// The embedded migrations of each backend (`migrations/<backend>`).
 pub mod migrations {

@@ -790,3 +790,47 @@ async fn an_unknown_external_change_reloads_everything() {
         .authenticate_admin(credential.expose_secret())
         .is_ok());
 }
+
+// ---- the operator (command line) --------------------------------------------
+
+#[tokio::test]
+async fn operators_may_create_admin_tokens_which_default_to_star_star() {
+    let repository = repository(Vec::new(), |repository| {
+        repository.expect_insert().returning(|token, _, _| Ok(token));
+    });
+    let service = service(repository, clock_at(now()), generator(6)).await;
+    let operator = Principal::operator("cli");
+    let (token, credential) = service
+        .create_operator_token(&operator, create_request("admin"))
+        .await
+        .unwrap();
+    assert_eq!(token.token_type(), TokenType::Admin);
+    assert!(credential.expose_secret().starts_with("*:*.v2_"));
+    let narrowed = CreateToken {
+        environment: Some("development".into()),
+        ..create_request("admin")
+    };
+    assert!(matches!(
+        service.create_operator_token(&operator, narrowed).await,
+        Err(AppError::Validation { .. })
+    ));
+    // The same request over the API is refused.
+    assert!(matches!(
+        service.create_token(&operator, create_request("admin")).await,
+        Err(AppError::Validation { field: Some("type"), .. })
+    ));
+}
+
+#[test]
+fn init_tokens_can_be_checked_without_storage() {
+    let good = [InitToken {
+        token_type: TokenType::Backend,
+        credential: Credential::new("default:production.x"),
+    }];
+    assert!(ApiTokenService::check_init_tokens(&settings(), &good).is_ok());
+    let bad = [InitToken {
+        token_type: TokenType::Admin,
+        credential: Credential::new("default:*.x"),
+    }];
+    assert!(ApiTokenService::check_init_tokens(&settings(), &bad).is_err());
+}

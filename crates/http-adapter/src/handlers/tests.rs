@@ -91,7 +91,7 @@ async fn put_sets_the_expiry_and_answers_200_with_an_empty_body() {
                 && *at == expected
         })
         .times(1)
-        .returning(|_, _, _| Ok(()));
+        .returning(|_, _, _| Ok(true));
     let (status, body, _) = call(
         usecases,
         put("/api/admin/api-tokens/%2A%3Adevelopment.x", VALID),
@@ -116,7 +116,7 @@ async fn put_accepts_raw_and_encoded_paths_alike() {
                 mockall::predicate::always(),
             )
             .times(1)
-            .returning(|_, _, _| Ok(()));
+            .returning(|_, _, _| Ok(true));
         let (status, _, _) = call(usecases, put(path, VALID)).await;
         assert_eq!(status, StatusCode::OK, "{path}");
     }
@@ -443,7 +443,7 @@ async fn delete_answers_200_and_ignores_the_content_type() {
         .expect_delete_token()
         .with(eq(admin()), eq(TokenRef::parse("[]:development.x")))
         .times(1)
-        .returning(|_, _| Ok(()));
+        .returning(|_, _| Ok(true));
     let req = TestRequest::delete()
         .uri("/api/admin/api-tokens/%5B%5D%3Adevelopment.x")
         .insert_header((AUTHORIZATION, ADMIN))

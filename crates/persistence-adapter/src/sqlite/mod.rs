@@ -2,6 +2,7 @@
 //! are shared with every backend (`crate::sql`); this module opens the file
 //! and says how SQLite transactions serialise.
 
+mod feed;
 mod pool;
 mod schema;
 
@@ -10,6 +11,7 @@ use std::path::PathBuf;
 use diesel::SqliteConnection;
 use keywarden_application::RepositoryError;
 
+pub use self::feed::SqliteChangeFeed;
 pub use self::pool::SqliteOptions;
 use self::pool::SqlitePool;
 pub use self::pool::MIGRATIONS;

@@ -1,0 +1,316 @@
+//! The `keywarden` command line: serving, and the operator's tools that work
+//! on the configured database directly, without HTTP (first admin token,
+//! recovery, inspection). Changes made here are audited with actor `cli` and
+//! reach running servers through their change feed.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use clap::{Parser, Subcommand};
+use keywarden_application::{ApiTokenService, ApiTokenUseCases, AppError, CreateToken, Principal};
+use keywarden_domain::{format_millis, parse_offset_date_time, ApiToken, TokenRef};
+
+use crate::storage::Storage;
+use crate::{OsRandom, Settings, StartupError, SystemClock};
+
+/// The name audit events record for changes made here.
+const ACTOR: &str = "cli";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "keywarden",
+    version,
+    about = "Self-hosted API tokens behind the Unleash Admin API",
+    long_about = "Self-hosted API tokens behind the Unleash Admin API.\n\n\
+        Without a command, serves the API. Configuration comes from config/default.toml \
+        (built in), the file named by --config or KEYWARDEN_CONFIG, the Unleash variables \
+        (DATABASE_URL, HTTP_PORT, …) and KEYWARDEN__SECTION__KEY variables."
+)]
+pub struct Cli {
+    /// A TOML file with settings to change (instead of KEYWARDEN_CONFIG).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the Admin API (the default).
+    Serve,
+    /// Apply pending database migrations, then exit.
+    Migrate,
+    /// Create, list, expire and delete API tokens in the configured database.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Create a token; its credential is printed as the last line, once.
+    Create {
+        /// admin, backend, client or frontend.
+        #[arg(long = "type", value_name = "TYPE")]
+        token_type: String,
+        #[arg(long)]
+        name: String,
+        /// Default: development (admin tokens: every environment).
+        #[arg(long)]
+        environment: Option<String>,
+        /// Comma-separated project ids. Default: every project.
+        #[arg(long, value_delimiter = ',', value_name = "P,Q")]
+        projects: Option<Vec<String>>,
+        /// Lifetime, such as 90m, 12h, 30d or 2w. Default: never expires.
+        #[arg(long, value_parser = parse_lifetime, value_name = "DURATION")]
+        expires_in: Option<Duration>,
+    },
+    /// List every token (never their secrets).
+    List,
+    /// Expire a token now, or at --at.
+    Expire {
+        /// The full credential or its selector.
+        token: String,
+        /// An RFC 3339 date-time with offset. Default: now.
+        #[arg(long, value_name = "DATE-TIME")]
+        at: Option<String>,
+    },
+    /// Delete a token.
+    Delete {
+        /// The full credential or its selector.
+        token: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration and print the effective settings, secrets redacted.
+    Check,
+}
+
+/// `90s`, `15m`, `12h`, `30d`, `2w`.
+fn parse_lifetime(text: &str) -> Result<Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: i64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a lifetime such as 30d"))?;
+    let duration = match unit {
+        "s" => Duration::try_seconds(number),
+        "m" => Duration::try_minutes(number),
+        "h" => Duration::try_hours(number),
+        "d" => Duration::try_days(number),
+        "w" => Duration::try_weeks(number),
+        _ => return Err(format!("{text:?}: use a unit of s, m, h, d or w")),
+    };
+    duration
+        .filter(|d| *d > Duration::zero())
+        .ok_or_else(|| format!("{text:?} is not a positive lifetime"))
+}
+
+/// What a one-off command failed with.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+    #[error(transparent)]
+    App(#[from] AppError),
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// Opens storage and the service for a one-off command.
+async fn service(settings: &Settings) -> Result<ApiTokenService, CommandError> {
+    let storage = Storage::open(settings).await?;
+    Ok(ApiTokenService::open(
+        storage.repository,
+        Arc::new(SystemClock),
+        Arc::new(OsRandom),
+        settings.service_settings().map_err(StartupError::from)?,
+    )
+    .await?)
+}
+
+/// Runs every command but `serve`, printing to standard output.
+pub async fn run(command: Command, settings: Settings) -> Result<ExitCode, CommandError> {
+    let actor = Principal::operator(ACTOR);
+    match command {
+        Command::Serve => unreachable!("serve is run by main"),
+        Command::Migrate => {
+            Storage::open(&settings).await?;
+            println!("the database is up to date");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config(ConfigCommand::Check) => {
+            let declared = settings.service_settings().map_err(StartupError::from)?;
+            keywarden_persistence_adapter::DatabaseUrl::parse(&settings.database.url)
+                .map_err(StartupError::from)?;
+            ApiTokenService::check_init_tokens(&declared, &settings.init_tokens())?;
+            println!("{settings:#?}");
+            println!("configuration is valid");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tokens(TokensCommand::Create {
+            token_type,
+            name,
+            environment,
+            projects,
+            expires_in,
+        }) => {
+            let service = service(&settings).await?;
+            let request = CreateToken {
+                token_name: name,
+                token_type,
+                environment,
+                projects,
+                project: None,
+                expires_at: expires_in.map(|lifetime| Utc::now() + lifetime),
+            };
+            let (token, credential) = service.create_operator_token(&actor, request).await?;
+            println!(
+                "created {} token {:?} (selector {}). Its credential follows; it is shown only this once:",
+                token.token_type(),
+                token.name().as_str(),
+                token.selector()
+            );
+            println!("{}", credential.expose_secret());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tokens(TokensCommand::List) => {
+            let service = service(&settings).await?;
+            print_tokens(&service.list_tokens().await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tokens(TokensCommand::Expire { token, at }) => {
+            let at = match at {
+                Some(text) => parse_offset_date_time(&text).ok_or_else(|| {
+                    CommandError::Usage(format!("--at {text:?} is not a date-time with an offset"))
+                })?,
+                None => Utc::now(),
+            };
+            let service = service(&settings).await?;
+            let found = service
+                .update_expiry(&actor, TokenRef::parse(&token), at)
+                .await?;
+            Ok(report(found, &format!("expires at {}", format_millis(&at))))
+        }
+        Command::Tokens(TokensCommand::Delete { token }) => {
+            let service = service(&settings).await?;
+            let found = service
+                .delete_token(&actor, TokenRef::parse(&token))
+                .await?;
+            Ok(report(found, "deleted"))
+        }
+    }
+}
+
+fn report(found: bool, outcome: &str) -> ExitCode {
+    if found {
+        println!("token {outcome}");
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("keywarden: no token matches");
+        ExitCode::FAILURE
+    }
+}
+
+fn print_tokens(tokens: &[ApiToken]) {
+    let optional =
+        |at: Option<chrono::DateTime<Utc>>| at.map_or("-".to_string(), |at| format_millis(&at));
+    let rows: Vec<[String; 8]> = tokens
+        .iter()
+        .map(|t| {
+            [
+                t.selector().to_string(),
+                t.token_type().to_string(),
+                t.name().as_str().to_string(),
+                t.projects().joined(),
+                t.environment().as_str().to_string(),
+                optional(t.expires_at()),
+                format_millis(&t.created_at()),
+                optional(t.seen_at()),
+            ]
+        })
+        .collect();
+    let header = [
+        "SELECTOR",
+        "TYPE",
+        "NAME",
+        "PROJECTS",
+        "ENVIRONMENT",
+        "EXPIRES",
+        "CREATED",
+        "SEEN",
+    ]
+    .map(str::to_string);
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:width$}"))
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn lifetimes() {
+        assert_eq!(parse_lifetime("30d"), Ok(Duration::days(30)));
+        assert_eq!(parse_lifetime("90m"), Ok(Duration::minutes(90)));
+        assert_eq!(parse_lifetime("2w"), Ok(Duration::weeks(2)));
+        for bad in ["", "30", "d", "0d", "-1d", "3y", "99999999999999999999d"] {
+            assert!(parse_lifetime(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "keywarden",
+            "tokens",
+            "create",
+            "--type",
+            "backend",
+            "--name",
+            "ci",
+            "--projects",
+            "a,b",
+            "--expires-in",
+            "30d",
+        ])
+        .unwrap();
+        match cli.command {
+            Some(Command::Tokens(TokensCommand::Create {
+                projects,
+                expires_in,
+                ..
+            })) => {
+                assert_eq!(projects, Some(vec!["a".to_string(), "b".to_string()]));
+                assert_eq!(expires_in, Some(Duration::days(30)));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["keywarden"])
+            .unwrap()
+            .command
+            .is_none());
+    }
+}
