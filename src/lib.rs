@@ -20,7 +20,7 @@ use keywarden_application::{
     ApiTokenService, AppError, Bootstrap, ExternalChange, RepositoryError,
 };
 use keywarden_domain::Credential;
-use keywarden_http_adapter::{configure, BodyLimit};
+use keywarden_http_adapter::{configure, BodyLimit, MetricsRenderer};
 use keywarden_persistence_adapter::UrlError;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::{info, warn};
@@ -47,6 +47,16 @@ pub enum StartupError {
         #[source]
         source: io::Error,
     },
+}
+
+/// Renders every metric, after bringing the gauges read at scrape time up to date.
+fn metrics_renderer(service: Arc<ApiTokenService>) -> MetricsRenderer {
+    let handle = telemetry::metrics();
+    Arc::new(move || {
+        metrics::gauge!("keywarden_credentials").set(service.credential_count() as f64);
+        handle.run_upkeep();
+        handle.render()
+    })
 }
 
 /// A built, bound, not yet running keywarden.
@@ -103,8 +113,13 @@ impl Application {
             .port();
         let usecases: Arc<dyn keywarden_application::ApiTokenUseCases> = service.clone();
         let body_limit = BodyLimit(settings.server.body_limit_bytes);
+        let metrics = metrics_renderer(Arc::clone(&service));
         let mut server = HttpServer::new(move || {
-            App::new().configure(configure(Arc::clone(&usecases), body_limit))
+            App::new().configure(configure(
+                Arc::clone(&usecases),
+                body_limit,
+                Arc::clone(&metrics),
+            ))
         })
         .shutdown_timeout(settings.server.shutdown_timeout_secs);
         if settings.server.workers > 0 {

@@ -125,6 +125,14 @@ pub struct BootstrapSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct LogSettings {
     pub filter: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -322,6 +330,8 @@ mod tests {
         assert_eq!(settings.server.port, 9090);
         let settings = load(&[("KEYWARDEN__TOKENS__SEEN_FLUSH_INTERVAL_MS", "250")]);
         assert_eq!(settings.tokens.seen_flush_interval_ms, 250);
+        let settings = load(&[("KEYWARDEN__LOG__FORMAT", "json")]);
+        assert_eq!(settings.log.format, LogFormat::Json);
     }
 
     #[test]

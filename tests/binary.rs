@@ -14,6 +14,7 @@ struct Running {
     child: Child,
     port: u16,
     stdout: mpsc::Receiver<String>,
+    stderr: mpsc::Receiver<String>,
 }
 
 /// The binary in `dir` with nothing configured but a loopback port.
@@ -39,7 +40,12 @@ fn run(dir: &Path, args: &[&str]) -> (bool, String, String) {
 }
 
 fn start(dir: &Path) -> Running {
+    start_with(dir, &[])
+}
+
+fn start_with(dir: &Path, vars: &[(&str, &str)]) -> Running {
     let mut child = keywarden(dir)
+        .envs(vars.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -55,14 +61,16 @@ fn start(dir: &Path) -> Running {
         let line = received
             .recv_timeout(Duration::from_secs(30))
             .expect("keywarden logs that it listens");
+        // `port=4300` in text logs, `"port":4300` in JSON ones.
         if let Some(rest) = line.split("keywarden is listening").nth(1) {
-            let port = rest
-                .split("port=")
+            let port: String = rest
+                .split("port")
                 .nth(1)
                 .unwrap()
-                .split_whitespace()
-                .next()
-                .unwrap();
+                .chars()
+                .skip_while(|c| !c.is_ascii_digit())
+                .take_while(char::is_ascii_digit)
+                .collect();
             break port.parse().unwrap();
         }
     };
@@ -79,24 +87,42 @@ fn start(dir: &Path) -> Running {
         child,
         port,
         stdout,
+        stderr: received,
     }
 }
 
 impl Running {
     fn get(&self, path: &str, credential: &str) -> u16 {
+        self.request("GET", path, credential, "").0
+    }
+
+    /// One request; returns the status and the whole response text.
+    fn request(&self, method: &str, path: &str, credential: &str, body: &str) -> (u16, String) {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         write!(
             stream,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {credential}\r\nConnection: close\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {credential}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
         )
         .unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
-        response.split_whitespace().nth(1).unwrap().parse().unwrap()
+        (
+            response.split_whitespace().nth(1).unwrap().parse().unwrap(),
+            response,
+        )
     }
 
     /// SIGTERM, then the exit status and the whole standard output.
-    fn stop(mut self) -> (bool, String) {
+    fn stop(self) -> (bool, String) {
+        let (clean, stdout, _) = self.stop_with_logs();
+        (clean, stdout)
+    }
+
+    /// SIGTERM, then the exit status, standard output, and the log lines
+    /// written after start-up.
+    fn stop_with_logs(mut self) -> (bool, String, Vec<String>) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -107,7 +133,9 @@ impl Running {
             .stdout
             .recv_timeout(Duration::from_secs(10))
             .expect("standard output closes at exit");
-        (exit.success(), stdout)
+        let logs =
+            std::iter::from_fn(|| self.stderr.recv_timeout(Duration::from_secs(10)).ok()).collect();
+        (exit.success(), stdout, logs)
     }
 }
 
@@ -328,4 +356,187 @@ fn help_lists_every_command() {
     for command in ["create", "list", "expire", "delete"] {
         assert!(stdout.contains(command), "{command}: {stdout}");
     }
+}
+
+#[test]
+fn logs_have_one_line_per_request_with_an_id_and_never_a_credential() {
+    for format in ["text", "json"] {
+        let dir = tempfile::tempdir().unwrap();
+        let server = start_with(dir.path(), &[("KEYWARDEN__LOG__FORMAT", format)]);
+        let (ok, stdout, _) = run(
+            dir.path(),
+            &["tokens", "create", "--type", "admin", "--name", "ops"],
+        );
+        assert!(ok);
+        let admin = stdout.lines().last().unwrap().to_string();
+        std::thread::sleep(Duration::from_millis(400)); // the change feed's poll
+        let secret = &admin[admin.len() - 43..];
+        let (status, response) = server.request(
+            "PUT",
+            &format!("/api/admin/api-tokens/{admin}"),
+            &admin,
+            r#"{"expiresAt":"2040-01-01T00:00:00Z"}"#,
+        );
+        assert_eq!(status, 200, "{response}");
+        assert!(
+            response.to_ascii_lowercase().contains("x-request-id: "),
+            "{response}"
+        );
+        assert_eq!(
+            server.get("/api/admin/api-tokens", "*:*.wrong-guess-secret"),
+            401
+        );
+        let (clean, _, logs) = server.stop_with_logs();
+        assert!(clean);
+        assert!(
+            logs.iter().all(|line| !line.contains(secret)),
+            "a credential was logged"
+        );
+        assert!(
+            logs.iter().all(|line| !line.contains("wrong-guess-secret")),
+            "a guess was logged"
+        );
+        let requests: Vec<&String> = logs
+            .iter()
+            .filter(|line| line.contains("/api/admin/api-tokens/{token}"))
+            .collect();
+        assert_eq!(requests.len(), 1, "{logs:#?}");
+        assert!(requests[0].contains("request_id"), "{}", requests[0]);
+        if format == "json" {
+            for line in &logs {
+                let parsed: serde_json::Value =
+                    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+                assert!(parsed["level"].is_string(), "{line}");
+            }
+            let put: serde_json::Value = serde_json::from_str(requests[0]).unwrap();
+            assert_eq!(put["status"], 200);
+            assert_eq!(put["method"], "PUT");
+        }
+    }
+}
+
+/// Sends one PUT of `expires` to `token`; `Some(true)` when answered 200,
+/// `Some(false)` for another answer, `None` when no answer came.
+fn put_expiry(port: u16, token: &str, admin: &str, expires: &str) -> Option<bool> {
+    let body = format!(r#"{{"expiresAt":"{expires}"}}"#);
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let request = format!(
+        "PUT /api/admin/api-tokens/{token} HTTP/1.1\r\nHost: x\r\nAuthorization: {admin}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    if response.is_empty() {
+        return None;
+    }
+    assert!(
+        !response.starts_with("HTTP/1.1 5"),
+        "a server error during shutdown: {response}"
+    );
+    Some(response.starts_with("HTTP/1.1 200"))
+}
+
+#[test]
+fn sigterm_under_load_loses_no_acknowledged_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let create = |args: &[&str]| {
+        let (ok, stdout, stderr) = run(dir.path(), args);
+        assert!(ok, "{stderr}");
+        stdout.lines().last().unwrap().to_string()
+    };
+    let admin = create(&["tokens", "create", "--type", "admin", "--name", "ops"]);
+    // One token per client: each client's writes are sequential, so the token's
+    // final expiry must be its last acknowledged one, or the one after it that
+    // was in flight when the server stopped.
+    let targets: Vec<String> = (0..4)
+        .map(|i| {
+            create(&[
+                "tokens",
+                "create",
+                "--type",
+                "backend",
+                "--name",
+                &format!("t{i}"),
+            ])
+        })
+        .collect();
+    let server = start(dir.path());
+    let port = server.port;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = targets
+        .iter()
+        .cloned()
+        .map(|target| {
+            let admin = admin.clone();
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut acknowledged = Vec::new();
+                let mut in_flight = None;
+                for n in 0..3000u32 {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    let expires = format!(
+                        "2040-01-01T{:02}:{:02}:{:02}.000Z",
+                        n / 3600,
+                        n / 60 % 60,
+                        n % 60
+                    );
+                    match put_expiry(port, &target, &admin, &expires) {
+                        Some(true) => acknowledged.push(expires),
+                        Some(false) => {}
+                        None => {
+                            in_flight = Some(expires);
+                            break;
+                        }
+                    }
+                }
+                (target, acknowledged, in_flight)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let (clean, _) = server.stop();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let outcomes: Vec<_> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    assert!(clean, "exit status 0 after SIGTERM under load");
+
+    let server = start(dir.path());
+    let (_, response) = server.request("GET", "/api/admin/api-tokens", &admin, "");
+    let body = response.split("\r\n\r\n").nth(1).unwrap();
+    let tokens: serde_json::Value = serde_json::from_str(body).unwrap();
+    let mut total = 0;
+    for (target, acknowledged, in_flight) in &outcomes {
+        assert!(!acknowledged.is_empty(), "the load ran");
+        total += acknowledged.len();
+        let token = tokens["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| target.contains(t["secret"].as_str().unwrap()))
+            .unwrap();
+        let stored = token["expiresAt"].as_str().unwrap().to_string();
+        let last = acknowledged.last().unwrap();
+        assert!(
+            &stored == last || Some(&stored) == in_flight.as_ref(),
+            "acknowledged {last} but stored {stored}"
+        );
+    }
+    // And the audit trail holds at least every acknowledged change.
+    let (_, response) = server.request(
+        "GET",
+        "/api/admin/events?type=api-token-updated&limit=1000",
+        &admin,
+        "",
+    );
+    let body = response.split("\r\n\r\n").nth(1).unwrap();
+    let events: serde_json::Value = serde_json::from_str(body).unwrap();
+    let recorded = events["events"].as_array().unwrap().len();
+    assert!(
+        recorded >= total.min(1000),
+        "{recorded} events for {total} acknowledged changes"
+    );
+    server.stop();
 }

@@ -488,3 +488,55 @@ async fn service_endpoints_answer_without_credentials() {
         (404, "NotFoundError".to_string())
     );
 }
+
+#[actix_web::test]
+async fn prometheus_metrics_cover_requests_authentication_and_storage() {
+    let app = spawn_app().await;
+    app.create(json!({"tokenName": "sdk", "type": "client"}))
+        .await;
+    app.get("/api/admin/api-tokens", "*:*.unknown").await;
+    app.send("GET", "/api/admin/api-tokens", &[], None).await;
+    let response = app
+        .send("GET", "/internal-backstage/prometheus", &[], None)
+        .await;
+    assert_eq!(response.status, 200);
+    assert!(response.headers["content-type"].starts_with("text/plain"));
+    let text = response.body;
+    for needle in [
+        "keywarden_http_requests_total{method=\"POST\",route=\"/api/admin/api-tokens\",status=\"201\"}",
+        "keywarden_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/admin/api-tokens\",le=\"0.001\"}",
+        "keywarden_authentications_total{outcome=\"ok\"}",
+        "keywarden_authentications_total{outcome=\"unknown\"}",
+        "keywarden_authentications_total{outcome=\"missing\"}",
+        "keywarden_credentials ",
+        "keywarden_db_pool_connections{state=\"open\"}",
+        "keywarden_credential_reloads_total",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+    assert!(!text.contains(&app.admin), "no credential in metrics");
+}
+
+#[actix_web::test]
+async fn every_response_carries_a_request_id() {
+    let app = spawn_app().await;
+    let generated = app.send("GET", "/health", &[], None).await;
+    assert_eq!(generated.headers["x-request-id"].len(), 36);
+    let echoed = app
+        .send("GET", "/health", &[("X-Request-Id", "trace-123")], None)
+        .await;
+    assert_eq!(echoed.headers["x-request-id"], "trace-123");
+    let refused = app
+        .send(
+            "GET",
+            "/nowhere",
+            &[("X-Request-Id", "bad id with spaces")],
+            None,
+        )
+        .await;
+    assert_eq!(
+        refused.headers["x-request-id"].len(),
+        36,
+        "unsafe ids are replaced"
+    );
+}

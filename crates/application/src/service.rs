@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use crate::seen::SeenTracker;
 use crate::usecases::{ApiTokenUseCases, CreateToken, EventQuery, Principal};
-use crate::view::CredentialView;
+use crate::view::{CredentialView, Rejection};
 use crate::{ApiTokenRepository, AppError, Clock, SecretGenerator};
 
 /// Name recorded as the creator of bootstrap tokens.
@@ -253,6 +253,7 @@ impl ApiTokenService {
         let mark = self.view.mark();
         let tokens = self.repository.list().await?;
         self.view.reload(&tokens, mark);
+        metrics::counter!("keywarden_credential_reloads_total").increment(1);
         Ok(())
     }
 
@@ -263,6 +264,8 @@ impl ApiTokenService {
     pub async fn apply_external(&self, change: ExternalChange) -> Result<(), AppError> {
         match change {
             ExternalChange::Tokens(selectors) => {
+                metrics::counter!("keywarden_external_changes_total")
+                    .increment(selectors.len() as u64);
                 for selector in selectors {
                     match self.repository.find(selector).await? {
                         Some(token) => self.view.apply(&token),
@@ -288,8 +291,11 @@ impl ApiTokenService {
         let count = batch.len();
         if let Err(error) = self.repository.record_seen(batch.clone()).await {
             self.seen.restore(batch);
+            metrics::counter!("keywarden_seen_flushes_total", "result" => "error").increment(1);
             return Err(error.into());
         }
+        metrics::counter!("keywarden_seen_flushes_total", "result" => "ok").increment(1);
+        metrics::counter!("keywarden_seen_tokens_written_total").increment(count as u64);
         Ok(count)
     }
 
@@ -414,16 +420,23 @@ impl ApiTokenUseCases for ApiTokenService {
     fn authenticate_admin(&self, presented: &str) -> Result<Principal, AppError> {
         let credential = Credential::new(presented);
         let now = self.clock.now();
-        let principal = self
+        let checked = self
             .view
-            .check(credential.selector(), &credential.verifier(), now)
-            .map_err(|_| AppError::Unauthorized)?;
-        self.seen.record(credential.selector(), now);
-        if principal.token_type().is_admin() {
-            Ok(principal)
-        } else {
-            Err(AppError::Forbidden)
-        }
+            .check(credential.selector(), &credential.verifier(), now);
+        let (outcome, result) = match checked {
+            Err(Rejection::Unknown) => ("unknown", Err(AppError::Unauthorized)),
+            Err(Rejection::Expired) => ("expired", Err(AppError::Unauthorized)),
+            Ok(principal) => {
+                self.seen.record(credential.selector(), now);
+                if principal.token_type().is_admin() {
+                    ("ok", Ok(principal))
+                } else {
+                    ("wrong_type", Err(AppError::Forbidden))
+                }
+            }
+        };
+        metrics::counter!("keywarden_authentications_total", "outcome" => outcome).increment(1);
+        result
     }
 
     async fn update_expiry(

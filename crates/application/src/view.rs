@@ -50,6 +50,8 @@ struct State {
     /// The mark of the previous reload: tombstones older than it have outlived
     /// any change that could still have been in flight, and can go.
     previous_mark: u64,
+    /// Number of `Entry::Live`, kept so reading it costs nothing.
+    live: usize,
 }
 
 impl State {
@@ -66,7 +68,7 @@ impl State {
         };
         if newer {
             let written = self.next();
-            self.entries.insert(
+            let previous = self.entries.insert(
                 token.selector(),
                 Entry::Live {
                     verifier: *token.verifier(),
@@ -77,7 +79,18 @@ impl State {
                     written,
                 },
             );
+            if !matches!(previous, Some(Entry::Live { .. })) {
+                self.live += 1;
+            }
         }
+    }
+
+    fn count_live(&mut self) {
+        self.live = self
+            .entries
+            .values()
+            .filter(|entry| matches!(entry, Entry::Live { .. }))
+            .count();
     }
 }
 
@@ -113,6 +126,7 @@ impl CredentialView {
             Entry::Deleted { written } => *written > previous_mark,
         });
         state.previous_mark = mark;
+        state.count_live();
     }
 
     /// Applies a committed create or update, unless the view already holds a
@@ -127,7 +141,10 @@ impl CredentialView {
     pub(crate) fn remove(&self, selector: Selector) {
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         let written = state.next();
-        state.entries.insert(selector, Entry::Deleted { written });
+        if let Some(Entry::Live { .. }) = state.entries.insert(selector, Entry::Deleted { written })
+        {
+            state.live -= 1;
+        }
     }
 
     /// Number of live tokens in the view.
@@ -135,10 +152,7 @@ impl CredentialView {
         self.state
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .entries
-            .values()
-            .filter(|entry| matches!(entry, Entry::Live { .. }))
-            .count()
+            .live
     }
 
     /// Checks a presented credential's key. The selector is not secret, so the
@@ -263,8 +277,11 @@ mod tests {
         let view = CredentialView::default();
         let (token, credential) = admin(1, None);
         view.reload(std::slice::from_ref(&token), 0);
+        assert_eq!(view.len(), 1);
         view.remove(token.selector());
         assert_eq!(view.len(), 0);
+        view.remove(token.selector());
+        assert_eq!(view.len(), 0, "removing twice counts once");
         view.apply(&token);
         assert_eq!(check(&view, &credential), Err(Rejection::Unknown));
     }

@@ -65,7 +65,13 @@ pub(crate) async fn require_admin<B: MessageBody + 'static>(
                 .await
                 .map(ServiceResponse::map_into_left_body)
         }
-        Err(error) => Ok(req.error_response(error).map_into_right_body()),
+        Err(error) => {
+            if error.kind() == ErrorKind::AuthenticationRequired {
+                metrics::counter!("keywarden_authentications_total", "outcome" => "missing")
+                    .increment(1);
+            }
+            Ok(req.error_response(error).map_into_right_body())
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use keywarden_domain::{
 };
 use serde::Serialize;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 
@@ -134,23 +135,34 @@ pub(crate) fn created(token: &ApiToken, credential: &Credential) -> TokenSnapsho
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct EventBody {
     id: i64,
+    /// `api-token-created`, `api-token-updated` or `api-token-deleted`.
     #[serde(rename = "type")]
     event_type: &'static str,
+    /// The acting token's name, `cli` or `system`.
     created_by: String,
+    #[schema(format = DateTime)]
     created_at: String,
+    /// The token after the change.
+    #[schema(value_type = Option<crate::openapi::ApiTokenSchema>)]
     data: Option<TokenSnapshot>,
+    /// The token before the change.
+    #[schema(value_type = Option<crate::openapi::ApiTokenSchema>)]
     pre_data: Option<TokenSnapshot>,
-    tags: [(); 0],
-    feature_name: Option<()>,
-    project: Option<()>,
-    environment: Option<()>,
+    /// Always empty.
+    tags: Vec<String>,
+    /// Always null (kept for Unleash's shape).
+    feature_name: Option<String>,
+    /// Always null.
+    project: Option<String>,
+    /// Always null.
+    environment: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(crate) struct EventList {
     version: u8,
     events: Vec<EventBody>,
@@ -169,7 +181,7 @@ impl EventList {
                     created_at: format_millis(&stored.event.created_at),
                     data: stored.event.data,
                     pre_data: stored.event.pre_data,
-                    tags: [],
+                    tags: Vec::new(),
                     feature_name: None,
                     project: None,
                     environment: None,
@@ -179,9 +191,9 @@ impl EventList {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ProjectBody {
+pub(crate) struct ProjectBody {
     id: String,
     name: String,
     description: Option<String>,
@@ -193,7 +205,7 @@ struct ProjectBody {
     favorite: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(crate) struct ProjectList {
     version: u8,
     projects: Vec<ProjectBody>,
@@ -221,9 +233,9 @@ impl ProjectList {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct EnvironmentBody {
+pub(crate) struct EnvironmentBody {
     name: String,
     #[serde(rename = "type")]
     kind: String,
@@ -232,7 +244,7 @@ struct EnvironmentBody {
     sort_order: i32,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(crate) struct EnvironmentList {
     version: u8,
     environments: Vec<EnvironmentBody>,

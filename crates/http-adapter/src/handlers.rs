@@ -13,9 +13,33 @@ use crate::auth::Acting;
 use crate::dto::{self, EnvironmentList, EventList, ProjectList, TokenList};
 use crate::error::{ApiError, ErrorKind};
 use crate::extract::{json_body, last_segment};
+#[allow(unused_imports)] // named in the OpenAPI annotations
+use crate::openapi::{
+    ApiTokenList, ApiTokenSchema, CreateTokenRequest, ErrorBody, Health, UpdateExpiryRequest,
+    WrongTokenType,
+};
 
 pub(crate) type UseCases = web::Data<dyn ApiTokenUseCases>;
 
+#[utoipa::path(
+    put,
+    path = "/api/admin/api-tokens/{token}",
+    tag = "API tokens",
+    summary = "Set when a token expires",
+    description = "A past instant expires the token for its very next request. An unknown token is not an error: nothing is created or changed.",
+    params(("token" = String, Path, description = "The full credential or its selector, raw or percent-encoded")),
+    request_body(content = UpdateExpiryRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Expiry set, or no token matched; empty body"),
+        (status = 400, description = "Bad percent-encoding, malformed JSON, or a missing or invalid expiresAt", body = ErrorBody),
+        (status = 401, description = "No, unknown, expired or deleted credential", body = ErrorBody),
+        (status = 403, description = "A valid token that is not an admin token", body = WrongTokenType),
+        (status = 413, description = "Body over the size limit", body = ErrorBody),
+        (status = 415, description = "Content-Type is not JSON", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    ),
+    security(("adminToken" = []))
+)]
 pub(crate) async fn update_api_token(
     Acting(actor): Acting,
     req: HttpRequest,
@@ -28,11 +52,39 @@ pub(crate) async fn update_api_token(
     Ok(HttpResponse::Ok().finish())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/admin/api-tokens",
+    tag = "API tokens",
+    summary = "Every token, newest first, expired ones included",
+    responses(
+        (status = 200, description = "The tokens", body = ApiTokenList),
+        (status = 401, description = "No, unknown, expired or deleted credential", body = ErrorBody),
+        (status = 403, description = "A valid token that is not an admin token", body = WrongTokenType),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    ),
+    security(("adminToken" = []))
+)]
 pub(crate) async fn list_api_tokens(usecases: UseCases) -> Result<HttpResponse, ApiError> {
     let tokens = usecases.list_tokens().await?;
     Ok(HttpResponse::Ok().json(TokenList::of(&tokens)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/admin/api-tokens/{token}",
+    tag = "API tokens",
+    summary = "Tokens whose name is exactly this (case-sensitive)",
+    params(("token" = String, Path, description = "A token name, percent-encoded")),
+    responses(
+        (status = 200, description = "The matching tokens, possibly none", body = ApiTokenList),
+        (status = 400, description = "Bad percent-encoding", body = ErrorBody),
+        (status = 401, description = "No, unknown, expired or deleted credential", body = ErrorBody),
+        (status = 403, description = "A valid token that is not an admin token", body = WrongTokenType),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    ),
+    security(("adminToken" = []))
+)]
 pub(crate) async fn get_api_tokens_by_name(
     req: HttpRequest,
     usecases: UseCases,
@@ -42,6 +94,25 @@ pub(crate) async fn get_api_tokens_by_name(
     Ok(HttpResponse::Ok().json(TokenList::of(&tokens)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/admin/api-tokens",
+    tag = "API tokens",
+    summary = "Create a client, backend or frontend token",
+    description = "The response is the only time the full credential (`secret`) is shown.",
+    request_body(content = CreateTokenRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created; `secret` is the full credential", body = ApiTokenSchema,
+            headers(("Location" = String, description = "The token's get-by-name URL"))),
+        (status = 400, description = "Invalid request, unknown environment or project, or the token limit reached (ExceedsLimitError)", body = ErrorBody),
+        (status = 401, description = "No, unknown, expired or deleted credential", body = ErrorBody),
+        (status = 403, description = "A valid token that is not an admin token", body = WrongTokenType),
+        (status = 413, description = "Body over the size limit", body = ErrorBody),
+        (status = 415, description = "Content-Type is not JSON", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    ),
+    security(("adminToken" = []))
+)]
 pub(crate) async fn create_api_token(
     Acting(actor): Acting,
     req: HttpRequest,
@@ -61,6 +132,21 @@ pub(crate) async fn create_api_token(
         .json(dto::created(&token, &credential)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/admin/api-tokens/{token}",
+    tag = "API tokens",
+    summary = "Delete a token; answers 200 whether or not it existed",
+    params(("token" = String, Path, description = "The full credential or its selector, raw or percent-encoded")),
+    responses(
+        (status = 200, description = "Deleted, or no token matched; empty body"),
+        (status = 400, description = "Bad percent-encoding", body = ErrorBody),
+        (status = 401, description = "No, unknown, expired or deleted credential", body = ErrorBody),
+        (status = 403, description = "A valid token that is not an admin token", body = WrongTokenType),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    ),
+    security(("adminToken" = []))
+)]
 pub(crate) async fn delete_api_token(
     Acting(actor): Acting,
     req: HttpRequest,
@@ -78,6 +164,24 @@ struct EventParams {
     limit: Option<u32>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/admin/events",
+    tag = "Admin",
+    summary = "Audit events, newest first",
+    params(
+        ("type" = Option<String>, Query, description = "Only events of this type, e.g. api-token-updated"),
+        ("limit" = Option<u32>, Query, minimum = 0, description = "At most this many (default 100, capped at 1000)"),
+    ),
+    responses(
+        (status = 200, description = "The events", body = EventList),
+        (status = 400, description = "limit is not a whole number", body = ErrorBody),
+        (status = 401, description = "No, unknown, expired or deleted credential", body = ErrorBody),
+        (status = 403, description = "A valid token that is not an admin token", body = WrongTokenType),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    ),
+    security(("adminToken" = []))
+)]
 pub(crate) async fn list_events(
     req: HttpRequest,
     usecases: UseCases,
@@ -98,21 +202,94 @@ pub(crate) async fn list_events(
     Ok(HttpResponse::Ok().json(EventList::of(events)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/admin/projects",
+    tag = "Admin",
+    summary = "The declared projects",
+    responses(
+        (status = 200, description = "The projects", body = ProjectList),
+        (status = 401, description = "No, unknown, expired or deleted credential", body = ErrorBody),
+        (status = 403, description = "A valid token that is not an admin token", body = WrongTokenType),
+    ),
+    security(("adminToken" = []))
+)]
 pub(crate) async fn list_projects(usecases: UseCases) -> HttpResponse {
     HttpResponse::Ok().json(ProjectList::of(usecases.projects()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/admin/environments",
+    tag = "Admin",
+    summary = "The declared environments",
+    responses(
+        (status = 200, description = "The environments", body = EnvironmentList),
+        (status = 401, description = "No, unknown, expired or deleted credential", body = ErrorBody),
+        (status = 403, description = "A valid token that is not an admin token", body = WrongTokenType),
+    ),
+    security(("adminToken" = []))
+)]
 pub(crate) async fn list_environments(usecases: UseCases) -> HttpResponse {
     HttpResponse::Ok().json(EnvironmentList::of(usecases.environments()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "Operations",
+    summary = "Liveness",
+    responses((status = 200, description = "The process serves requests", body = Health))
+)]
 pub(crate) async fn get_health() -> HttpResponse {
     HttpResponse::Ok().json(json!({"health": "GOOD"}))
 }
 
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "Operations",
+    summary = "Readiness: the database answers",
+    responses(
+        (status = 200, description = "Ready", body = Health),
+        (status = 503, description = "The database does not answer", body = ErrorBody),
+    )
+)]
 pub(crate) async fn get_ready(usecases: UseCases) -> Result<HttpResponse, ApiError> {
     usecases.ready().await?;
     Ok(HttpResponse::Ok().json(json!({"health": "GOOD"})))
+}
+
+#[utoipa::path(
+    get,
+    path = "/internal-backstage/prometheus",
+    tag = "Operations",
+    summary = "Prometheus metrics",
+    responses((status = 200, description = "Metrics in the Prometheus text format", body = String, content_type = "text/plain"))
+)]
+pub(crate) async fn get_metrics(
+    render: web::Data<dyn Fn() -> String + Send + Sync>,
+) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(render())
+}
+
+/// The document, rendered once when the routes are configured.
+#[derive(Clone)]
+pub(crate) struct OpenApiDocument(pub String);
+
+#[utoipa::path(
+    get,
+    path = "/docs/openapi.json",
+    tag = "Operations",
+    summary = "This OpenAPI document",
+    responses((status = 200, description = "The OpenAPI 3 document", body = Object))
+)]
+pub(crate) async fn get_openapi(document: web::Data<OpenApiDocument>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document.0.clone())
 }
 
 pub(crate) async fn not_found(req: HttpRequest) -> HttpResponse {

@@ -8,6 +8,8 @@ mod dto;
 mod error;
 mod extract;
 mod handlers;
+mod observe;
+mod openapi;
 
 use std::sync::Arc;
 
@@ -17,40 +19,54 @@ use keywarden_application::ApiTokenUseCases;
 
 pub use error::{ApiError, ErrorKind};
 pub use extract::BodyLimit;
+pub use openapi::{document as openapi_document, ApiDoc};
+
+/// Renders the Prometheus text exposition of every metric.
+pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// Registers every route on an `App`, around `usecases`.
 pub fn configure(
     usecases: Arc<dyn ApiTokenUseCases>,
     body_limit: BodyLimit,
+    metrics: MetricsRenderer,
 ) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
     move |cfg| {
         use handlers::*;
         let not_allowed = || web::to(method_not_allowed);
         cfg.app_data(web::Data::from(usecases))
             .app_data(body_limit)
-            .route("/health", web::get().to(get_health))
-            .route("/ready", web::get().to(get_ready))
-            .service(
-                web::scope("/api/admin")
-                    .wrap(from_fn(auth::require_admin))
-                    .service(
-                        web::resource("/api-tokens")
-                            .get(list_api_tokens)
-                            .post(create_api_token)
-                            .default_service(not_allowed()),
-                    )
-                    .service(
-                        web::resource("/api-tokens/{token}")
-                            .get(get_api_tokens_by_name)
-                            .put(update_api_token)
-                            .delete(delete_api_token)
-                            .default_service(not_allowed()),
-                    )
-                    .route("/events", web::get().to(list_events))
-                    .route("/projects", web::get().to(list_projects))
-                    .route("/environments", web::get().to(list_environments))
-                    .default_service(web::to(not_found)),
-            )
-            .default_service(web::to(not_found));
+            .app_data(web::Data::from(metrics))
+            .app_data(web::Data::new(OpenApiDocument(openapi::document())));
+        // One scope around everything so every request, matched or not, is observed.
+        cfg.service(
+            web::scope("")
+                .wrap(from_fn(observe::observe))
+                .route("/health", web::get().to(get_health))
+                .route("/ready", web::get().to(get_ready))
+                .route("/internal-backstage/prometheus", web::get().to(get_metrics))
+                .route("/docs/openapi.json", web::get().to(get_openapi))
+                .service(
+                    web::scope("/api/admin")
+                        .wrap(from_fn(auth::require_admin))
+                        .service(
+                            web::resource("/api-tokens")
+                                .get(list_api_tokens)
+                                .post(create_api_token)
+                                .default_service(not_allowed()),
+                        )
+                        .service(
+                            web::resource("/api-tokens/{token}")
+                                .get(get_api_tokens_by_name)
+                                .put(update_api_token)
+                                .delete(delete_api_token)
+                                .default_service(not_allowed()),
+                        )
+                        .route("/events", web::get().to(list_events))
+                        .route("/projects", web::get().to(list_projects))
+                        .route("/environments", web::get().to(list_environments))
+                        .default_service(web::to(not_found)),
+                )
+                .default_service(web::to(not_found)),
+        );
     }
 }

@@ -56,6 +56,7 @@ fn is_busy(message: &str) -> bool {
 }
 
 pub(crate) fn pool_unavailable(error: diesel::r2d2::PoolError) -> RepositoryError {
+    metrics::counter!("keywarden_db_pool_timeouts_total").increment(1);
     RepositoryError::Unavailable(Box::new(error))
 }
 

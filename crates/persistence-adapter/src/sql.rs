@@ -65,7 +65,16 @@ macro_rules! sql_repository {
                 {
                     let pool = self.pool.clone();
                     tokio::task::spawn_blocking(move || {
-                        let mut conn = pool.get().map_err(pool_unavailable)?;
+                        let waiting = std::time::Instant::now();
+                        let conn = pool.get();
+                        metrics::histogram!("keywarden_db_pool_wait_seconds")
+                            .record(waiting.elapsed().as_secs_f64());
+                        let state = pool.state();
+                        metrics::gauge!("keywarden_db_pool_connections", "state" => "open")
+                            .set(f64::from(state.connections));
+                        metrics::gauge!("keywarden_db_pool_connections", "state" => "idle")
+                            .set(f64::from(state.idle_connections));
+                        let mut conn = conn.map_err(pool_unavailable)?;
                         match work(&mut conn).map_err(RepositoryError::from) {
                             // Whatever the driver called it, a failure that left the
                             // connection broken means the database went away.

@@ -796,7 +796,9 @@ async fn an_unknown_external_change_reloads_everything() {
 #[tokio::test]
 async fn operators_may_create_admin_tokens_which_default_to_star_star() {
     let repository = repository(Vec::new(), |repository| {
-        repository.expect_insert().returning(|token, _, _| Ok(token));
+        repository
+            .expect_insert()
+            .returning(|token, _, _| Ok(token));
     });
     let service = service(repository, clock_at(now()), generator(6)).await;
     let operator = Principal::operator("cli");
@@ -816,8 +818,13 @@ async fn operators_may_create_admin_tokens_which_default_to_star_star() {
     ));
     // The same request over the API is refused.
     assert!(matches!(
-        service.create_token(&operator, create_request("admin")).await,
-        Err(AppError::Validation { field: Some("type"), .. })
+        service
+            .create_token(&operator, create_request("admin"))
+            .await,
+        Err(AppError::Validation {
+            field: Some("type"),
+            ..
+        })
     ));
 }
 

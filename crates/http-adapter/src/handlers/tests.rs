@@ -45,9 +45,12 @@ async fn call(
     usecases: MockApiTokenUseCases,
     req: TestRequest,
 ) -> (StatusCode, Vec<u8>, Option<String>) {
-    let app =
-        test::init_service(App::new().configure(configure(Arc::new(usecases), BodyLimit(1024))))
-            .await;
+    let app = test::init_service(App::new().configure(configure(
+        Arc::new(usecases),
+        BodyLimit(1024),
+        Arc::new(|| "# metrics\n".to_string()),
+    )))
+    .await;
     let response = test::call_service(&app, req.to_request()).await;
     let status = response.status();
     let location = response
@@ -373,9 +376,12 @@ async fn reads_show_tokens_in_the_contract_shape() {
         "alias": null,
         "secure": true
     }]});
-    let app =
-        test::init_service(App::new().configure(configure(Arc::new(usecases), BodyLimit(1024))))
-            .await;
+    let app = test::init_service(App::new().configure(configure(
+        Arc::new(usecases),
+        BodyLimit(1024),
+        Arc::new(|| "# metrics\n".to_string()),
+    )))
+    .await;
     for uri in ["/api/admin/api-tokens", "/api/admin/api-tokens/my%20sdk"] {
         let req = TestRequest::get()
             .uri(uri)
@@ -514,4 +520,89 @@ async fn unknown_routes_and_methods_answer_json() {
     let (status, body) = call_json(authenticating(), req).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(body["name"], "MethodNotAllowedError");
+}
+
+// ---- the OpenAPI document ---------------------------------------------------
+
+/// A mock that answers every use case, so any routed request reaches a handler.
+fn permissive() -> MockApiTokenUseCases {
+    let mut usecases = authenticating();
+    usecases.expect_list_tokens().returning(|| Ok(Vec::new()));
+    usecases.expect_tokens_named().returning(|_| Ok(Vec::new()));
+    usecases
+        .expect_update_expiry()
+        .returning(|_, _, _| Ok(false));
+    usecases.expect_delete_token().returning(|_, _| Ok(false));
+    usecases
+        .expect_create_token()
+        .returning(|_, _| Err(AppError::validation("nope", None)));
+    usecases.expect_events().returning(|_| Ok(Vec::new()));
+    usecases.expect_projects().returning(Vec::new);
+    usecases.expect_environments().returning(Vec::new);
+    usecases.expect_ready().returning(|| Ok(()));
+    usecases
+}
+
+fn documented_operations() -> Vec<(String, String)> {
+    let document: Value = serde_json::from_str(&crate::openapi_document()).unwrap();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    let mut operations = Vec::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            operations.push((method.to_uppercase(), path.clone()));
+        }
+    }
+    operations
+}
+
+#[actix_web::test]
+async fn the_openapi_document_lists_exactly_the_routes_served() {
+    let documented = documented_operations();
+    assert!(documented.len() >= 12, "{documented:?}");
+    let app = test::init_service(App::new().configure(configure(
+        Arc::new(permissive()),
+        BodyLimit(1024),
+        Arc::new(String::new),
+    )))
+    .await;
+    let paths: std::collections::BTreeSet<&String> = documented.iter().map(|(_, p)| p).collect();
+    for path in paths {
+        let concrete = path.replace("{token}", "x");
+        for method in ["GET", "POST", "PUT", "DELETE", "PATCH"] {
+            let req = TestRequest::default()
+                .method(method.parse().unwrap())
+                .uri(&concrete)
+                .insert_header((AUTHORIZATION, ADMIN))
+                .to_request();
+            let status = test::call_service(&app, req).await.status();
+            let served =
+                status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED;
+            let is_documented = documented.iter().any(|(m, p)| m == method && p == path);
+            assert_eq!(served, is_documented, "{method} {path} answered {status}");
+        }
+    }
+}
+
+#[test]
+fn the_token_schema_matches_what_reads_serialise() {
+    let document: Value = serde_json::from_str(&crate::openapi_document()).unwrap();
+    let properties: std::collections::BTreeSet<String> = document["components"]["schemas"]
+        ["ApiToken"]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    let (token, _) = issued();
+    let serialised: std::collections::BTreeSet<String> = serde_json::to_value(token.snapshot())
+        .unwrap()
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(properties, serialised);
+    let security = &document["components"]["securitySchemes"]["adminToken"];
+    assert_eq!(security["in"], "header");
+    assert_eq!(security["name"], "Authorization");
 }

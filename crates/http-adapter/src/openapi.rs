@@ -1,0 +1,172 @@
+//! The OpenAPI 3 document, generated from the handlers' `#[utoipa::path]`
+//! annotations and the schemas below, and served at `/docs/openapi.json`.
+//! Response DTOs carry their own schemas; the token is described by
+//! `ApiTokenSchema`, which a test keeps equal to what reads serialise.
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use crate::dto::{EnvironmentList, EventList, ProjectList};
+use crate::handlers;
+
+/// A token as reads and audit events show it.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = ApiToken)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ApiTokenSchema {
+    /// The token's selector; only the create response carries the full credential here.
+    #[schema(example = "*:development.v2_X8sJk2m0Q9aBcDeFgHiJkL_…")]
+    secret: String,
+    token_name: String,
+    /// `client`, `backend`, `frontend` or `admin`, as created.
+    #[serde(rename = "type")]
+    token_type: String,
+    /// `projects` joined with `,`.
+    project: String,
+    projects: Vec<String>,
+    environment: String,
+    #[schema(value_type = Option<String>, format = DateTime, example = "2040-01-01T00:00:00.000Z")]
+    expires_at: Option<String>,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    seen_at: Option<String>,
+    /// Always null.
+    alias: Option<String>,
+    /// Always true: the server holds no plaintext secret.
+    secure: bool,
+}
+
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub(crate) struct ApiTokenList {
+    tokens: Vec<ApiTokenSchema>,
+}
+
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct UpdateExpiryRequest {
+    /// RFC 3339 with a UTC offset; stored in UTC with millisecond precision.
+    /// A past instant expires the token now.
+    #[schema(format = DateTime, example = "2040-01-01T00:00:00Z")]
+    expires_at: String,
+}
+
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CreateTokenRequest {
+    token_name: String,
+    /// `client`, `backend` or `frontend` (any case).
+    #[serde(rename = "type")]
+    token_type: String,
+    /// Default `development`.
+    #[schema(nullable = false)]
+    #[serde(default)]
+    environment: Option<String>,
+    /// Default `["*"]`.
+    #[schema(nullable = false)]
+    #[serde(default)]
+    projects: Option<Vec<String>>,
+    /// One project id (or `*`); not together with `projects`.
+    #[schema(nullable = false)]
+    #[serde(default)]
+    project: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(default)]
+    expires_at: Option<String>,
+}
+
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub(crate) struct ErrorDetail {
+    message: String,
+    /// A JSON pointer into the request, e.g. `/body/expiresAt`.
+    #[schema(nullable = false)]
+    #[serde(default)]
+    path: Option<String>,
+}
+
+/// Every error but the wrong-token-type 403.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub(crate) struct ErrorBody {
+    #[schema(example = "6f1c0e4e-3b0a-4c5e-9a59-0c8f1d1f3e2a")]
+    id: String,
+    #[schema(example = "BadDataError")]
+    name: String,
+    message: String,
+    details: Vec<ErrorDetail>,
+}
+
+/// The 403 for a valid token of a type that may not use the Admin API.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub(crate) struct WrongTokenType {
+    #[schema(example = "invalid token: expected a different token type for this endpoint")]
+    message: String,
+}
+
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub(crate) struct Health {
+    #[schema(example = "GOOD")]
+    health: String,
+}
+
+struct AdminTokenAuth;
+
+impl Modify for AdminTokenAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "adminToken",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Authorization",
+                "An admin API token, raw or as `Bearer <token>`",
+            ))),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "keywarden",
+        description = "The API-token part of the Unleash Admin API, without plaintext secrets."
+    ),
+    paths(
+        handlers::list_api_tokens,
+        handlers::create_api_token,
+        handlers::get_api_tokens_by_name,
+        handlers::update_api_token,
+        handlers::delete_api_token,
+        handlers::list_events,
+        handlers::list_projects,
+        handlers::list_environments,
+        handlers::get_health,
+        handlers::get_ready,
+        handlers::get_metrics,
+        handlers::get_openapi,
+    ),
+    components(schemas(
+        ApiTokenSchema, ApiTokenList, UpdateExpiryRequest, CreateTokenRequest, ErrorBody,
+        ErrorDetail, WrongTokenType, Health, EventList, ProjectList, EnvironmentList
+    )),
+    modifiers(&AdminTokenAuth),
+    tags(
+        (name = "API tokens", description = "Create, read, expire and delete API tokens"),
+        (name = "Admin", description = "Audit events and reference data"),
+        (name = "Operations", description = "Health, readiness, metrics and this document"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The document as JSON, rendered once.
+pub fn document() -> String {
+    ApiDoc::openapi()
+        .to_json()
+        .unwrap_or_else(|_| "{}".to_string())
+}
