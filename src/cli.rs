@@ -48,6 +48,12 @@ pub enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Write a consistent copy of the SQLite database while it is in use.
+    Backup {
+        /// The file to create (it must not exist).
+        #[arg(value_name = "FILE")]
+        to: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,6 +148,15 @@ pub async fn run(command: Command, settings: Settings) -> Result<ExitCode, Comma
     let actor = Principal::operator(ACTOR);
     match command {
         Command::Serve => unreachable!("serve is run by main"),
+        Command::Backup { to } => {
+            let storage = Storage::open(&settings).await?;
+            storage
+                .backup(to.clone())
+                .await
+                .map_err(CommandError::Usage)?;
+            println!("wrote a copy of the database to {}", to.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Migrate => {
             Storage::open(&settings).await?;
             println!("the database is up to date");

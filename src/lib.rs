@@ -20,7 +20,7 @@ use keywarden_application::{
     ApiTokenService, AppError, Bootstrap, ExternalChange, RepositoryError,
 };
 use keywarden_domain::Credential;
-use keywarden_http_adapter::{configure, BodyLimit, MetricsRenderer};
+use keywarden_http_adapter::{configure, BodyLimit, MetricsRenderer, RequestLimits};
 use keywarden_persistence_adapter::UrlError;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::{info, warn};
@@ -113,11 +113,16 @@ impl Application {
             .port();
         let usecases: Arc<dyn keywarden_application::ApiTokenUseCases> = service.clone();
         let body_limit = BodyLimit(settings.server.body_limit_bytes);
+        let request_limits = RequestLimits {
+            max_path_bytes: settings.server.max_path_bytes,
+            max_header_bytes: settings.server.max_header_bytes,
+        };
         let metrics = metrics_renderer(Arc::clone(&service));
         let mut server = HttpServer::new(move || {
             App::new().configure(configure(
                 Arc::clone(&usecases),
                 body_limit,
+                request_limits,
                 Arc::clone(&metrics),
             ))
         })

@@ -58,6 +58,8 @@ pub struct ServerSettings {
     pub port: u16,
     pub workers: usize,
     pub body_limit_bytes: usize,
+    pub max_path_bytes: usize,
+    pub max_header_bytes: usize,
     pub shutdown_timeout_secs: u64,
 }
 

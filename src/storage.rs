@@ -14,7 +14,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use crate::{Settings, StartupError};
 
 enum Backend {
-    Sqlite(PathBuf),
+    Sqlite(SqliteRepository, PathBuf),
     Postgres(String),
 }
 
@@ -27,14 +27,15 @@ impl Storage {
     /// Connects and applies pending migrations.
     pub async fn open(settings: &Settings) -> Result<Self, StartupError> {
         match DatabaseUrl::parse(&settings.database.url)? {
-            DatabaseUrl::Sqlite(path) => Ok(Self {
-                repository: Arc::new(
-                    SqliteRepository::open(path.clone(), settings.sqlite_options())
-                        .await
-                        .map_err(StartupError::Database)?,
-                ),
-                backend: Backend::Sqlite(path),
-            }),
+            DatabaseUrl::Sqlite(path) => {
+                let repository = SqliteRepository::open(path.clone(), settings.sqlite_options())
+                    .await
+                    .map_err(StartupError::Database)?;
+                Ok(Self {
+                    repository: Arc::new(repository.clone()),
+                    backend: Backend::Sqlite(repository, path),
+                })
+            }
             DatabaseUrl::Postgres(url) => Ok(Self {
                 repository: Arc::new(
                     PostgresRepository::open(url.clone(), settings.postgres_options())
@@ -50,7 +51,7 @@ impl Storage {
     pub fn follow_changes(&self) -> Result<UnboundedReceiver<ExternalChange>, StartupError> {
         let (sender, receiver) = unbounded_channel();
         match &self.backend {
-            Backend::Sqlite(path) => SqliteChangeFeed::spawn(path.clone(), sender),
+            Backend::Sqlite(_, path) => SqliteChangeFeed::spawn(path.clone(), sender),
             Backend::Postgres(url) => ChangeListener::spawn(url.clone(), sender),
         }
         .map_err(StartupError::ChangeFeed)?;
@@ -62,10 +63,35 @@ impl Storage {
     pub fn periodic_resync(&self, settings: &Settings) -> Option<Duration> {
         match self.backend {
             // Tailing the events table misses nothing: writers are serialised.
-            Backend::Sqlite(_) => None,
+            Backend::Sqlite(..) => None,
             Backend::Postgres(_) => Some(Duration::from_secs(
                 settings.database.resync_interval_secs.max(1),
             )),
         }
     }
+}
+
+impl Storage {
+    /// An online copy of the database, for SQLite. PostgreSQL has its own
+    /// tools (`pg_dump`, base backups), which keywarden does not replace.
+    pub async fn backup(&self, target: PathBuf) -> Result<(), String> {
+        match &self.backend {
+            Backend::Sqlite(repository, _) => {
+                repository.backup(target).await.map_err(|e| describe(&e))
+            }
+            Backend::Postgres(_) => {
+                Err("backups of PostgreSQL are made with pg_dump or base backups".to_string())
+            }
+        }
+    }
+}
+
+fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
 }

@@ -540,3 +540,34 @@ fn sigterm_under_load_loses_no_acknowledged_request() {
     );
     server.stop();
 }
+
+#[test]
+fn an_online_backup_restores_to_a_working_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, stdout, _) = run(
+        dir.path(),
+        &["tokens", "create", "--type", "admin", "--name", "ops"],
+    );
+    assert!(ok);
+    let admin = stdout.lines().last().unwrap().to_string();
+    let server = start(dir.path());
+    let backup = dir.path().join("backup.db");
+    let (ok, stdout, stderr) = run(dir.path(), &["backup", backup.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("wrote a copy"), "{stdout}");
+    let (ok, _, stderr) = run(dir.path(), &["backup", backup.to_str().unwrap()]);
+    assert!(!ok, "an existing file is never overwritten");
+    assert!(!stderr.is_empty());
+    server.stop();
+
+    let restored = tempfile::tempdir().unwrap();
+    std::fs::create_dir(restored.path().join("data")).unwrap();
+    std::fs::copy(&backup, restored.path().join("data/keywarden.db")).unwrap();
+    let server = start(restored.path());
+    assert_eq!(server.get("/api/admin/api-tokens", &admin), 200);
+    let (_, stdout) = server.stop();
+    assert!(
+        stdout.is_empty(),
+        "a restored database bootstraps nothing: {stdout}"
+    );
+}

@@ -8,6 +8,7 @@ mod dto;
 mod error;
 mod extract;
 mod handlers;
+mod limits;
 mod observe;
 mod openapi;
 
@@ -19,6 +20,7 @@ use keywarden_application::ApiTokenUseCases;
 
 pub use error::{ApiError, ErrorKind};
 pub use extract::BodyLimit;
+pub use limits::RequestLimits;
 pub use openapi::{document as openapi_document, ApiDoc};
 
 /// Renders the Prometheus text exposition of every metric.
@@ -28,6 +30,7 @@ pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
 pub fn configure(
     usecases: Arc<dyn ApiTokenUseCases>,
     body_limit: BodyLimit,
+    request_limits: RequestLimits,
     metrics: MetricsRenderer,
 ) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
     move |cfg| {
@@ -35,11 +38,13 @@ pub fn configure(
         let not_allowed = || web::to(method_not_allowed);
         cfg.app_data(web::Data::from(usecases))
             .app_data(body_limit)
+            .app_data(request_limits)
             .app_data(web::Data::from(metrics))
             .app_data(web::Data::new(OpenApiDocument(openapi::document())));
         // One scope around everything so every request, matched or not, is observed.
         cfg.service(
             web::scope("")
+                .wrap(from_fn(limits::enforce))
                 .wrap(from_fn(observe::observe))
                 .route("/health", web::get().to(get_health))
                 .route("/ready", web::get().to(get_ready))

@@ -41,16 +41,23 @@ fn authenticating() -> MockApiTokenUseCases {
     usecases
 }
 
+/// Every route around `usecases`, with small limits and a fixed metrics text.
+fn routes(
+    usecases: MockApiTokenUseCases,
+) -> impl FnOnce(&mut actix_web::web::ServiceConfig) + Clone {
+    configure(
+        Arc::new(usecases),
+        BodyLimit(1024),
+        crate::RequestLimits::default(),
+        Arc::new(|| "# metrics\n".to_string()),
+    )
+}
+
 async fn call(
     usecases: MockApiTokenUseCases,
     req: TestRequest,
 ) -> (StatusCode, Vec<u8>, Option<String>) {
-    let app = test::init_service(App::new().configure(configure(
-        Arc::new(usecases),
-        BodyLimit(1024),
-        Arc::new(|| "# metrics\n".to_string()),
-    )))
-    .await;
+    let app = test::init_service(App::new().configure(routes(usecases))).await;
     let response = test::call_service(&app, req.to_request()).await;
     let status = response.status();
     let location = response
@@ -376,12 +383,7 @@ async fn reads_show_tokens_in_the_contract_shape() {
         "alias": null,
         "secure": true
     }]});
-    let app = test::init_service(App::new().configure(configure(
-        Arc::new(usecases),
-        BodyLimit(1024),
-        Arc::new(|| "# metrics\n".to_string()),
-    )))
-    .await;
+    let app = test::init_service(App::new().configure(routes(usecases))).await;
     for uri in ["/api/admin/api-tokens", "/api/admin/api-tokens/my%20sdk"] {
         let req = TestRequest::get()
             .uri(uri)
@@ -559,12 +561,7 @@ fn documented_operations() -> Vec<(String, String)> {
 async fn the_openapi_document_lists_exactly_the_routes_served() {
     let documented = documented_operations();
     assert!(documented.len() >= 12, "{documented:?}");
-    let app = test::init_service(App::new().configure(configure(
-        Arc::new(permissive()),
-        BodyLimit(1024),
-        Arc::new(String::new),
-    )))
-    .await;
+    let app = test::init_service(App::new().configure(routes(permissive()))).await;
     let paths: std::collections::BTreeSet<&String> = documented.iter().map(|(_, p)| p).collect();
     for path in paths {
         let concrete = path.replace("{token}", "x");
@@ -605,4 +602,18 @@ fn the_token_schema_matches_what_reads_serialise() {
     let security = &document["components"]["securitySchemes"]["adminToken"];
     assert_eq!(security["in"], "header");
     assert_eq!(security["name"], "Authorization");
+}
+
+#[actix_web::test]
+async fn oversized_targets_and_headers_are_refused_with_json() {
+    let long_path = format!("/api/admin/api-tokens/{}", "a".repeat(9000));
+    let (status, body) = call_json(authenticating(), TestRequest::get().uri(&long_path)).await;
+    assert_eq!(status, StatusCode::URI_TOO_LONG);
+    assert_eq!(body["name"], "UriTooLongError");
+    let req = TestRequest::get()
+        .uri("/health")
+        .insert_header(("x-padding", "p".repeat(20_000)));
+    let (status, body) = call_json(MockApiTokenUseCases::new(), req).await;
+    assert_eq!(status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    assert_eq!(body["name"], "HeadersTooLargeError");
 }

@@ -8,7 +8,7 @@ mod schema;
 
 use std::path::PathBuf;
 
-use diesel::SqliteConnection;
+use diesel::{RunQueryDsl, SqliteConnection};
 use keywarden_application::RepositoryError;
 
 pub use self::feed::SqliteChangeFeed;
@@ -33,6 +33,26 @@ impl SqliteRepository {
             .await
             .map_err(|e| RepositoryError::Internal(Box::new(e)))??;
         Ok(Self { pool })
+    }
+
+    /// Writes a consistent copy of the live database to `target` (which must
+    /// not exist) with `VACUUM INTO`, without stopping writers for long.
+    ///
+    /// # Errors
+    /// `Unavailable` when no connection is free; `Internal` when SQLite cannot
+    /// write the copy (e.g. the file exists).
+    pub async fn backup(&self, target: PathBuf) -> Result<(), RepositoryError> {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(crate::error::pool_unavailable)?;
+            diesel::sql_query("VACUUM INTO ?")
+                .bind::<diesel::sql_types::Text, _>(target.to_string_lossy())
+                .execute(&mut conn)
+                .map_err(crate::error::map_diesel)?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| RepositoryError::Internal(Box::new(e)))?
     }
 }
 
