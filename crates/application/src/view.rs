@@ -186,45 +186,16 @@ impl CredentialView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::{Duration, TimeZone};
-    use keywarden_domain::{
-        Credential, EnvironmentScope, NewToken, Projects, SecretMaterial, TokenName,
-    };
+    use chrono::Duration;
+    use keywarden_domain::{fixtures, Credential};
 
     fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap()
+        fixtures::at(0)
     }
 
     fn admin(revision: i64, expires_at: Option<DateTime<Utc>>) -> (ApiToken, Credential) {
-        let (token, credential) = NewToken::new(
-            TokenName::parse("admin").unwrap(),
-            TokenType::Admin,
-            Projects::All,
-            EnvironmentScope::All,
-            None,
-        )
-        .unwrap()
-        .issue(
-            &SecretMaterial {
-                selector: [5; 16],
-                random: [6; 32],
-            },
-            now(),
-        );
-        let token = ApiToken::restore(
-            token.selector(),
-            *token.verifier(),
-            token.name().clone(),
-            token.token_type(),
-            token.projects().clone(),
-            token.environment().clone(),
-            expires_at,
-            token.created_at(),
-            None,
-            revision,
-        )
-        .unwrap();
-        (token, credential)
+        let (token, credential) = fixtures::token(5, "admin", TokenType::Admin, &["*"], now());
+        (fixtures::stored(&token, revision, expires_at), credential)
     }
 
     fn check(view: &CredentialView, credential: &Credential) -> Result<Principal, Rejection> {
@@ -306,21 +277,8 @@ mod tests {
         let (gone, gone_credential) = admin(1, None);
         view.reload(std::slice::from_ref(&gone), view.mark());
         let mark = view.mark();
-        let (fresh, fresh_credential) = NewToken::new(
-            TokenName::parse("fresh").unwrap(),
-            TokenType::Admin,
-            Projects::All,
-            EnvironmentScope::All,
-            None,
-        )
-        .unwrap()
-        .issue(
-            &SecretMaterial {
-                selector: [8; 16],
-                random: [8; 32],
-            },
-            now(),
-        );
+        let (fresh, fresh_credential) =
+            fixtures::token(8, "fresh", TokenType::Admin, &["*"], now());
         view.apply(&fresh.with_revision(1));
         view.reload(&[], mark);
         assert_eq!(check(&view, &gone_credential), Err(Rejection::Unknown));

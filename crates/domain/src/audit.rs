@@ -117,7 +117,7 @@ pub struct StoredEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{EnvironmentScope, NewToken, Projects, SecretMaterial, TokenName, TokenType};
+    use crate::TokenType;
     use chrono::TimeZone;
 
     #[test]
@@ -132,21 +132,7 @@ mod tests {
     #[test]
     fn updated_events_carry_before_and_after_without_secrets() {
         let now = Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap();
-        let (token, credential) = NewToken::new(
-            TokenName::parse("admin").unwrap(),
-            TokenType::Admin,
-            Projects::All,
-            EnvironmentScope::All,
-            None,
-        )
-        .unwrap()
-        .issue(
-            &SecretMaterial {
-                selector: [3; 16],
-                random: [4; 32],
-            },
-            now,
-        );
+        let (token, credential) = crate::fixtures::token(3, "admin", TokenType::Admin, &["*"], now);
         let after = token.with_expiry(now);
         let event = AuditEvent::token_updated(&token, &after, "admin", now);
         assert_eq!(event.pre_data.as_ref().unwrap().expires_at, None);

@@ -7,6 +7,8 @@ mod audit;
 mod catalog;
 mod credential;
 mod error;
+#[cfg(any(test, feature = "test-support"))]
+pub mod fixtures;
 mod time;
 mod token;
 

@@ -15,8 +15,8 @@ use crate::error::{ApiError, ErrorKind};
 use crate::extract::{json_body, last_segment};
 #[allow(unused_imports)] // named in the OpenAPI annotations
 use crate::openapi::{
-    ApiTokenList, ApiTokenSchema, CreateTokenRequest, ErrorBody, Health, UpdateExpiryRequest,
-    WrongTokenType,
+    AdminResponses, ApiTokenList, ApiTokenSchema, CreateTokenRequest, ErrorBody, Health,
+    StorageUnavailable, UpdateExpiryRequest,
 };
 
 pub(crate) type UseCases = web::Data<dyn ApiTokenUseCases>;
@@ -32,11 +32,10 @@ pub(crate) type UseCases = web::Data<dyn ApiTokenUseCases>;
     responses(
         (status = 200, description = "Expiry set, or no token matched; empty body"),
         (status = 400, description = "Bad percent-encoding, malformed JSON, or a missing or invalid expiresAt", body = ErrorBody),
-        (status = 401, description = "No, unknown, expired or deleted credential", body = ErrorBody),
-        (status = 403, description = "A valid token that is not an admin token", body = WrongTokenType),
+        AdminResponses,
         (status = 413, description = "Body over the size limit", body = ErrorBody),
         (status = 415, description = "Content-Type is not JSON", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
+        StorageUnavailable,
     ),
     security(("adminToken" = []))
 )]
@@ -59,9 +58,8 @@ pub(crate) async fn update_api_token(
     summary = "Every token, newest first, expired ones included",
     responses(
         (status = 200, description = "The tokens", body = ApiTokenList),
-        (status = 401, description = "No, unknown, expired or deleted credential", body = ErrorBody),
-        (status = 403, description = "A valid token that is not an admin token", body = WrongTokenType),
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
+        AdminResponses,
+        StorageUnavailable,
     ),
     security(("adminToken" = []))
 )]
@@ -79,9 +77,8 @@ pub(crate) async fn list_api_tokens(usecases: UseCases) -> Result<HttpResponse, 
     responses(
         (status = 200, description = "The matching tokens, possibly none", body = ApiTokenList),
         (status = 400, description = "Bad percent-encoding", body = ErrorBody),
-        (status = 401, description = "No, unknown, expired or deleted credential", body = ErrorBody),
-        (status = 403, description = "A valid token that is not an admin token", body = WrongTokenType),
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
+        AdminResponses,
+        StorageUnavailable,
     ),
     security(("adminToken" = []))
 )]
@@ -105,11 +102,10 @@ pub(crate) async fn get_api_tokens_by_name(
         (status = 201, description = "Created; `secret` is the full credential", body = ApiTokenSchema,
             headers(("Location" = String, description = "The token's get-by-name URL"))),
         (status = 400, description = "Invalid request, unknown environment or project, or the token limit reached (ExceedsLimitError)", body = ErrorBody),
-        (status = 401, description = "No, unknown, expired or deleted credential", body = ErrorBody),
-        (status = 403, description = "A valid token that is not an admin token", body = WrongTokenType),
+        AdminResponses,
         (status = 413, description = "Body over the size limit", body = ErrorBody),
         (status = 415, description = "Content-Type is not JSON", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
+        StorageUnavailable,
     ),
     security(("adminToken" = []))
 )]
@@ -141,9 +137,8 @@ pub(crate) async fn create_api_token(
     responses(
         (status = 200, description = "Deleted, or no token matched; empty body"),
         (status = 400, description = "Bad percent-encoding", body = ErrorBody),
-        (status = 401, description = "No, unknown, expired or deleted credential", body = ErrorBody),
-        (status = 403, description = "A valid token that is not an admin token", body = WrongTokenType),
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
+        AdminResponses,
+        StorageUnavailable,
     ),
     security(("adminToken" = []))
 )]
@@ -176,9 +171,8 @@ struct EventParams {
     responses(
         (status = 200, description = "The events", body = EventList),
         (status = 400, description = "limit is not a whole number", body = ErrorBody),
-        (status = 401, description = "No, unknown, expired or deleted credential", body = ErrorBody),
-        (status = 403, description = "A valid token that is not an admin token", body = WrongTokenType),
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
+        AdminResponses,
+        StorageUnavailable,
     ),
     security(("adminToken" = []))
 )]
@@ -209,8 +203,7 @@ pub(crate) async fn list_events(
     summary = "The declared projects",
     responses(
         (status = 200, description = "The projects", body = ProjectList),
-        (status = 401, description = "No, unknown, expired or deleted credential", body = ErrorBody),
-        (status = 403, description = "A valid token that is not an admin token", body = WrongTokenType),
+        AdminResponses,
     ),
     security(("adminToken" = []))
 )]
@@ -225,8 +218,7 @@ pub(crate) async fn list_projects(usecases: UseCases) -> HttpResponse {
     summary = "The declared environments",
     responses(
         (status = 200, description = "The environments", body = EnvironmentList),
-        (status = 401, description = "No, unknown, expired or deleted credential", body = ErrorBody),
-        (status = 403, description = "A valid token that is not an admin token", body = WrongTokenType),
+        AdminResponses,
     ),
     security(("adminToken" = []))
 )]

@@ -4,7 +4,7 @@
 //! `ApiTokenSchema`, which a test keeps equal to what reads serialise.
 
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 
 use crate::dto::{EnvironmentList, EventList, ProjectList};
 use crate::handlers;
@@ -108,6 +108,24 @@ pub(crate) struct WrongTokenType {
     #[schema(example = "invalid token: expected a different token type for this endpoint")]
     message: String,
 }
+
+/// The answers every `/api/admin` route can give before its handler runs.
+#[allow(dead_code)]
+#[derive(IntoResponses)]
+pub(crate) enum AdminResponses {
+    /// No credential, or an unknown, expired or deleted one
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// A valid token that is not an admin token
+    #[response(status = 403)]
+    WrongType(WrongTokenType),
+}
+
+/// The database is unavailable
+#[allow(dead_code)]
+#[derive(IntoResponses)]
+#[response(status = 503)]
+pub(crate) struct StorageUnavailable(#[to_schema] ErrorBody);
 
 #[allow(dead_code)]
 #[derive(ToSchema)]

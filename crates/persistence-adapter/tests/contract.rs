@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::Duration;
 use keywarden_application::{ApiTokenRepository, RepositoryError};
+use keywarden_domain::fixtures::{self, at};
 use keywarden_domain::{
-    ApiToken, AuditEvent, Credential, Environment, EnvironmentName, EnvironmentScope, EventType,
-    NewToken, Project, ProjectId, Projects, SecretMaterial, TokenName, TokenRef, TokenType,
+    ApiToken, AuditEvent, Credential, Environment, EnvironmentName, EventType, Project, ProjectId,
+    TokenRef, TokenType,
 };
 
 /// A fresh repository plus a way to break it behind its back (for atomicity).
@@ -16,10 +17,6 @@ pub trait Fixture: Send + Sync {
     fn repository(&self) -> Arc<dyn ApiTokenRepository>;
     /// Executes raw SQL on a separate connection.
     async fn execute(&self, sql: &str);
-}
-
-fn at(seconds: i64) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap() + Duration::seconds(seconds)
 }
 
 fn projects() -> Vec<Project> {
@@ -55,40 +52,11 @@ async fn ready(fixture: &dyn Fixture) -> Arc<dyn ApiTokenRepository> {
 }
 
 fn token(seed: u8, name: &str, projects: &[&str], created: i64) -> (ApiToken, Credential) {
-    NewToken::new(
-        TokenName::parse(name).unwrap(),
-        TokenType::Backend,
-        Projects::from_ids(projects).unwrap(),
-        EnvironmentScope::Named(EnvironmentName::parse("development").unwrap()),
-        None,
-    )
-    .unwrap()
-    .issue(
-        &SecretMaterial {
-            selector: [seed; 16],
-            random: [seed; 32],
-        },
-        at(created),
-    )
+    fixtures::token(seed, name, TokenType::Backend, projects, at(created))
 }
 
 fn admin(seed: u8) -> ApiToken {
-    NewToken::new(
-        TokenName::parse("admin").unwrap(),
-        TokenType::Admin,
-        Projects::All,
-        EnvironmentScope::All,
-        None,
-    )
-    .unwrap()
-    .issue(
-        &SecretMaterial {
-            selector: [seed; 16],
-            random: [seed; 32],
-        },
-        at(0),
-    )
-    .0
+    fixtures::token(seed, "admin", TokenType::Admin, &["*"], at(0)).0
 }
 
 async fn insert(repository: &dyn ApiTokenRepository, token: &ApiToken) -> ApiToken {

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use keywarden_domain::{
-    ApiToken, Credential, Environment, EnvironmentName, EnvironmentScope, EventType, NewToken,
-    Project, ProjectId, Projects, SecretMaterial, TokenName, TokenRef, TokenType,
+    fixtures, ApiToken, Credential, Environment, EnvironmentName, EventType, Project, ProjectId,
+    Projects, TokenRef, TokenType,
 };
 use mockall::predicate::{always, eq};
 
@@ -44,32 +44,14 @@ fn environment(name: &str) -> Environment {
     }
 }
 
-fn material(seed: u8) -> SecretMaterial {
-    SecretMaterial {
-        selector: [seed; 16],
-        random: [seed.wrapping_add(1); 32],
-    }
-}
-
 fn token(
     seed: u8,
     token_type: TokenType,
     expires_at: Option<DateTime<Utc>>,
 ) -> (ApiToken, Credential) {
-    let environment = if token_type.is_admin() {
-        EnvironmentScope::All
-    } else {
-        EnvironmentScope::Named(EnvironmentName::parse("development").unwrap())
-    };
-    NewToken::new(
-        TokenName::parse(&format!("token-{seed}")).unwrap(),
-        token_type,
-        Projects::All,
-        environment,
-        expires_at,
-    )
-    .unwrap()
-    .issue(&material(seed), now())
+    let (token, credential) =
+        fixtures::token(seed, &format!("token-{seed}"), token_type, &["*"], now());
+    (fixtures::stored(&token, 0, expires_at), credential)
 }
 
 fn clock_at(at: DateTime<Utc>) -> Arc<MockClock> {
@@ -84,23 +66,26 @@ fn no_secrets() -> Arc<MockSecretGenerator> {
     generator(200)
 }
 
+/// A repository that knows only the declared projects and environments.
+fn catalog_only() -> MockApiTokenRepository {
+    let mut repository = MockApiTokenRepository::new();
+    repository.expect_sync_catalog().returning(|_, _| Ok(()));
+    repository
+        .expect_projects()
+        .returning(|| Ok(settings().projects));
+    repository
+        .expect_environments()
+        .returning(|| Ok(settings().environments));
+    repository
+}
+
 /// A repository that accepts start-up (catalog sync, an already-initialised
 /// database) and holds `stored`. `extra` adds the expectations of one test.
 fn repository(
     stored: Vec<ApiToken>,
     extra: impl FnOnce(&mut MockApiTokenRepository),
 ) -> Arc<MockApiTokenRepository> {
-    let mut repository = MockApiTokenRepository::new();
-    repository.expect_sync_catalog().returning(|_, _| Ok(()));
-    let declared = settings();
-    let projects = declared.projects.clone();
-    let environments = declared.environments.clone();
-    repository
-        .expect_projects()
-        .returning(move || Ok(projects.clone()));
-    repository
-        .expect_environments()
-        .returning(move || Ok(environments.clone()));
+    let mut repository = catalog_only();
     repository
         .expect_insert_initial()
         .returning(|_, _, _| Ok(false));
@@ -122,22 +107,6 @@ async fn service(
             .unwrap();
     assert!(matches!(bootstrap, Bootstrap::AlreadyInitialised));
     service
-}
-
-fn with_revision(token: &ApiToken, revision: i64, expires_at: Option<DateTime<Utc>>) -> ApiToken {
-    ApiToken::restore(
-        token.selector(),
-        *token.verifier(),
-        token.name().clone(),
-        token.token_type(),
-        token.projects().clone(),
-        token.environment().clone(),
-        expires_at,
-        token.created_at(),
-        token.seen_at(),
-        revision,
-    )
-    .unwrap()
 }
 
 // ---- authentication -------------------------------------------------------
@@ -261,8 +230,8 @@ async fn update_expiry_writes_through_the_repository_and_takes_effect_at_once() 
     let (admin, admin_credential) = token(1, TokenType::Admin, None);
     let (target, target_credential) = token(2, TokenType::Admin, None);
     let past = now() - Duration::seconds(1);
-    let before = with_revision(&target, 1, None);
-    let after = with_revision(&target, 2, Some(past));
+    let before = fixtures::stored(&target, 1, None);
+    let after = fixtures::stored(&target, 2, Some(past));
     let selector = target.selector();
     let repository = repository(vec![admin, before.clone()], move |repository| {
         repository
@@ -357,7 +326,7 @@ fn generator(seed: u8) -> Arc<MockSecretGenerator> {
     let mut secrets = MockSecretGenerator::new();
     secrets
         .expect_generate()
-        .returning(move || Ok(material(seed)));
+        .returning(move || Ok(fixtures::material(seed)));
     Arc::new(secrets)
 }
 
@@ -374,7 +343,7 @@ async fn create_issues_a_credential_stores_it_with_its_event_and_lets_it_authent
                     && *limit == 10
             })
             .times(1)
-            .returning(|token, _, _| Ok(with_revision(&token, 1, token.expires_at())));
+            .returning(|token, _, _| Ok(fixtures::stored(&token, 1, token.expires_at())));
     });
     let service = service(repository, clock_at(now()), generator(9)).await;
     let request = CreateToken {
@@ -584,17 +553,7 @@ async fn event_limits_default_and_are_capped() {
 // ---- bootstrap ------------------------------------------------------------
 
 fn empty_database(expect: impl Fn(&[ApiToken]) + Send + 'static) -> MockApiTokenRepository {
-    let mut repository = MockApiTokenRepository::new();
-    repository.expect_sync_catalog().returning(|_, _| Ok(()));
-    let declared = settings();
-    let projects = declared.projects.clone();
-    let environments = declared.environments.clone();
-    repository
-        .expect_projects()
-        .returning(move || Ok(projects.clone()));
-    repository
-        .expect_environments()
-        .returning(move || Ok(environments.clone()));
+    let mut repository = catalog_only();
     repository
         .expect_insert_initial()
         .withf(move |tokens, actor, _| {
@@ -670,16 +629,7 @@ async fn init_tokens_that_break_the_rules_stop_start_up() {
         (TokenType::Frontend, "*:*.x", "need a concrete environment"),
         (TokenType::Backend, "not-a-credential", "must look like"),
     ] {
-        let mut repository = MockApiTokenRepository::new();
-        repository.expect_sync_catalog().returning(|_, _| Ok(()));
-        let declared = settings();
-        repository
-            .expect_projects()
-            .returning(move || Ok(declared.projects.clone()));
-        let declared = settings();
-        repository
-            .expect_environments()
-            .returning(move || Ok(declared.environments.clone()));
+        let repository = catalog_only();
         let init = vec![InitToken {
             token_type,
             credential: Credential::new(text),
@@ -710,11 +660,11 @@ async fn external_changes_are_fetched_and_applied() {
     let (deleted, deleted_credential) = token(2, TokenType::Admin, None);
     let (created, created_credential) = token(3, TokenType::Admin, None);
     let stored = vec![
-        with_revision(&expiring, 1, None),
-        with_revision(&deleted, 1, None),
+        fixtures::stored(&expiring, 1, None),
+        fixtures::stored(&deleted, 1, None),
     ];
-    let expired_now = with_revision(&expiring, 2, Some(now() - Duration::seconds(1)));
-    let created_elsewhere = with_revision(&created, 1, None);
+    let expired_now = fixtures::stored(&expiring, 2, Some(now() - Duration::seconds(1)));
+    let created_elsewhere = fixtures::stored(&created, 1, None);
     let (a, b, c) = (expiring.selector(), deleted.selector(), created.selector());
     let repository = repository(stored, move |repository| {
         repository.expect_find().returning(move |selector| {
@@ -758,15 +708,8 @@ async fn external_changes_are_fetched_and_applied() {
 async fn an_unknown_external_change_reloads_everything() {
     let (admin, credential) = token(1, TokenType::Admin, None);
     let mut calls = 0;
-    let reloaded = with_revision(&admin, 1, None);
-    let mut repository = MockApiTokenRepository::new();
-    repository.expect_sync_catalog().returning(|_, _| Ok(()));
-    repository
-        .expect_projects()
-        .returning(|| Ok(settings().projects));
-    repository
-        .expect_environments()
-        .returning(|| Ok(settings().environments));
+    let reloaded = fixtures::stored(&admin, 1, None);
+    let mut repository = catalog_only();
     repository
         .expect_insert_initial()
         .returning(|_, _, _| Ok(false));

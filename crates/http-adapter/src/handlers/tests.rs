@@ -617,3 +617,21 @@ async fn oversized_targets_and_headers_are_refused_with_json() {
     assert_eq!(status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
     assert_eq!(body["name"], "HeadersTooLargeError");
 }
+
+#[test]
+fn admin_routes_document_their_authentication_failures() {
+    let document: Value = serde_json::from_str(&crate::openapi_document()).unwrap();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = operation["responses"].as_object().unwrap();
+            let admin = path.starts_with("/api/admin");
+            assert_eq!(responses.contains_key("401"), admin, "{method} {path}");
+            assert_eq!(responses.contains_key("403"), admin, "{method} {path}");
+            assert_eq!(!operation["security"].is_null(), admin, "{method} {path}");
+        }
+    }
+    let put = &document["paths"]["/api/admin/api-tokens/{token}"]["put"]["responses"];
+    for status in ["200", "400", "413", "415", "503"] {
+        assert!(put.get(status).is_some(), "PUT documents {status}");
+    }
+}
