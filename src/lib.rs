@@ -33,13 +33,13 @@ pub use system::{OsRandom, SystemClock};
 pub enum StartupError {
     #[error(transparent)]
     Settings(#[from] settings::SettingsError),
-    #[error("invalid DATABASE_URL: {0}")]
+    #[error("invalid DATABASE_URL")]
     DatabaseUrl(#[from] UrlError),
     #[error("cannot start the change feed")]
     ChangeFeed(#[source] io::Error),
     #[error("cannot open the database")]
     Database(#[source] RepositoryError),
-    #[error("cannot prepare the service: {0}")]
+    #[error("cannot prepare the service")]
     Service(#[source] AppError),
     #[error("cannot listen on {address}")]
     Bind {
