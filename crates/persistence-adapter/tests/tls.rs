@@ -27,7 +27,9 @@ fn require_tls(url: &str) -> String {
 
 #[tokio::test]
 async fn sslmode_require_gives_an_encrypted_session() {
-    let Some(database) = TestDatabase::create() else { return };
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
     let mut plain = PgConnection::establish(database.url()).unwrap();
     let setting = diesel::sql_query("SELECT current_setting('ssl') AS ssl")
         .get_result::<Setting>(&mut plain)
