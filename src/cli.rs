@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use clap::{Parser, Subcommand};
 use keywarden_application::{ApiTokenService, ApiTokenUseCases, AppError, CreateToken, Principal};
-use keywarden_domain::{format_millis, parse_offset_date_time, ApiToken, TokenRef};
+use keywarden_domain::{format_millis, parse_offset_date_time, representable, ApiToken, TokenRef};
 
 use crate::storage::Storage;
 use crate::{OsRandom, Settings, StartupError, SystemClock};
@@ -178,6 +178,17 @@ pub async fn run(command: Command, settings: Settings) -> Result<ExitCode, Comma
             projects,
             expires_in,
         }) => {
+            let expires_at = match expires_in {
+                None => None,
+                Some(lifetime) => Some(
+                    Utc::now()
+                        .checked_add_signed(lifetime)
+                        .filter(representable)
+                        .ok_or_else(|| {
+                            CommandError::Usage("--expires-in reaches past the year 9999".into())
+                        })?,
+                ),
+            };
             let service = service(&settings).await?;
             let request = CreateToken {
                 token_name: name,
@@ -185,7 +196,7 @@ pub async fn run(command: Command, settings: Settings) -> Result<ExitCode, Comma
                 environment,
                 projects,
                 project: None,
-                expires_at: expires_in.map(|lifetime| Utc::now() + lifetime),
+                expires_at,
             };
             let (token, credential) = service.create_operator_token(&actor, request).await?;
             println!(

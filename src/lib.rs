@@ -23,6 +23,7 @@ use keywarden_domain::Credential;
 use keywarden_http_adapter::{configure, BodyLimit, MetricsRenderer, RequestLimits};
 use keywarden_persistence_adapter::UrlError;
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::oneshot;
 use tracing::{info, warn};
 
 pub use settings::Settings;
@@ -79,6 +80,17 @@ impl Application {
     /// # Errors
     /// Any step above; the message says which.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        // Bind first: a generated admin credential must never be committed by
+        // a start that then fails, because it would never be shown.
+        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
+            address: address.clone(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind { address, source })?
+            .port();
         let storage = Storage::open(&settings).await?;
         let external_changes = Some(storage.follow_changes()?);
         let resync_interval = storage.periodic_resync(&settings);
@@ -102,15 +114,6 @@ impl Application {
         };
         let service = Arc::new(service);
 
-        let address = format!("{}:{}", settings.server.host, settings.server.port);
-        let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
-            address: address.clone(),
-            source,
-        })?;
-        let port = listener
-            .local_addr()
-            .map_err(|source| StartupError::Bind { address, source })?
-            .port();
         let usecases: Arc<dyn keywarden_application::ApiTokenUseCases> = service.clone();
         let body_limit = BodyLimit(settings.server.body_limit_bytes);
         let request_limits = RequestLimits {
@@ -171,7 +174,9 @@ impl Application {
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(mut self) -> io::Result<()> {
-        let mut background = vec![self.spawn_seen_flusher()];
+        let (stop_flushing, flushing_stopped) = oneshot::channel();
+        let flusher = self.spawn_seen_flusher(flushing_stopped);
+        let mut background = Vec::new();
         if let Some(changes) = self.external_changes.take() {
             background.push(self.spawn_change_follower(changes));
         }
@@ -182,6 +187,10 @@ impl Application {
         for task in background {
             task.abort();
         }
+        // Let a flush in progress finish (it puts back what it fails to write),
+        // then write whatever is left.
+        let _ = stop_flushing.send(());
+        let _ = flusher.await;
         match self.service.flush_seen().await {
             Ok(count) => info!(count, "wrote the last-seen times at shutdown"),
             Err(error) => warn!(error = %error, "could not write the last-seen times at shutdown"),
@@ -189,15 +198,19 @@ impl Application {
         outcome
     }
 
-    fn spawn_seen_flusher(&self) -> JoinHandle<()> {
+    fn spawn_seen_flusher(&self, mut stop: oneshot::Receiver<()>) -> JoinHandle<()> {
         let service = Arc::clone(&self.service);
         let interval = self.seen_flush_interval;
         actix_web::rt::spawn(async move {
             let mut ticks = actix_web::rt::time::interval(interval);
             loop {
-                ticks.tick().await;
-                if let Err(error) = service.flush_seen().await {
-                    warn!(error = %error, "could not write last-seen times; will retry");
+                tokio::select! {
+                    _ = ticks.tick() => {
+                        if let Err(error) = service.flush_seen().await {
+                            warn!(error = %error, "could not write last-seen times; will retry");
+                        }
+                    }
+                    _ = &mut stop => return,
                 }
             }
         })

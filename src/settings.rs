@@ -69,6 +69,7 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     pub acquire_timeout_ms: u64,
     pub busy_timeout_ms: u64,
+    pub statement_timeout_ms: u64,
     pub resync_interval_secs: u64,
 }
 
@@ -80,22 +81,49 @@ impl fmt::Debug for DatabaseSettings {
             .field("max_connections", &self.max_connections)
             .field("acquire_timeout_ms", &self.acquire_timeout_ms)
             .field("busy_timeout_ms", &self.busy_timeout_ms)
+            .field("statement_timeout_ms", &self.statement_timeout_ms)
             .field("resync_interval_secs", &self.resync_interval_secs)
             .finish()
     }
 }
 
-/// `scheme://user:<redacted>@host/…`: keeps what helps debugging, drops the password.
+/// `scheme://user:<redacted>@host/db?password=<redacted>`: keeps what helps
+/// debugging, drops every password (in the user info, which may itself hold
+/// `@`, or as a `password`/`sslpassword` query parameter).
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
-    match rest.split_once('@') {
+    let (location, query) = match rest.split_once('?') {
+        Some((location, query)) => (location, Some(query)),
+        None => (rest, None),
+    };
+    let (authority, path) = location.split_at(location.find('/').unwrap_or(location.len()));
+    let authority = match authority.rsplit_once('@') {
         Some((userinfo, host)) => {
             let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:<redacted>@{host}")
+            format!("{user}:<redacted>@{host}")
         }
-        None => url.to_string(),
+        None => authority.to_string(),
+    };
+    let query = query.map(|query| {
+        query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _))
+                    if key.eq_ignore_ascii_case("password")
+                        || key.eq_ignore_ascii_case("sslpassword") =>
+                {
+                    format!("{key}=<redacted>")
+                }
+                _ => pair.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    });
+    match query {
+        Some(query) => format!("{scheme}://{authority}{path}?{query}"),
+        None => format!("{scheme}://{authority}{path}"),
     }
 }
 
@@ -206,6 +234,7 @@ impl Settings {
         PostgresOptions {
             max_connections: self.database.max_connections.max(1),
             acquire_timeout: Duration::from_millis(self.database.acquire_timeout_ms),
+            statement_timeout: Duration::from_millis(self.database.statement_timeout_ms),
         }
     }
 
@@ -385,6 +414,15 @@ mod tests {
             redact_url("postgres://kw:hunter2@db:5432/kw"),
             "postgres://kw:<redacted>@db:5432/kw"
         );
+        assert_eq!(
+            redact_url("postgres://kw:p@ss@db/kw?sslmode=require"),
+            "postgres://kw:<redacted>@db/kw?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgres://db/kw?user=kw&password=hunter2"),
+            "postgres://db/kw?user=kw&password=<redacted>"
+        );
+        assert_eq!(redact_url("sqlite://data/kw.db"), "sqlite://data/kw.db");
         let mut settings = load(&[]);
         settings.database.url = "postgres://kw:hunter2@db/kw".into();
         assert!(!format!("{settings:?}").contains("hunter2"));

@@ -571,3 +571,26 @@ fn an_online_backup_restores_to_a_working_database() {
         "a restored database bootstraps nothing: {stdout}"
     );
 }
+
+#[test]
+fn a_start_that_cannot_listen_creates_no_credential_it_cannot_show() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let output = keywarden(dir.path())
+        .env("HTTP_PORT", &port)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot listen"));
+    let (ok, stdout, _) = run(dir.path(), &["tokens", "list"]);
+    assert!(ok);
+    assert_eq!(stdout.lines().count(), 1, "no token was created: {stdout}");
+    drop(taken);
+    let server = start(dir.path());
+    let (_, stdout) = server.stop();
+    assert!(
+        stdout.contains("*:*.v2_"),
+        "the next start still creates and shows one"
+    );
+}

@@ -540,3 +540,35 @@ async fn every_response_carries_a_request_id() {
         "unsafe ids are replaced"
     );
 }
+
+#[actix_web::test]
+async fn control_characters_never_reach_storage() {
+    let app = spawn_app().await;
+    let response = app
+        .post_json(
+            "/api/admin/api-tokens",
+            &app.admin,
+            &json!({"tokenName": "a\u{0}b", "type": "client"}),
+        )
+        .await;
+    assert_eq!(response.status, 400, "{}", response.body);
+    assert_eq!(response.json()["details"][0]["path"], "/body/tokenName");
+    let by_name = app.get("/api/admin/api-tokens/a%00b", &app.admin).await;
+    assert_eq!(
+        (by_name.status, by_name.json()),
+        (200, json!({"tokens": []}))
+    );
+    assert_eq!(app.events("?type=%00").await, Vec::<Value>::new());
+}
+
+#[actix_web::test]
+async fn client_chosen_methods_do_not_become_metric_labels() {
+    let app = spawn_app().await;
+    app.send("ZZZ2", "/health", &[], None).await;
+    let text = app
+        .send("GET", "/internal-backstage/prometheus", &[], None)
+        .await
+        .body;
+    assert!(!text.contains("ZZZ2"), "{text}");
+    assert!(text.contains("method=\"other\""), "{text}");
+}

@@ -128,7 +128,7 @@ fn fixture(size: usize) -> Fixture {
         }],
     };
     let mut repository = MockApiTokenRepository::new();
-    repository.expect_sync_catalog().returning(|_, _| Ok(()));
+    repository.expect_sync_catalog().returning(|_, _, _| Ok(()));
     let projects = settings.projects.clone();
     repository
         .expect_projects()

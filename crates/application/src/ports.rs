@@ -4,7 +4,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keywarden_domain::{
-    ApiToken, AuditEvent, Environment, Project, SecretMaterial, Selector, StoredEvent, TokenRef,
+    ApiToken, AuditEvent, Environment, EventType, Project, SecretMaterial, Selector, StoredEvent,
+    TokenRef,
 };
 
 use crate::RepositoryError;
@@ -24,9 +25,9 @@ pub struct ExpiryChange {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait ApiTokenRepository: Send + Sync {
-    /// Makes the stored projects and environments match the declared ones:
-    /// adds missing entries and updates changed ones. Entries no longer
-    /// declared are kept while tokens still reference them.
+    /// Adds the declared projects and environments that are missing and
+    /// updates changed ones. With `prune`, also removes those no longer
+    /// declared, unless tokens still reference them.
     ///
     /// # Errors
     /// `Unavailable` when storage cannot be reached; `Internal` otherwise.
@@ -34,6 +35,7 @@ pub trait ApiTokenRepository: Send + Sync {
         &self,
         projects: Vec<Project>,
         environments: Vec<Environment>,
+        prune: bool,
     ) -> Result<(), RepositoryError>;
 
     /// Every stored token, newest first.
@@ -126,7 +128,7 @@ pub trait ApiTokenRepository: Send + Sync {
     /// `Unavailable`, `Corrupt`, `Internal`.
     async fn events(
         &self,
-        event_type: Option<String>,
+        event_type: Option<EventType>,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, RepositoryError>;
 

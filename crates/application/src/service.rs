@@ -7,15 +7,15 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keywarden_domain::{
-    ApiToken, AuditEvent, Credential, DomainError, Environment, EnvironmentScope, NewToken,
-    Project, Projects, StoredEvent, TokenName, TokenRef, TokenType,
+    ApiToken, AuditEvent, Credential, DomainError, Environment, EnvironmentScope, EventType,
+    NewToken, Project, Projects, StoredEvent, TokenName, TokenRef, TokenType,
 };
 use tracing::{info, warn};
 
 use crate::seen::SeenTracker;
 use crate::usecases::{ApiTokenUseCases, CreateToken, EventQuery, Principal};
 use crate::view::{CredentialView, Rejection};
-use crate::{ApiTokenRepository, AppError, Clock, SecretGenerator};
+use crate::{ApiTokenRepository, AppError, Clock, RepositoryError, SecretGenerator};
 
 /// Name recorded as the creator of bootstrap tokens.
 const BOOTSTRAP_ACTOR: &str = "system";
@@ -129,6 +129,8 @@ pub struct ApiTokenService {
     catalog: Catalog,
     view: CredentialView,
     seen: SeenTracker,
+    /// Reloads run one at a time: each relies on the previous one's mark.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl ApiTokenService {
@@ -145,15 +147,15 @@ impl ApiTokenService {
         settings: ServiceSettings,
         init_tokens: Vec<InitToken>,
     ) -> Result<(Self, Bootstrap), AppError> {
-        let service = Self::open(repository, clock, secrets, settings).await?;
+        let service = Self::with_catalog(repository, clock, secrets, settings, true).await?;
         let bootstrap = service.bootstrap(init_tokens).await?;
         service.refresh_view().await?;
         Ok((service, bootstrap))
     }
 
-    /// The service over storage whose projects and environments are made to
-    /// match the declared ones; without bootstrap and with an empty credential
-    /// view (enough for one-off commands; servers use [`ApiTokenService::start`]).
+    /// The service for one-off commands: declared projects and environments
+    /// are added (none removed: a running server may still offer them), no
+    /// bootstrap, and an empty credential view.
     ///
     /// # Errors
     /// Storage errors as they come.
@@ -163,8 +165,18 @@ impl ApiTokenService {
         secrets: Arc<dyn SecretGenerator>,
         settings: ServiceSettings,
     ) -> Result<Self, AppError> {
+        Self::with_catalog(repository, clock, secrets, settings, false).await
+    }
+
+    async fn with_catalog(
+        repository: Arc<dyn ApiTokenRepository>,
+        clock: Arc<dyn Clock>,
+        secrets: Arc<dyn SecretGenerator>,
+        settings: ServiceSettings,
+        prune: bool,
+    ) -> Result<Self, AppError> {
         repository
-            .sync_catalog(settings.projects, settings.environments)
+            .sync_catalog(settings.projects, settings.environments, prune)
             .await?;
         let projects = repository.projects().await?;
         let environments = repository.environments().await?;
@@ -179,6 +191,7 @@ impl ApiTokenService {
             },
             view: CredentialView::default(),
             seen: SeenTracker::default(),
+            reloading: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -250,6 +263,7 @@ impl ApiTokenService {
     /// # Errors
     /// Storage errors; the previous view stays in place then.
     pub async fn refresh_view(&self) -> Result<(), AppError> {
+        let _one_at_a_time = self.reloading.lock().await;
         let mark = self.view.mark();
         let tokens = self.repository.list().await?;
         self.view.reload(&tokens, mark);
@@ -342,12 +356,25 @@ impl ApiTokenService {
         let new = NewToken::new(name, token_type, projects, environment, request.expires_at)
             .map_err(|e| invalid(e, None))?;
         let now = self.clock.now();
+        let scope = format!(
+            "Environment={} or a project of {}",
+            new.environment().as_str(),
+            new.projects().joined()
+        );
         let (token, credential) = new.issue(&self.fresh_material()?, now);
         let event = AuditEvent::token_created(&token, actor.name(), now);
-        let stored = self
-            .repository
-            .insert(token, event, self.token_limit)
-            .await?;
+        let stored = match self.repository.insert(token, event, self.token_limit).await {
+            // The checks above passed against this instance's catalog, so
+            // another instance (or a configuration change) removed the entry.
+            Err(RepositoryError::Conflict(detail)) => {
+                warn!(detail, "a new token referenced reference data that is gone");
+                return Err(AppError::validation(
+                    format!("{scope} does not exist any longer"),
+                    None,
+                ));
+            }
+            outcome => outcome?,
+        };
         self.view.apply(&stored);
         info!(selector = %stored.selector(), token_type = %token_type, actor = actor.name(), "token created");
         Ok((stored, credential))
@@ -463,6 +490,10 @@ impl ApiTokenUseCases for ApiTokenService {
     }
 
     async fn tokens_named(&self, name: &str) -> Result<Vec<ApiToken>, AppError> {
+        // No stored token has a name that is not a valid one (e.g. with NUL).
+        if TokenName::parse(name).is_err() {
+            return Ok(Vec::new());
+        }
         Ok(self.repository.find_by_name(name).await?)
     }
 
@@ -489,7 +520,14 @@ impl ApiTokenUseCases for ApiTokenService {
             .limit
             .unwrap_or(DEFAULT_EVENT_LIMIT)
             .min(MAX_EVENT_LIMIT);
-        Ok(self.repository.events(query.event_type, limit).await?)
+        // Only these types exist; any other filter matches nothing, and is
+        // never sent to storage.
+        let event_type = match query.event_type.as_deref().map(EventType::parse) {
+            None => None,
+            Some(Some(known)) => Some(known),
+            Some(None) => return Ok(Vec::new()),
+        };
+        Ok(self.repository.events(event_type, limit).await?)
     }
 
     fn projects(&self) -> Vec<Project> {

@@ -6,7 +6,7 @@ use thiserror::Error;
 /// administrators verbatim as the `message` of a 400.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum DomainError {
-    #[error("tokenName must be a non-empty string of at most {max} characters")]
+    #[error("tokenName must be non-empty printable text of at most {max} characters")]
     InvalidTokenName { max: usize },
     #[error("{0:?} is not a valid token type: use client, backend or frontend")]
     InvalidTokenType(String),

@@ -183,8 +183,13 @@ impl EnvironmentScope {
 pub struct TokenName(String);
 
 impl TokenName {
+    /// Printable text: control characters (NUL among them, which PostgreSQL
+    /// cannot store) are refused.
     pub fn parse(text: &str) -> Result<Self, DomainError> {
-        if text.trim().is_empty() || text.chars().count() > MAX_NAME_CHARS {
+        if text.trim().is_empty()
+            || text.chars().count() > MAX_NAME_CHARS
+            || text.chars().any(char::is_control)
+        {
             return Err(DomainError::InvalidTokenName {
                 max: MAX_NAME_CHARS,
             });
@@ -519,6 +524,8 @@ mod tests {
         assert!(TokenName::parse("").is_err());
         assert!(TokenName::parse("   ").is_err());
         assert!(TokenName::parse(&"x".repeat(256)).is_err());
+        assert!(TokenName::parse("a\u{0}b").is_err());
+        assert!(TokenName::parse("tab\there").is_err());
         assert_eq!(TokenName::parse(" ok ").unwrap().as_str(), " ok ");
     }
 

@@ -31,8 +31,11 @@ fn percent_decode(raw: &str) -> Option<String> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = bytes.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
+            // from_str_radix alone would take "+A" as a number.
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
             i += 3;
         } else {
             out.push(bytes[i]);
@@ -109,7 +112,7 @@ mod tests {
         assert_eq!(percent_decode("%5B%5D%3Aa").as_deref(), Some("[]:a"));
         assert_eq!(percent_decode("%2525").as_deref(), Some("%25"));
         assert_eq!(percent_decode("plain").as_deref(), Some("plain"));
-        for bad in ["%", "%2", "%zz", "%FF", "a%2"] {
+        for bad in ["%", "%2", "%zz", "%FF", "a%2", "%+A", "%-1", "% A"] {
             assert_eq!(percent_decode(bad), None, "{bad}");
         }
     }

@@ -5,6 +5,8 @@
 //! trait bounds; so `sql_repository!` stamps the same bodies out per backend.
 //!
 //! A backend supplies, as associated functions of its repository type:
+//! - `read_transaction(conn, work)`: runs `work` so that all its statements
+//!   see one snapshot;
 //! - `write_transaction(conn, work)`: runs `work` in a transaction that other
 //!   writers of the same token cannot interleave with;
 //! - `lock_token(conn, selector)`: called first in a transaction that will
@@ -21,8 +23,8 @@ macro_rules! sql_repository {
             use diesel::prelude::*;
             use keywarden_application::{ApiTokenRepository, ExpiryChange, RepositoryError};
             use keywarden_domain::{
-                truncate_to_millis, ApiToken, AuditEvent, Environment, Project, Projects, Selector,
-                StoredEvent, TokenRef,
+                truncate_to_millis, ApiToken, AuditEvent, Environment, EventType, Project, Projects,
+                Selector, StoredEvent, TokenRef,
             };
 
             use super::$repository as Repository;
@@ -96,7 +98,8 @@ macro_rules! sql_repository {
                     T: Send + 'static,
                     F: FnOnce(&mut Conn) -> Result<T, TxError> + Send + 'static,
                 {
-                    self.with_connection(|conn| conn.transaction(work)).await
+                    self.with_connection(|conn| Repository::read_transaction(conn, work))
+                        .await
                 }
 
                 async fn write<T, F>(&self, work: F) -> Result<T, RepositoryError>
@@ -211,6 +214,7 @@ macro_rules! sql_repository {
                     &self,
                     declared_projects: Vec<Project>,
                     declared_environments: Vec<Environment>,
+                    prune: bool,
                 ) -> Result<(), RepositoryError> {
                     let now = truncate_to_millis(Utc::now());
                     self.write(move |conn| {
@@ -230,17 +234,6 @@ macro_rules! sql_repository {
                                 ))
                                 .execute(conn)?;
                         }
-                        let ids: Vec<&str> =
-                            declared_projects.iter().map(|p| p.id.as_str()).collect();
-                        diesel::delete(
-                            projects::table
-                                .filter(diesel::dsl::not(projects::id.eq_any(&ids)))
-                                .filter(diesel::dsl::not(projects::id.eq_any(
-                                    api_token_projects::table.select(api_token_projects::project),
-                                ))),
-                        )
-                        .execute(conn)?;
-
                         for environment in &declared_environments {
                             diesel::insert_into(environments::table)
                                 .values((
@@ -259,22 +252,36 @@ macro_rules! sql_repository {
                                 ))
                                 .execute(conn)?;
                         }
-                        let names: Vec<&str> = declared_environments
-                            .iter()
-                            .map(|e| e.name.as_str())
-                            .collect();
-                        diesel::delete(
-                            environments::table
-                                .filter(diesel::dsl::not(environments::name.eq_any(&names)))
-                                .filter(diesel::dsl::not(
-                                    environments::name.nullable().eq_any(
-                                        api_tokens::table
-                                            .select(api_tokens::environment)
-                                            .filter(api_tokens::environment.is_not_null()),
-                                    ),
-                                )),
-                        )
-                        .execute(conn)?;
+                        // Referenced entries stay: tokens' foreign keys need them.
+                        if prune {
+                            let ids: Vec<&str> =
+                                declared_projects.iter().map(|p| p.id.as_str()).collect();
+                            diesel::delete(
+                                projects::table
+                                    .filter(diesel::dsl::not(projects::id.eq_any(&ids)))
+                                    .filter(diesel::dsl::not(projects::id.eq_any(
+                                        api_token_projects::table.select(api_token_projects::project),
+                                    ))),
+                            )
+                            .execute(conn)?;
+
+                            let names: Vec<&str> = declared_environments
+                                .iter()
+                                .map(|e| e.name.as_str())
+                                .collect();
+                            diesel::delete(
+                                environments::table
+                                    .filter(diesel::dsl::not(environments::name.eq_any(&names)))
+                                    .filter(diesel::dsl::not(
+                                        environments::name.nullable().eq_any(
+                                            api_tokens::table
+                                                .select(api_tokens::environment)
+                                                .filter(api_tokens::environment.is_not_null()),
+                                        ),
+                                    )),
+                            )
+                            .execute(conn)?;
+                        }
                         Ok(())
                     })
                     .await
@@ -412,6 +419,10 @@ macro_rules! sql_repository {
                     &self,
                     seen: Vec<(Selector, DateTime<Utc>)>,
                 ) -> Result<(), RepositoryError> {
+                    let mut seen = seen;
+                    // One order for every writer, so two instances flushing
+                    // overlapping batches cannot deadlock on row locks.
+                    seen.sort_unstable_by_key(|(selector, _)| *selector);
                     self.write(move |conn| {
                         for (selector, at) in seen {
                             let at = truncate_to_millis(at);
@@ -434,7 +445,7 @@ macro_rules! sql_repository {
 
                 async fn events(
                     &self,
-                    event_type: Option<String>,
+                    event_type: Option<EventType>,
                     limit: u32,
                 ) -> Result<Vec<StoredEvent>, RepositoryError> {
                     self.with_connection(move |conn| {
@@ -443,7 +454,7 @@ macro_rules! sql_repository {
                             .limit(i64::from(limit))
                             .into_boxed();
                         if let Some(event_type) = event_type {
-                            query = query.filter(events::event_type.eq(event_type));
+                            query = query.filter(events::event_type.eq(event_type.as_str()));
                         }
                         let rows = query.load::<EventRow>(conn)?;
                         Ok(rows

@@ -45,7 +45,7 @@ fn environments() -> Vec<Environment> {
 async fn ready(fixture: &dyn Fixture) -> Arc<dyn ApiTokenRepository> {
     let repository = fixture.repository();
     repository
-        .sync_catalog(projects(), environments())
+        .sync_catalog(projects(), environments(), true)
         .await
         .unwrap();
     repository
@@ -144,7 +144,7 @@ pub async fn insert_respects_the_limit_atomically(fixture: &dyn Fixture) {
 pub async fn unknown_references_and_duplicates_conflict(fixture: &dyn Fixture) {
     let repository = fixture.repository();
     repository
-        .sync_catalog(projects()[..1].to_vec(), environments())
+        .sync_catalog(projects()[..1].to_vec(), environments(), true)
         .await
         .unwrap();
     let (orphan, _) = token(1, "orphan", &["other"], 10);
@@ -322,7 +322,7 @@ pub async fn deletes_remove_the_token_and_record_it(fixture: &dyn Fixture) {
     assert_eq!(events[0].event.data, None);
     // The links went with the token, so the projects are free to go too.
     repository
-        .sync_catalog(Vec::new(), environments())
+        .sync_catalog(Vec::new(), environments(), true)
         .await
         .unwrap();
     assert!(repository.projects().await.unwrap().is_empty());
@@ -367,7 +367,7 @@ pub async fn events_filter_and_page(fixture: &dyn Fixture) {
             .unwrap();
     }
     let updated = repository
-        .events(Some("api-token-updated".into()), 1000)
+        .events(Some(EventType::ApiTokenUpdated), 1000)
         .await
         .unwrap();
     assert_eq!(updated.len(), 3);
@@ -378,7 +378,7 @@ pub async fn events_filter_and_page(fixture: &dyn Fixture) {
     assert_eq!(page.len(), 2);
     assert!(page[0].id > page[1].id);
     assert!(repository
-        .events(Some("feature-created".into()), 10)
+        .events(Some(EventType::ApiTokenDeleted), 10)
         .await
         .unwrap()
         .is_empty());
@@ -394,7 +394,7 @@ pub async fn catalog_sync_keeps_what_tokens_use(fixture: &dyn Fixture) {
         description: None,
     }];
     repository
-        .sync_catalog(renamed.clone(), environments()[1..].to_vec())
+        .sync_catalog(renamed.clone(), environments()[1..].to_vec(), true)
         .await
         .unwrap();
     let stored = repository.projects().await.unwrap();

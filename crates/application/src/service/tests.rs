@@ -69,7 +69,7 @@ fn no_secrets() -> Arc<MockSecretGenerator> {
 /// A repository that knows only the declared projects and environments.
 fn catalog_only() -> MockApiTokenRepository {
     let mut repository = MockApiTokenRepository::new();
-    repository.expect_sync_catalog().returning(|_, _| Ok(()));
+    repository.expect_sync_catalog().returning(|_, _, _| Ok(()));
     repository
         .expect_projects()
         .returning(|| Ok(settings().projects));
@@ -535,12 +535,20 @@ async fn event_limits_default_and_are_capped() {
             .returning(|_, _| Ok(Vec::new()));
         repository
             .expect_events()
-            .with(eq(Some("api-token-created".to_string())), eq(1000))
+            .with(eq(Some(EventType::ApiTokenCreated)), eq(1000))
             .times(1)
             .returning(|_, _| Ok(Vec::new()));
     });
     let service = service(repository, clock_at(now()), no_secrets()).await;
     service.events(EventQuery::default()).await.unwrap();
+    let unknown = EventQuery {
+        event_type: Some("feature-created\u{0}".into()),
+        limit: None,
+    };
+    assert!(
+        service.events(unknown).await.unwrap().is_empty(),
+        "never queried"
+    );
     service
         .events(EventQuery {
             event_type: Some("api-token-created".into()),

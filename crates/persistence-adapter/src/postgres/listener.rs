@@ -63,7 +63,8 @@ fn run(url: &str, changes: &UnboundedSender<ExternalChange>) {
 }
 
 fn connect(url: &str) -> Result<PgConnection, Box<dyn std::error::Error>> {
-    let mut conn = PgConnection::establish(url)?;
+    let mut conn = PgConnection::establish(&super::with_connect_timeout(url))?;
+    diesel::sql_query("SET statement_timeout = 5000").execute(&mut conn)?;
     diesel::sql_query(format!("LISTEN {CHANGES_CHANNEL}")).execute(&mut conn)?;
     Ok(conn)
 }

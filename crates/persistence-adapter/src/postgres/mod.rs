@@ -26,6 +26,19 @@ pub(crate) const CHANGES_CHANNEL: &str = "keywarden_token_changes";
 pub(crate) const MIGRATION_LOCK: i64 = 0x6b77_0001;
 const TOKEN_COUNT_LOCK: i64 = 0x6b77_0002;
 
+/// Seconds libpq waits to connect unless the URL says otherwise: a server
+/// that silently drops packets must not hang a connection attempt.
+const CONNECT_TIMEOUT_SECS: u32 = 5;
+
+/// The URL with libpq's `connect_timeout` set if it is not already.
+pub(crate) fn with_connect_timeout(url: &str) -> String {
+    if url.contains("connect_timeout=") {
+        return url.to_string();
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}connect_timeout={CONNECT_TIMEOUT_SECS}")
+}
+
 #[derive(Clone)]
 pub struct PostgresRepository {
     pool: PgPool,
@@ -39,10 +52,23 @@ impl PostgresRepository {
     /// `Unavailable` when the server cannot be reached; `Internal` when a
     /// migration fails.
     pub async fn open(url: String, options: PostgresOptions) -> Result<Self, RepositoryError> {
+        let url = with_connect_timeout(&url);
         let pool = tokio::task::spawn_blocking(move || pool::open(&url, &options))
             .await
             .map_err(|e| RepositoryError::Internal(Box::new(e)))??;
         Ok(Self { pool })
+    }
+
+    /// READ COMMITTED gives each statement its own snapshot: a token deleted
+    /// between reading it and reading its projects would look corrupt.
+    fn read_transaction<T, F>(conn: &mut PgConnection, work: F) -> Result<T, TxError>
+    where
+        F: FnOnce(&mut PgConnection) -> Result<T, TxError>,
+    {
+        conn.build_transaction()
+            .repeatable_read()
+            .read_only()
+            .run(work)
     }
 
     /// READ COMMITTED; the row and advisory locks below make it race-free.
@@ -84,3 +110,24 @@ impl PostgresRepository {
 }
 
 crate::sql::sql_repository!(PostgresRepository, PgConnection, super::schema);
+
+#[cfg(test)]
+mod tests {
+    use super::with_connect_timeout;
+
+    #[test]
+    fn a_connect_timeout_is_added_unless_given() {
+        assert_eq!(
+            with_connect_timeout("postgres://h/db"),
+            "postgres://h/db?connect_timeout=5"
+        );
+        assert_eq!(
+            with_connect_timeout("postgres://h/db?sslmode=require"),
+            "postgres://h/db?sslmode=require&connect_timeout=5"
+        );
+        assert_eq!(
+            with_connect_timeout("postgres://h/db?connect_timeout=1"),
+            "postgres://h/db?connect_timeout=1"
+        );
+    }
+}

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use diesel::r2d2::{ConnectionManager, Pool};
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel::sql_types::BigInt;
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
@@ -22,6 +23,9 @@ pub struct PostgresOptions {
     /// How long a request waits for a connection before `Unavailable` (503):
     /// while the server is down, this bounds every request's wait.
     pub acquire_timeout: Duration,
+    /// The longest any statement may run; a query stuck on a dead network or
+    /// a lock fails instead of holding its request forever.
+    pub statement_timeout: Duration,
 }
 
 impl Default for PostgresOptions {
@@ -29,7 +33,23 @@ impl Default for PostgresOptions {
         Self {
             max_connections: 8,
             acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(10),
         }
+    }
+}
+
+#[derive(Debug)]
+struct SessionSettings {
+    statement_timeout_ms: u128,
+}
+
+impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSettings {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.batch_execute(&format!(
+            "SET statement_timeout = {}",
+            self.statement_timeout_ms
+        ))
+        .map_err(diesel::r2d2::Error::QueryError)
     }
 }
 
@@ -47,6 +67,9 @@ pub(crate) fn open(url: &str, options: &PostgresOptions) -> Result<PgPool, Repos
         // A round trip per checkout would double the cost of a request; broken
         // connections are noticed when used, and the pool then replaces them.
         .test_on_check_out(false)
+        .connection_customizer(Box::new(SessionSettings {
+            statement_timeout_ms: options.statement_timeout.as_millis(),
+        }))
         .build(ConnectionManager::new(url))
         .map_err(unavailable)
 }

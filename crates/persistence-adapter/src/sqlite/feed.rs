@@ -87,9 +87,19 @@ fn tail(
             .load::<EventRow>(&mut conn)?;
         let full = rows.len() as i64 == BATCH;
         let mut selectors = Vec::new();
+        let mut unreadable = false;
         for row in rows {
             last = last.max(row.id);
-            let event = row.into_event()?.event;
+            // An event this version cannot read must not stop the feed: skip
+            // it, and reload everything instead of guessing what it changed.
+            let event = match row.into_event() {
+                Ok(stored) => stored.event,
+                Err(error) => {
+                    warn!(error = %error, "skipping an unreadable audit event");
+                    unreadable = true;
+                    continue;
+                }
+            };
             for snapshot in [event.data, event.pre_data].into_iter().flatten() {
                 if let Some(selector) = Selector::parse(&snapshot.secret) {
                     if !selectors.contains(&selector) {
@@ -98,7 +108,12 @@ fn tail(
                 }
             }
         }
-        if !selectors.is_empty() && changes.send(ExternalChange::Tokens(selectors)).is_err() {
+        let change = if unreadable {
+            Some(ExternalChange::Unknown)
+        } else {
+            (!selectors.is_empty()).then_some(ExternalChange::Tokens(selectors))
+        };
+        if change.is_some_and(|change| changes.send(change).is_err()) {
             return Ok(());
         }
         if !full {

@@ -57,6 +57,14 @@ impl SqliteRepository {
 }
 
 impl SqliteRepository {
+    /// A deferred transaction reads one snapshot (WAL).
+    fn read_transaction<T, F>(conn: &mut SqliteConnection, work: F) -> Result<T, TxError>
+    where
+        F: FnOnce(&mut SqliteConnection) -> Result<T, TxError>,
+    {
+        diesel::Connection::transaction(conn, work)
+    }
+
     /// IMMEDIATE takes SQLite's write lock at BEGIN, so writers queue on
     /// `busy_timeout` instead of failing to upgrade a read lock mid-transaction.
     fn write_transaction<T, F>(conn: &mut SqliteConnection, work: F) -> Result<T, TxError>
