@@ -47,6 +47,15 @@ pub fn metrics() -> &'static PrometheusHandle {
         let handle = recorder.handle();
         // Fails only if another recorder was installed first; metrics then go there.
         let _ = metrics::set_global_recorder(recorder);
+        // Histograms hold every sample until upkeep folds them into buckets;
+        // without a scraper they would grow with every request.
+        let upkeep = handle.clone();
+        let _ = std::thread::Builder::new()
+            .name("keywarden-metrics-upkeep".into())
+            .spawn(move || loop {
+                std::thread::sleep(std::time::Duration::from_secs(5));
+                upkeep.run_upkeep();
+            });
         handle
     })
 }

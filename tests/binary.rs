@@ -91,6 +91,16 @@ fn start_with(dir: &Path, vars: &[(&str, &str)]) -> Running {
     }
 }
 
+/// A test that fails half-way must not leave its server running.
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl Running {
     fn get(&self, path: &str, credential: &str) -> u16 {
         self.request("GET", path, credential, "").0

@@ -56,6 +56,13 @@ pub trait ApiTokenRepository: Send + Sync {
     /// As for [`ApiTokenRepository::list`].
     async fn find(&self, selector: Selector) -> Result<Option<ApiToken>, RepositoryError>;
 
+    /// The tokens with these selectors; selectors with no token are absent
+    /// from the answer.
+    ///
+    /// # Errors
+    /// As for [`ApiTokenRepository::list`].
+    async fn find_many(&self, selectors: Vec<Selector>) -> Result<Vec<ApiToken>, RepositoryError>;
+
     /// Stores a new token and `event` unless that would make more than `limit`
     /// tokens. Returns the token as stored.
     ///

@@ -280,10 +280,15 @@ impl ApiTokenService {
             ExternalChange::Tokens(selectors) => {
                 metrics::counter!("keywarden_external_changes_total")
                     .increment(selectors.len() as u64);
+                // One read for the whole batch; a selector with no token left
+                // was deleted.
+                let found = self.repository.find_many(selectors.clone()).await?;
+                for token in &found {
+                    self.view.apply(token);
+                }
                 for selector in selectors {
-                    match self.repository.find(selector).await? {
-                        Some(token) => self.view.apply(&token),
-                        None => self.view.remove(selector),
+                    if !found.iter().any(|token| token.selector() == selector) {
+                        self.view.remove(selector);
                     }
                 }
                 Ok(())
@@ -445,16 +450,14 @@ fn invalid(error: DomainError, field: Option<&'static str>) -> AppError {
 #[async_trait]
 impl ApiTokenUseCases for ApiTokenService {
     fn authenticate_admin(&self, presented: &str) -> Result<Principal, AppError> {
-        let credential = Credential::new(presented);
+        let (selector, verifier) = Credential::new(presented).key();
         let now = self.clock.now();
-        let checked = self
-            .view
-            .check(credential.selector(), &credential.verifier(), now);
+        let checked = self.view.check(selector, &verifier, now);
         let (outcome, result) = match checked {
             Err(Rejection::Unknown) => ("unknown", Err(AppError::Unauthorized)),
             Err(Rejection::Expired) => ("expired", Err(AppError::Unauthorized)),
             Ok(principal) => {
-                self.seen.record(credential.selector(), now);
+                self.seen.record(selector, now);
                 if principal.token_type().is_admin() {
                     ("ok", Ok(principal))
                 } else {

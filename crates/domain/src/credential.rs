@@ -157,8 +157,16 @@ impl Credential {
 
     /// The selector embedded in a v2 credential, or one derived from the verifier.
     pub fn selector(&self) -> Selector {
-        self.v2_selector()
-            .unwrap_or_else(|| Selector::derived_from(&self.verifier()))
+        self.key().0
+    }
+
+    /// Selector and verifier together, hashing the credential once.
+    pub fn key(&self) -> (Selector, Verifier) {
+        let verifier = self.verifier();
+        let selector = self
+            .v2_selector()
+            .unwrap_or_else(|| Selector::derived_from(&verifier));
+        (selector, verifier)
     }
 
     fn v2_selector(&self) -> Option<Selector> {
@@ -230,11 +238,8 @@ impl TokenRef {
         match Selector::parse(text) {
             Some(selector) => Self::Selector(selector),
             None => {
-                let credential = Credential::new(text);
-                Self::Credential {
-                    selector: credential.selector(),
-                    verifier: credential.verifier(),
-                }
+                let (selector, verifier) = Credential::new(text).key();
+                Self::Credential { selector, verifier }
             }
         }
     }

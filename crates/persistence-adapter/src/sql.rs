@@ -9,6 +9,8 @@
 //!   see one snapshot;
 //! - `write_transaction(conn, work)`: runs `work` in a transaction that other
 //!   writers of the same token cannot interleave with;
+//! - `writer_turn(&self)`: a lock every write takes first, where the database
+//!   allows one writer at a time anyway (`None` where it does not);
 //! - `lock_token(conn, selector)`: called first in a transaction that will
 //!   change that token;
 //! - `lock_token_count(conn)`: called before counting tokens to insert more;
@@ -65,8 +67,26 @@ macro_rules! sql_repository {
                     T: Send + 'static,
                     F: FnOnce(&mut Conn) -> Result<T, TxError> + Send + 'static,
                 {
+                    self.on_connection(None, work).await
+                }
+
+                /// Runs `work` on a pooled connection, on the blocking pool, after
+                /// taking `turn` (if any) so that writers queue here, in order,
+                /// rather than inside the database.
+                async fn on_connection<T, F>(
+                    &self,
+                    turn: Option<std::sync::Arc<std::sync::Mutex<()>>>,
+                    work: F,
+                ) -> Result<T, RepositoryError>
+                where
+                    T: Send + 'static,
+                    F: FnOnce(&mut Conn) -> Result<T, TxError> + Send + 'static,
+                {
                     let pool = self.pool.clone();
                     tokio::task::spawn_blocking(move || {
+                        let _turn = turn.as_ref().map(|turn| {
+                            turn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+                        });
                         let waiting = std::time::Instant::now();
                         let conn = pool.get();
                         metrics::histogram!("keywarden_db_pool_wait_seconds")
@@ -107,8 +127,10 @@ macro_rules! sql_repository {
                     T: Send + 'static,
                     F: FnOnce(&mut Conn) -> Result<T, TxError> + Send + 'static,
                 {
-                    self.with_connection(|conn| Repository::write_transaction(conn, work))
-                        .await
+                    self.on_connection(self.writer_turn(), |conn| {
+                        Repository::write_transaction(conn, work)
+                    })
+                    .await
                 }
             }
 
@@ -117,19 +139,31 @@ macro_rules! sql_repository {
                 selectors: &[String],
             ) -> Result<Vec<(String, String)>, TxError> {
                 let mut links = Vec::new();
+                let columns = (api_token_projects::selector, api_token_projects::project);
                 for chunk in selectors.chunks(IN_CHUNK) {
-                    links.extend(
-                        api_token_projects::table
-                            .select((api_token_projects::selector, api_token_projects::project))
-                            .filter(api_token_projects::selector.eq_any(chunk))
+                    // `IN (…)` is prepared anew for every length; the usual single
+                    // token gets a statement the connection can keep.
+                    links.extend(match chunk {
+                        [one] => api_token_projects::table
+                            .select(columns)
+                            .filter(api_token_projects::selector.eq(one))
                             .load::<(String, String)>(conn)?,
-                    );
+                        many => api_token_projects::table
+                            .select(columns)
+                            .filter(api_token_projects::selector.eq_any(many))
+                            .load::<(String, String)>(conn)?,
+                    });
                 }
                 Ok(links)
             }
 
             fn load_tokens(conn: &mut Conn, rows: Vec<TokenRow>) -> Result<Vec<ApiToken>, TxError> {
-                let selectors: Vec<String> = rows.iter().map(|row| row.selector.clone()).collect();
+                // All-projects tokens have no links: ask only about the others.
+                let selectors: Vec<String> = rows
+                    .iter()
+                    .filter(|row| !row.all_projects)
+                    .map(|row| row.selector.clone())
+                    .collect();
                 let links = links_of(conn, &selectors)?;
                 Ok(assemble(rows, links)?)
             }
@@ -319,6 +353,26 @@ macro_rules! sql_repository {
                     selector: Selector,
                 ) -> Result<Option<ApiToken>, RepositoryError> {
                     self.read(move |conn| find_token(conn, selector)).await
+                }
+
+                async fn find_many(
+                    &self,
+                    selectors: Vec<Selector>,
+                ) -> Result<Vec<ApiToken>, RepositoryError> {
+                    let selectors: Vec<String> = selectors.iter().map(Selector::to_string).collect();
+                    self.read(move |conn| {
+                        let mut rows = Vec::new();
+                        for chunk in selectors.chunks(IN_CHUNK) {
+                            rows.extend(
+                                api_tokens::table
+                                    .select(token_columns!())
+                                    .filter(api_tokens::selector.eq_any(chunk))
+                                    .load::<TokenRow>(conn)?,
+                            );
+                        }
+                        load_tokens(conn, rows)
+                    })
+                    .await
                 }
 
                 async fn insert(

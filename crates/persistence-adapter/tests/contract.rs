@@ -90,7 +90,18 @@ pub async fn inserted_tokens_read_back_whole(fixture: &dyn Fixture) {
     let names: Vec<_> = listed.iter().map(|t| t.name().as_str()).collect();
     assert_eq!(names, vec!["two", "one"], "newest first");
 
-    assert_eq!(repository.find_by_name("one").await.unwrap(), vec![found]);
+    assert_eq!(
+        repository.find_by_name("one").await.unwrap(),
+        vec![found.clone()]
+    );
+    let ghost = keywarden_domain::Selector::from_bytes([9; 16]);
+    let mut many = repository
+        .find_many(vec![two.selector(), ghost, one.selector()])
+        .await
+        .unwrap();
+    many.sort_by_key(|t| t.name().as_str().to_string());
+    assert_eq!(many.len(), 2, "missing selectors are absent");
+    assert_eq!(many[0], found);
     assert!(
         repository.find_by_name("ONE").await.unwrap().is_empty(),
         "case-sensitive"

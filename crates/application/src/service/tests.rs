@@ -675,15 +675,11 @@ async fn external_changes_are_fetched_and_applied() {
     let created_elsewhere = fixtures::stored(&created, 1, None);
     let (a, b, c) = (expiring.selector(), deleted.selector(), created.selector());
     let repository = repository(stored, move |repository| {
-        repository.expect_find().returning(move |selector| {
-            Ok(if selector == a {
-                Some(expired_now.clone())
-            } else if selector == c {
-                Some(created_elsewhere.clone())
-            } else {
-                None
-            })
-        });
+        repository
+            .expect_find_many()
+            .withf(move |selectors| selectors == &vec![a, b, c])
+            .times(1)
+            .returning(move |_| Ok(vec![expired_now.clone(), created_elsewhere.clone()]));
     });
     let service = service(repository, clock_at(now()), no_secrets()).await;
     assert!(service

@@ -59,6 +59,12 @@ impl PostgresRepository {
         Ok(Self { pool })
     }
 
+    /// PostgreSQL runs writers concurrently; the row and advisory locks order
+    /// the ones that conflict.
+    fn writer_turn(&self) -> Option<std::sync::Arc<std::sync::Mutex<()>>> {
+        None
+    }
+
     /// READ COMMITTED gives each statement its own snapshot: a token deleted
     /// between reading it and reading its projects would look corrupt.
     fn read_transaction<T, F>(conn: &mut PgConnection, work: F) -> Result<T, TxError>

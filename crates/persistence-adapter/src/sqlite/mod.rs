@@ -7,6 +7,7 @@ mod pool;
 mod schema;
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use diesel::{RunQueryDsl, SqliteConnection};
 use keywarden_application::RepositoryError;
@@ -20,6 +21,10 @@ use crate::error::TxError;
 #[derive(Clone)]
 pub struct SqliteRepository {
     pool: SqlitePool,
+    /// SQLite admits one writer; others retry in its busy handler, which
+    /// sleeps 1 to 100 ms between tries even when the lock is long free.
+    /// Writers of this process queue on this lock instead, woken at once.
+    writer: Arc<Mutex<()>>,
 }
 
 impl SqliteRepository {
@@ -32,7 +37,14 @@ impl SqliteRepository {
         let pool = tokio::task::spawn_blocking(move || pool::open(&path, &options))
             .await
             .map_err(|e| RepositoryError::Internal(Box::new(e)))??;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            writer: Arc::new(Mutex::new(())),
+        })
+    }
+
+    fn writer_turn(&self) -> Option<Arc<Mutex<()>>> {
+        Some(Arc::clone(&self.writer))
     }
 
     /// Writes a consistent copy of the live database to `target` (which must
