@@ -283,11 +283,13 @@ impl ApiTokenService {
                 // One read for the whole batch; a selector with no token left
                 // was deleted.
                 let found = self.repository.find_many(selectors.clone()).await?;
+                let present: std::collections::HashSet<_> =
+                    found.iter().map(ApiToken::selector).collect();
                 for token in &found {
                     self.view.apply(token);
                 }
                 for selector in selectors {
-                    if !found.iter().any(|token| token.selector() == selector) {
+                    if !present.contains(&selector) {
                         self.view.remove(selector);
                     }
                 }

@@ -1,0 +1,273 @@
+#!/usr/bin/env python3
+"""Helpers for bench/run.sh and bench/reliability/*: standard library only.
+
+Subcommands:
+  free-port                        print a free TCP port on 127.0.0.1
+  wait-health PORT TIMEOUT_S       wait for GET /health = 200; print the wait in ms
+  http PORT METHOD PATH [AUTH] [BODY]  one request; print "<status> <body>"
+  sample TSV N SELECTORS NAMES     N random lines of seed.py's output -> two key files
+  launch PORT TIMEOUT_S LOG BIN [ARGS...]
+                                   start BIN detached; print "<pid> <ms to first 200>"
+  startup RUNS PORT TIMEOUT_S BIN [ARGS...]
+                                   start BIN RUNS times (environment and cwd as
+                                   given), time process start -> first 200 from
+                                   /health, stop it with SIGTERM; print JSON
+  latency PORT PATH AUTH COUNT TIMEOUT_S
+                                   COUNT sequential requests on one keep-alive
+                                   connection; print JSON with per-request ms
+  rss PID                          print JSON {rss_kb, hwm_kb} from /proc/PID/status
+  pg-url BASE_URL DBNAME           BASE_URL with its database replaced by DBNAME
+  wrk-line JSON                    one-line summary of a wrk result
+  summarize RESULTS.jsonl          print the markdown tables for one results file
+"""
+
+import http.client
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.parse
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def health_once(port, timeout=1.0):
+    """Status of GET /health, or None when nothing answers yet."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+            data = b""
+            while b"\r\n" not in data:
+                chunk = s.recv(256)
+                if not chunk:
+                    break
+                data += chunk
+            parts = data.split(b" ", 2)
+            return int(parts[1]) if len(parts) > 1 else None
+    except (OSError, ValueError):
+        return None
+
+
+def wait_health(port, timeout_s):
+    start = time.perf_counter()
+    deadline = start + timeout_s
+    while time.perf_counter() < deadline:
+        if health_once(port) == 200:
+            return (time.perf_counter() - start) * 1000
+        time.sleep(0.0005)
+    return None
+
+
+def request(port, method, path, auth=None, body=None, timeout=30):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    headers = {}
+    if auth:
+        headers["Authorization"] = auth
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    conn.request(method, path, body=body, headers=headers)
+    response = conn.getresponse()
+    data = response.read()
+    conn.close()
+    return response.status, data
+
+
+def sample(tsv, count, selectors_out, names_out):
+    with open(tsv, encoding="ascii") as f:
+        lines = [line.rstrip("\n").split("\t") for line in f if line.strip()]
+    rng = random.Random(42)
+    picked = rng.sample(lines, min(count, len(lines)))
+    with open(selectors_out, "w") as s, open(names_out, "w") as n:
+        for selector, _credential, name in picked:
+            s.write(selector + "\n")
+            n.write(name + "\n")
+    return len(picked)
+
+
+def stop(process, timeout=15):
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def launch(port, timeout_s, log_path, argv):
+    """Starts the server detached (it outlives this helper) and times its start."""
+    log = open(log_path, "ab")
+    start = time.perf_counter()
+    process = subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True)
+    deadline = start + timeout_s
+    while time.perf_counter() < deadline and process.poll() is None:
+        if health_once(port) == 200:
+            print(process.pid, f"{(time.perf_counter() - start) * 1000:.2f}")
+            return
+        time.sleep(0.0005)
+    if process.poll() is None:
+        process.kill()
+    sys.exit(f"keywarden did not answer /health with 200 (exit status {process.poll()})")
+
+
+def startup(runs, port, timeout_s, argv):
+    times = []
+    log = open(os.environ.get("KW_SERVER_LOG", os.devnull), "ab")
+    for _ in range(runs):
+        start = time.perf_counter()
+        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log)
+        ready = None
+        deadline = start + timeout_s
+        try:
+            while time.perf_counter() < deadline and process.poll() is None:
+                if health_once(port) == 200:
+                    ready = (time.perf_counter() - start) * 1000
+                    break
+                time.sleep(0.0005)
+        finally:
+            stop(process)
+        if ready is None:
+            print(json.dumps({"error": "no 200 from /health", "exit": process.returncode}))
+            sys.exit(1)
+        times.append(round(ready, 2))
+        time.sleep(0.2)
+    print(json.dumps({"runs": runs, "median_ms": round(statistics.median(times), 2),
+                      "min_ms": min(times), "max_ms": max(times), "all_ms": times}))
+
+
+def latency(port, path, auth, count, timeout_s):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
+    times, statuses, size = [], {}, 0
+    for _ in range(count):
+        start = time.perf_counter()
+        conn.request("GET", path, headers={"Authorization": auth})
+        response = conn.getresponse()
+        body = response.read()
+        times.append((time.perf_counter() - start) * 1000)
+        statuses[response.status] = statuses.get(response.status, 0) + 1
+        size = len(body)
+    conn.close()
+    ordered = sorted(times)
+    p90 = ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
+    print(json.dumps({"count": count, "median_ms": round(statistics.median(times), 2),
+                      "p90_ms": round(p90, 2), "min_ms": round(ordered[0], 2),
+                      "max_ms": round(ordered[-1], 2), "bytes": size,
+                      "statuses": {str(k): v for k, v in statuses.items()}}))
+
+
+def rss(pid):
+    values = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0])
+    print(json.dumps({"rss_kb": values.get("VmRSS"), "hwm_kb": values.get("VmHWM")}))
+
+
+def pg_url(base, dbname):
+    parts = urllib.parse.urlsplit(base)
+    return urllib.parse.urlunsplit(parts._replace(path="/" + dbname))
+
+
+def fmt_ms(us):
+    return f"{us / 1000:.2f}"
+
+
+def summarize(path):
+    """Medians over the runs of each scenario; error counts are summed."""
+    rows = [json.loads(line) for line in open(path) if line.strip()]
+    loads = [r for r in rows if r.get("kind") == "wrk"]
+    groups = {}
+    for r in loads:
+        groups.setdefault((r["backend"], r["size"], r["scenario"]), []).append(r)
+    out = []
+    if groups:
+        out.append("| backend | tokens | scenario | runs | req/s (median) | p50 ms | p99 ms | "
+                   "non-2xx (expected) | socket errors | load1 before |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|")
+        for (backend, size, scenario), runs in groups.items():
+            rps = statistics.median(r["requests"] / (r["duration_us"] / 1e6) for r in runs)
+            p50 = statistics.median(r["p50_us"] for r in runs)
+            p99 = statistics.median(r["p99_us"] for r in runs)
+            status = sum(r["status_errors"] for r in runs)
+            total = sum(r["requests"] for r in runs)
+            expected = "all" if runs[0].get("expect_status", 200) >= 400 else "0"
+            sockets = sum(r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"]
+                          for r in runs)
+            load = ", ".join(str(r.get("load1", "?")) for r in runs)
+            out.append(f"| {backend} | {size} | {scenario} | {len(runs)} | {rps:,.0f} | "
+                       f"{fmt_ms(p50)} | {fmt_ms(p99)} | {status}/{total} ({expected}) | "
+                       f"{sockets} | {load} |")
+    for r in rows:
+        kind = r.get("kind")
+        if kind == "rss":
+            out.append(f"\nRSS after the load ({r['backend']}, {r['size']} tokens): "
+                       f"{r['rss_kb'] / 1024:.1f} MiB (peak {r['hwm_kb'] / 1024:.1f} MiB)")
+        elif kind == "startup":
+            out.append(f"\nStart to first 200 from /health, existing database ({r['backend']}, "
+                       f"{r['size']} tokens): median {r['median_ms']} ms over {r['runs']} runs "
+                       f"(min {r['min_ms']}, max {r['max_ms']})")
+        elif kind == "first-start":
+            out.append(f"\nFirst start after seeding ({r['backend']}, {r['size']} tokens): "
+                       f"{r['ms']:.1f} ms")
+        elif kind == "list-latency":
+            out.append(f"\nGET /api/admin/api-tokens, sequential, one connection ({r['backend']}, "
+                       f"{r['size']} tokens, {r['bytes']:,} bytes): median {r['median_ms']} ms, "
+                       f"p90 {r['p90_ms']} ms, max {r['max_ms']} ms over {r['count']} requests")
+        elif kind == "seed":
+            out.append(f"\nSeeding {r['size']} tokens ({r['backend']}): {r['seconds']:.1f} s")
+    print("\n".join(out))
+
+
+def main():
+    args = sys.argv[1:]
+    if not args:
+        sys.exit(__doc__)
+    command, rest = args[0], args[1:]
+    if command == "free-port":
+        print(free_port())
+    elif command == "wait-health":
+        waited = wait_health(int(rest[0]), float(rest[1]))
+        if waited is None:
+            sys.exit(1)
+        print(f"{waited:.2f}")
+    elif command == "http":
+        port, method, path = int(rest[0]), rest[1], rest[2]
+        auth = rest[3] if len(rest) > 3 and rest[3] else None
+        body = rest[4] if len(rest) > 4 else None
+        status, data = request(port, method, path, auth, body)
+        print(status, data.decode("utf-8", "replace"))
+    elif command == "sample":
+        print(sample(rest[0], int(rest[1]), rest[2], rest[3]))
+    elif command == "launch":
+        launch(int(rest[0]), float(rest[1]), rest[2], rest[3:])
+    elif command == "startup":
+        startup(int(rest[0]), int(rest[1]), float(rest[2]), rest[3:])
+    elif command == "latency":
+        latency(int(rest[0]), rest[1], rest[2], int(rest[3]), float(rest[4]))
+    elif command == "rss":
+        rss(rest[0])
+    elif command == "pg-url":
+        print(pg_url(rest[0], rest[1]))
+    elif command == "wrk-line":
+        r = json.loads(rest[0])
+        print(f"{r['requests'] / (r['duration_us'] / 1e6):,.0f} req/s, p50 {r['p50_us'] / 1000:.2f} ms, "
+              f"p99 {r['p99_us'] / 1000:.2f} ms, non-2xx {r['status_errors']}")
+    elif command == "summarize":
+        summarize(rest[0])
+    else:
+        sys.exit(f"unknown command {command}\n{__doc__}")
+
+
+if __name__ == "__main__":
+    main()

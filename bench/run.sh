@@ -1,0 +1,277 @@
+#!/usr/bin/env bash
+# keywarden HTTP benchmarks: builds the release binary, starts it on a fresh
+# database in a temporary directory (SQLite, or PostgreSQL with --postgres),
+# preloads N tokens with bench/seed.py and drives it with wrk on the same
+# machine over loopback. Every load run is bounded in time; the server and the
+# temporary database are removed on exit.
+#
+#   bench/run.sh                         # SQLite, 1,000 tokens
+#   bench/run.sh --size 1000000          # SQLite, 1M tokens
+#   bench/run.sh --postgres postgres://postgres@127.0.0.1:5432/postgres --size 1000
+#   bench/run.sh --size 10000 --scenarios list-latency   # only the list latency
+#
+# Options (defaults in brackets):
+#   --size N             tokens to preload [1000]
+#   --postgres URL       use PostgreSQL: a fresh database is created next to the
+#                        one URL names, and dropped afterwards
+#   --duration S         seconds per measured wrk run [10]
+#   --warmup S           seconds of discarded warm-up per scenario [3]
+#   --runs R             measured runs per scenario (medians are reported) [3]
+#   --connections C      wrk connections [32]
+#   --threads T          wrk threads [2]
+#   --startup-runs R     start-ups timed on the existing database [21]
+#   --scenarios LIST     comma-separated, from: health,unauth,name,list,put,
+#                        list-latency,startup [all of them]
+#   --bin PATH           use this keywarden binary instead of building one
+#   --out DIR            where results go [bench/results/<date>-<backend>-<size>]
+#   --max-wait S         how long to wait for other compiles to finish before
+#                        each measurement (recorded either way) [300]
+#   --keep               keep the temporary directory (database, logs)
+#
+# Output: DIR/results.jsonl (one JSON object per measurement, with the load
+# average before it) and DIR/summary.md (medians), also printed at the end.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+KW="$ROOT/bench/lib/kwbench.py"
+LUA="$ROOT/bench/wrk/keywarden.lua"
+
+SIZE=1000
+PG_BASE=""
+DURATION=10
+WARMUP=3
+RUNS=3
+CONNECTIONS=32
+THREADS=2
+STARTUP_RUNS=21
+SCENARIOS="health,unauth,name,list,put,list-latency,startup"
+BIN=""
+OUT=""
+MAX_WAIT=300
+KEEP=0
+ADMIN='*:*.bench-admin-secret'
+PUT_BODY='{"expiresAt":"2040-01-01T00:00:00Z"}'
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed 's/^# \{0,1\}//; /^set -euo/d'; exit "${1:-0}"; }
+
+while (($#)); do
+  case "$1" in
+    --size) SIZE="$2"; shift 2 ;;
+    --postgres) PG_BASE="$2"; shift 2 ;;
+    --duration) DURATION="$2"; shift 2 ;;
+    --warmup) WARMUP="$2"; shift 2 ;;
+    --runs) RUNS="$2"; shift 2 ;;
+    --connections) CONNECTIONS="$2"; shift 2 ;;
+    --threads) THREADS="$2"; shift 2 ;;
+    --startup-runs) STARTUP_RUNS="$2"; shift 2 ;;
+    --scenarios) SCENARIOS="$2"; shift 2 ;;
+    --bin) BIN="$2"; shift 2 ;;
+    --out) OUT="$2"; shift 2 ;;
+    --max-wait) MAX_WAIT="$2"; shift 2 ;;
+    --keep) KEEP=1; shift ;;
+    -h|--help) usage 0 ;;
+    *) echo "run.sh: unknown option $1" >&2; usage 2 ;;
+  esac
+done
+
+BACKEND=sqlite
+[[ -n "$PG_BASE" ]] && BACKEND=postgres
+OUT="${OUT:-$ROOT/bench/results/$(date -u +%Y%m%d-%H%M%S)-$BACKEND-$SIZE}"
+mkdir -p "$OUT"
+RESULTS="$OUT/results.jsonl"
+: >"$RESULTS"
+
+log() { printf '[run.sh %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+has() { [[ ",$SCENARIOS," == *",$1,"* ]]; }
+
+# ---- tools ------------------------------------------------------------------
+if ! command -v wrk >/dev/null; then
+  log "installing wrk (Debian package)"
+  if [[ $EUID -eq 0 ]]; then
+    apt-get update -qq && apt-get install -y -qq wrk >/dev/null
+  else
+    sudo apt-get update -qq && sudo apt-get install -y -qq wrk >/dev/null
+  fi
+fi
+command -v python3 >/dev/null || { echo "run.sh: python3 is required" >&2; exit 1; }
+if [[ -n "$PG_BASE" ]]; then command -v psql >/dev/null || { echo "run.sh: psql is required" >&2; exit 1; }; fi
+
+BIN_NOTE="built by run.sh from the work tree"
+if [[ -n "$BIN" ]]; then BIN_NOTE="given with --bin ($BIN)"; fi
+if [[ -z "$BIN" ]]; then
+  log "building the release binary"
+  (cd "$ROOT" && cargo build --release --locked --bin keywarden)
+  BIN="$ROOT/target/release/keywarden"
+fi
+BIN="$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")"
+[[ -x "$BIN" ]] || { echo "run.sh: no binary at $BIN" >&2; exit 1; }
+
+# ---- the server ---------------------------------------------------------------
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/kwbench.XXXXXX")"
+PORT="$(python3 "$KW" free-port)"
+SERVER_PID=""
+PG_DB=""
+
+stop_server() {
+  [[ -n "$SERVER_PID" ]] || return 0
+  kill -TERM "$SERVER_PID" 2>/dev/null || true
+  for _ in $(seq 1 150); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
+}
+
+cleanup() {
+  local status=$?
+  stop_server
+  if [[ -n "$PG_DB" ]]; then
+    psql "$PG_BASE" -XAtq -c "DROP DATABASE IF EXISTS \"$PG_DB\" WITH (FORCE)" >/dev/null 2>&1 || true
+  fi
+  if ((KEEP)); then log "kept $TMP"; else rm -rf "$TMP"; fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [[ -n "$PG_BASE" ]]; then
+  PG_DB="kwbench_$$_$RANDOM"
+  psql "$PG_BASE" -XAtq -c "CREATE DATABASE \"$PG_DB\"" >/dev/null
+  DATABASE_URL="$(python3 "$KW" pg-url "$PG_BASE" "$PG_DB")"
+else
+  DATABASE_URL="sqlite://$TMP/keywarden.db"
+fi
+
+export DATABASE_URL HTTP_HOST=127.0.0.1 HTTP_PORT="$PORT" RUST_LOG=warn \
+  INIT_ADMIN_API_TOKENS="$ADMIN" UNLEASH_API_TOKENS_LIMIT=100000000 \
+  KW_SERVER_LOG="$TMP/server.log"
+unset KEYWARDEN_CONFIG
+
+# Starts keywarden in the background (cwd: the temp dir); STARTED_MS is the
+# time from process start to the first 200 from /health.
+STARTED_MS=""
+start_server() {
+  local launched
+  if ! launched="$(cd "$TMP" && python3 "$KW" launch "$PORT" 600 "$TMP/server.log" "$BIN")"; then
+    echo "run.sh: keywarden did not become healthy; its log:" >&2
+    tail -n 30 "$TMP/server.log" >&2
+    exit 1
+  fi
+  read -r SERVER_PID STARTED_MS <<<"$launched"
+}
+
+record() { echo "$1" >>"$RESULTS"; }
+
+# Waits (bounded) while another process compiles, then prints the 1-minute load.
+quiet_load() {
+  local waited=0
+  while pgrep -x rustc >/dev/null || pgrep -x cc1 >/dev/null || pgrep -x cc1plus >/dev/null; do
+    if ((waited >= MAX_WAIT)); then
+      log "a compiler is still running after ${MAX_WAIT}s; measuring anyway (load recorded)"
+      break
+    fi
+    ((waited == 0)) && log "waiting for another process's compile to finish"
+    sleep 5
+    waited=$((waited + 5))
+  done
+  cut -d' ' -f1 /proc/loadavg
+}
+
+# ---- 1. migrate an empty database and bootstrap the admin token ---------------
+log "backend $BACKEND, $SIZE tokens, port $PORT, temp $TMP"
+start_server
+stop_server
+
+# ---- 2. preload the tokens ----------------------------------------------------
+log "seeding $SIZE tokens"
+seed_start=$(date +%s%N)
+if [[ -n "$PG_BASE" ]]; then
+  python3 "$ROOT/bench/seed.py" --postgres "$DATABASE_URL" --count "$SIZE" --out "$TMP/tokens.tsv"
+else
+  python3 "$ROOT/bench/seed.py" --sqlite "$TMP/keywarden.db" --count "$SIZE" --out "$TMP/tokens.tsv"
+fi
+seed_ms=$(( ($(date +%s%N) - seed_start) / 1000000 ))
+record "{\"kind\":\"seed\",\"backend\":\"$BACKEND\",\"size\":$SIZE,\"seconds\":$((seed_ms / 1000)).$(printf %03d $((seed_ms % 1000)))}"
+python3 "$KW" sample "$TMP/tokens.tsv" 10000 "$TMP/selectors.txt" "$TMP/names.txt" >/dev/null
+
+# ---- 3. start on the seeded database and check the seed is what the server expects
+start_server
+record "{\"kind\":\"first-start\",\"backend\":\"$BACKEND\",\"size\":$SIZE,\"ms\":$STARTED_MS}"
+log "serving $SIZE seeded tokens after ${STARTED_MS} ms"
+IFS=$'\t' read -r sel cred name < <(head -n 1 "$TMP/tokens.tsv")
+read -r status body < <(python3 "$KW" http "$PORT" GET "/api/admin/api-tokens/$name" "$ADMIN")
+[[ "$status" == 200 && "$body" == *"\"secret\":\"$sel\""* ]] || { echo "run.sh: seeded token $name not readable: $status $body" >&2; exit 1; }
+read -r status _ < <(python3 "$KW" http "$PORT" GET /api/admin/api-tokens "$cred")
+[[ "$status" == 403 ]] || { echo "run.sh: a seeded backend credential should get 403, got $status" >&2; exit 1; }
+BAD_CRED="*:development.v2_$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')_$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+read -r status _ < <(python3 "$KW" http "$PORT" GET /api/admin/api-tokens "$BAD_CRED")
+[[ "$status" == 401 ]] || { echo "run.sh: an unknown credential should get 401, got $status" >&2; exit 1; }
+
+# ---- 4. load ------------------------------------------------------------------
+# wrk_run SCENARIO EXPECTED_STATUS TIMEOUT [KW_* assignments...]
+wrk_run() {
+  local scenario="$1" expect="$2" timeout="$3"; shift 3
+  local load
+  load="$(quiet_load)"
+  log "$scenario: warm-up ${WARMUP}s"
+  env "$@" wrk -t "$THREADS" -c "$CONNECTIONS" -d "${WARMUP}s" --timeout "$timeout" -s "$LUA" \
+    "http://127.0.0.1:$PORT" >/dev/null
+  for run in $(seq 1 "$RUNS"); do
+    load="$(quiet_load)"
+    local line
+    line="$(env "$@" wrk -t "$THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --timeout "$timeout" -s "$LUA" \
+      "http://127.0.0.1:$PORT" | grep '^{"requests"')"
+    record "{\"kind\":\"wrk\",\"backend\":\"$BACKEND\",\"size\":$SIZE,\"scenario\":\"$scenario\",\"run\":$run,\"expect_status\":$expect,\"load1\":$load,\"connections\":$CONNECTIONS,\"threads\":$THREADS,${line#\{}"
+    log "$scenario run $run: $(python3 "$KW" wrk-line "$line") (load1 before: $load)"
+  done
+}
+
+has health && wrk_run "GET /health" 200 2s KW_PATH=/health
+has unauth && wrk_run "GET /api/admin/api-tokens, bad credential (401)" 401 2s \
+  KW_PATH=/api/admin/api-tokens "KW_AUTH=$BAD_CRED"
+has name && wrk_run "GET /api/admin/api-tokens/:name" 200 2s \
+  KW_PREFIX=/api/admin/api-tokens/ "KW_KEYS=$TMP/names.txt" "KW_AUTH=$ADMIN"
+if has list; then
+  if ((SIZE <= 20000)); then
+    wrk_run "GET /api/admin/api-tokens (list)" 200 30s KW_PATH=/api/admin/api-tokens "KW_AUTH=$ADMIN"
+  else
+    log "list under load skipped at $SIZE tokens (each answer is the whole table); see list-latency"
+  fi
+fi
+has put && wrk_run "PUT /api/admin/api-tokens/:token" 200 2s KW_METHOD=PUT \
+  KW_PREFIX=/api/admin/api-tokens/ "KW_KEYS=$TMP/selectors.txt" "KW_AUTH=$ADMIN" "KW_BODY=$PUT_BODY"
+
+record "{\"kind\":\"rss\",\"backend\":\"$BACKEND\",\"size\":$SIZE,$(python3 "$KW" rss "$SERVER_PID" | sed 's/^{//')"
+
+if has list-latency; then
+  count=30
+  ((SIZE > 20000)) && count=3
+  load="$(quiet_load)"
+  log "list latency: $count sequential requests"
+  line="$(python3 "$KW" latency "$PORT" /api/admin/api-tokens "$ADMIN" "$count" 600)"
+  record "{\"kind\":\"list-latency\",\"backend\":\"$BACKEND\",\"size\":$SIZE,\"load1\":$load,${line#\{}"
+fi
+stop_server
+
+# ---- 5. start-up on the existing database ------------------------------------
+if has startup; then
+  runs="$STARTUP_RUNS"
+  ((SIZE > 200000)) && runs=5
+  load="$(quiet_load)"
+  log "start-up: $runs runs"
+  line="$(cd "$TMP" && python3 "$KW" startup "$runs" "$PORT" 600 "$BIN")"
+  record "{\"kind\":\"startup\",\"backend\":\"$BACKEND\",\"size\":$SIZE,\"load1\":$load,${line#\{}"
+fi
+
+# ---- summary ------------------------------------------------------------------
+{
+  echo "# keywarden benchmark: $BACKEND, $SIZE tokens"
+  echo
+  echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ); work tree at commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- crates src Cargo.toml Cargo.lock 2>/dev/null || echo ' (+ uncommitted changes)')"
+  echo "- binary: $BIN_NOTE; sha256 $(sha256sum "$BIN" | cut -c1-16)"
+  echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -h | awk '/^Mem:/ {print $2}') RAM"
+  echo "- wrk: $THREADS threads, $CONNECTIONS connections, ${WARMUP}s warm-up, $RUNS × ${DURATION}s runs"
+  echo "- command: bench/run.sh --size $SIZE${PG_BASE:+ --postgres <url>} --duration $DURATION --runs $RUNS"
+  echo
+  python3 "$KW" summarize "$RESULTS"
+} >"$OUT/summary.md"
+cat "$OUT/summary.md"
+log "results in $OUT"
