@@ -50,12 +50,6 @@ pub trait ApiTokenRepository: Send + Sync {
     /// As for [`ApiTokenRepository::list`].
     async fn find_by_name(&self, name: &str) -> Result<Vec<ApiToken>, RepositoryError>;
 
-    /// The token with this selector, if any.
-    ///
-    /// # Errors
-    /// As for [`ApiTokenRepository::list`].
-    async fn find(&self, selector: Selector) -> Result<Option<ApiToken>, RepositoryError>;
-
     /// The tokens with these selectors; selectors with no token are absent
     /// from the answer.
     ///

@@ -348,13 +348,6 @@ macro_rules! sql_repository {
                     .await
                 }
 
-                async fn find(
-                    &self,
-                    selector: Selector,
-                ) -> Result<Option<ApiToken>, RepositoryError> {
-                    self.read(move |conn| find_token(conn, selector)).await
-                }
-
                 async fn find_many(
                     &self,
                     selectors: Vec<Selector>,
