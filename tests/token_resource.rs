@@ -521,7 +521,21 @@ async fn prometheus_metrics_cover_requests_authentication_and_storage() {
 async fn every_response_carries_a_request_id() {
     let app = spawn_app().await;
     let generated = app.send("GET", "/health", &[], None).await;
-    assert_eq!(generated.headers["x-request-id"].len(), 36);
+    let next = app.send("GET", "/health", &[], None).await;
+    let (first, second) = (
+        &generated.headers["x-request-id"],
+        &next.headers["x-request-id"],
+    );
+    for id in [first, second] {
+        let (prefix, counter) = id.split_once('-').expect("prefix-counter");
+        assert_eq!(prefix.len(), 12, "{id}");
+        assert!(
+            id.chars().all(|c| c == '-' || c.is_ascii_hexdigit()),
+            "{id}"
+        );
+        assert!(!counter.is_empty(), "{id}");
+    }
+    assert_ne!(first, second, "each request gets its own id");
     let echoed = app
         .send("GET", "/health", &[("X-Request-Id", "trace-123")], None)
         .await;
@@ -534,10 +548,11 @@ async fn every_response_carries_a_request_id() {
             None,
         )
         .await;
+    let replaced = &refused.headers["x-request-id"];
     assert_eq!(
-        refused.headers["x-request-id"].len(),
-        36,
-        "unsafe ids are replaced"
+        replaced.split_once('-').unwrap().0,
+        first.split_once('-').unwrap().0,
+        "unsafe ids are replaced: {replaced}"
     );
 }
 
