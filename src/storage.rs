@@ -6,16 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keywarden_application::{ApiTokenRepository, ExternalChange};
-use keywarden_persistence_adapter::{
-    ChangeListener, DatabaseUrl, PostgresRepository, SqliteChangeFeed, SqliteRepository,
-};
+use keywarden_persistence_adapter::{DatabaseUrl, PostgresRepository, SqliteRepository};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use crate::{Settings, StartupError};
 
 enum Backend {
-    Sqlite(SqliteRepository, PathBuf),
-    Postgres(String),
+    Sqlite(SqliteRepository),
+    Postgres(PostgresRepository),
 }
 
 pub(crate) struct Storage {
@@ -28,22 +26,23 @@ impl Storage {
     pub async fn open(settings: &Settings) -> Result<Self, StartupError> {
         match DatabaseUrl::parse(&settings.database.url)? {
             DatabaseUrl::Sqlite(path) => {
-                let repository = SqliteRepository::open(path.clone(), settings.sqlite_options())
+                let repository = SqliteRepository::open(path, settings.sqlite_options())
                     .await
                     .map_err(StartupError::Database)?;
                 Ok(Self {
                     repository: Arc::new(repository.clone()),
-                    backend: Backend::Sqlite(repository, path),
+                    backend: Backend::Sqlite(repository),
                 })
             }
-            DatabaseUrl::Postgres(url) => Ok(Self {
-                repository: Arc::new(
-                    PostgresRepository::open(url.clone(), settings.postgres_options())
-                        .await
-                        .map_err(StartupError::Database)?,
-                ),
-                backend: Backend::Postgres(url),
-            }),
+            DatabaseUrl::Postgres(url) => {
+                let repository = PostgresRepository::open(url, settings.postgres_options())
+                    .await
+                    .map_err(StartupError::Database)?;
+                Ok(Self {
+                    repository: Arc::new(repository.clone()),
+                    backend: Backend::Postgres(repository),
+                })
+            }
         }
     }
 
@@ -51,8 +50,8 @@ impl Storage {
     pub fn follow_changes(&self) -> Result<UnboundedReceiver<ExternalChange>, StartupError> {
         let (sender, receiver) = unbounded_channel();
         match &self.backend {
-            Backend::Sqlite(_, path) => SqliteChangeFeed::spawn(path.clone(), sender),
-            Backend::Postgres(url) => ChangeListener::spawn(url.clone(), sender),
+            Backend::Sqlite(repository) => repository.follow_changes(sender),
+            Backend::Postgres(repository) => repository.follow_changes(sender),
         }
         .map_err(StartupError::ChangeFeed)?;
         Ok(receiver)
@@ -76,7 +75,7 @@ impl Storage {
     /// tools (`pg_dump`, base backups), which keywarden does not replace.
     pub async fn backup(&self, target: PathBuf) -> Result<(), String> {
         match &self.backend {
-            Backend::Sqlite(repository, _) => {
+            Backend::Sqlite(repository) => {
                 repository.backup(target).await.map_err(|e| describe(&e))
             }
             Backend::Postgres(_) => {

@@ -14,7 +14,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use keywarden_application::{
     ApiTokenService, ApiTokenUseCases, AppError, BoxError, Clock, InitToken,
-    MockApiTokenRepository, SecretGenerator, ServiceSettings,
+    MockApiTokenRepository, SecretGenerator, ServiceSettings, StoredCredential,
 };
 use keywarden_domain::{
     ApiToken, Credential, Environment, EnvironmentName, EnvironmentScope, NewToken, Project,
@@ -140,10 +140,11 @@ fn fixture(size: usize) -> Fixture {
     repository
         .expect_insert_initial()
         .returning(|_, _, _| Ok(false));
+    let credentials: Vec<StoredCredential> = stored.iter().map(StoredCredential::from).collect();
     repository
-        .expect_list()
+        .expect_credentials()
         .times(1)
-        .return_once(move || Ok(stored));
+        .return_once(move || Ok(credentials));
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()

@@ -11,7 +11,7 @@ mod usecases;
 mod view;
 
 pub use error::{AppError, BoxError, RepositoryError};
-pub use ports::{ApiTokenRepository, Clock, ExpiryChange, SecretGenerator};
+pub use ports::{ApiTokenRepository, Clock, ExpiryChange, SecretGenerator, StoredCredential};
 #[cfg(any(test, feature = "mocks"))]
 pub use ports::{MockApiTokenRepository, MockClock, MockSecretGenerator};
 pub use service::{ApiTokenService, Bootstrap, ExternalChange, InitToken, ServiceSettings};

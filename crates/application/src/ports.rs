@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keywarden_domain::{
     ApiToken, AuditEvent, Environment, EventType, Project, SecretMaterial, Selector, StoredEvent,
-    TokenRef,
+    TokenRef, TokenType, Verifier,
 };
 
 use crate::RepositoryError;
@@ -15,6 +15,31 @@ use crate::RepositoryError;
 pub struct ExpiryChange {
     pub before: ApiToken,
     pub after: ApiToken,
+}
+
+/// What authentication needs of a stored token: loading only this, rather
+/// than whole tokens, keeps start-up and full reloads cheap on large tables.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredCredential {
+    pub selector: Selector,
+    pub verifier: Verifier,
+    pub name: String,
+    pub token_type: TokenType,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revision: i64,
+}
+
+impl From<&ApiToken> for StoredCredential {
+    fn from(token: &ApiToken) -> Self {
+        Self {
+            selector: token.selector(),
+            verifier: *token.verifier(),
+            name: token.name().as_str().to_string(),
+            token_type: token.token_type(),
+            expires_at: token.expires_at(),
+            revision: token.revision(),
+        }
+    }
 }
 
 /// Durable storage of tokens, their reference data and their audit trail.
@@ -43,6 +68,12 @@ pub trait ApiTokenRepository: Send + Sync {
     /// # Errors
     /// `Unavailable`, `Corrupt` for a row that breaks the domain's rules, `Internal`.
     async fn list(&self) -> Result<Vec<ApiToken>, RepositoryError>;
+
+    /// The credential of every stored token, in no particular order.
+    ///
+    /// # Errors
+    /// As for [`ApiTokenRepository::list`].
+    async fn credentials(&self) -> Result<Vec<StoredCredential>, RepositoryError>;
 
     /// Tokens whose name equals `name` exactly (case-sensitive), newest first.
     ///

@@ -265,8 +265,8 @@ impl ApiTokenService {
     pub async fn refresh_view(&self) -> Result<(), AppError> {
         let _one_at_a_time = self.reloading.lock().await;
         let mark = self.view.mark();
-        let tokens = self.repository.list().await?;
-        self.view.reload(&tokens, mark);
+        let credentials = self.repository.credentials().await?;
+        self.view.reload(&credentials, mark);
         metrics::counter!("keywarden_credential_reloads_total").increment(1);
         Ok(())
     }

@@ -9,7 +9,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use chrono::{DateTime, Utc};
 use keywarden_domain::{ApiToken, Selector, TokenType, Verifier};
 
-use crate::Principal;
+use crate::{Principal, StoredCredential};
 
 #[derive(Debug)]
 enum Entry {
@@ -60,22 +60,22 @@ impl State {
         self.sequence
     }
 
-    fn apply(&mut self, token: &ApiToken) {
-        let newer = match self.entries.get(&token.selector()) {
+    fn apply(&mut self, credential: &StoredCredential) {
+        let newer = match self.entries.get(&credential.selector) {
             None => true,
-            Some(Entry::Live { revision, .. }) => token.revision() > *revision,
+            Some(Entry::Live { revision, .. }) => credential.revision > *revision,
             Some(Entry::Deleted { .. }) => false,
         };
         if newer {
             let written = self.next();
             let previous = self.entries.insert(
-                token.selector(),
+                credential.selector,
                 Entry::Live {
-                    verifier: *token.verifier(),
-                    name: Arc::from(token.name().as_str()),
-                    token_type: token.token_type(),
-                    expires_at: token.expires_at(),
-                    revision: token.revision(),
+                    verifier: credential.verifier,
+                    name: Arc::from(credential.name.as_str()),
+                    token_type: credential.token_type,
+                    expires_at: credential.expires_at,
+                    revision: credential.revision,
                     written,
                 },
             );
@@ -113,12 +113,14 @@ impl CredentialView {
     /// in it are applied like any change (newest revision wins); live entries
     /// written before `mark` but missing from it were deleted elsewhere and go;
     /// entries written after `mark` may be newer than the snapshot and stay.
-    pub(crate) fn reload(&self, tokens: &[ApiToken], mark: u64) {
+    pub(crate) fn reload(&self, credentials: &[StoredCredential], mark: u64) {
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
-        let mut in_snapshot = HashSet::with_capacity(tokens.len());
-        for token in tokens {
-            in_snapshot.insert(token.selector());
-            state.apply(token);
+        let missing = credentials.len().saturating_sub(state.entries.len());
+        state.entries.reserve(missing);
+        let mut in_snapshot = HashSet::with_capacity(credentials.len());
+        for credential in credentials {
+            in_snapshot.insert(credential.selector);
+            state.apply(credential);
         }
         let previous_mark = state.previous_mark;
         state.entries.retain(|selector, entry| match entry {
@@ -132,10 +134,11 @@ impl CredentialView {
     /// Applies a committed create or update, unless the view already holds a
     /// newer revision of that token or knows it is deleted.
     pub(crate) fn apply(&self, token: &ApiToken) {
+        let credential = StoredCredential::from(token);
         self.state
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .apply(token);
+            .apply(&credential);
     }
 
     pub(crate) fn remove(&self, selector: Selector) {
@@ -189,6 +192,10 @@ mod tests {
     use chrono::Duration;
     use keywarden_domain::{fixtures, Credential};
 
+    fn creds(tokens: &[ApiToken]) -> Vec<StoredCredential> {
+        tokens.iter().map(StoredCredential::from).collect()
+    }
+
     fn now() -> DateTime<Utc> {
         fixtures::at(0)
     }
@@ -206,7 +213,7 @@ mod tests {
     fn known_credentials_pass_and_others_do_not() {
         let view = CredentialView::default();
         let (token, credential) = admin(1, None);
-        view.reload(&[token], 0);
+        view.reload(&creds(&[token]), 0);
         let principal = check(&view, &credential).unwrap();
         assert_eq!(principal.name(), "admin");
         assert_eq!(
@@ -226,7 +233,7 @@ mod tests {
     fn expiry_is_exclusive_of_the_instant() {
         let view = CredentialView::default();
         let (token, credential) = admin(1, Some(now()));
-        view.reload(&[token], 0);
+        view.reload(&creds(&[token]), 0);
         assert_eq!(check(&view, &credential), Err(Rejection::Expired));
         let (later, _) = admin(2, Some(now() + Duration::milliseconds(1)));
         view.apply(&later);
@@ -247,7 +254,7 @@ mod tests {
     fn deleted_tokens_stay_deleted_even_if_a_stale_change_arrives() {
         let view = CredentialView::default();
         let (token, credential) = admin(1, None);
-        view.reload(std::slice::from_ref(&token), 0);
+        view.reload(&creds(std::slice::from_ref(&token)), 0);
         assert_eq!(view.len(), 1);
         view.remove(token.selector());
         assert_eq!(view.len(), 0);
@@ -261,13 +268,13 @@ mod tests {
     fn a_reload_never_undoes_changes_applied_while_it_read() {
         let view = CredentialView::default();
         let (token, credential) = admin(1, None);
-        view.reload(std::slice::from_ref(&token), view.mark());
+        view.reload(&creds(std::slice::from_ref(&token)), view.mark());
         let mark = view.mark();
         // The snapshot is read here, then a local change commits and applies.
         let snapshot = vec![token.clone()];
         let (expired, _) = admin(2, Some(now() - Duration::days(1)));
         view.apply(&expired);
-        view.reload(&snapshot, mark);
+        view.reload(&creds(&snapshot), mark);
         assert_eq!(check(&view, &credential), Err(Rejection::Expired));
     }
 
@@ -275,7 +282,7 @@ mod tests {
     fn a_reload_drops_tokens_deleted_elsewhere_but_keeps_ones_created_meanwhile() {
         let view = CredentialView::default();
         let (gone, gone_credential) = admin(1, None);
-        view.reload(std::slice::from_ref(&gone), view.mark());
+        view.reload(&creds(std::slice::from_ref(&gone)), view.mark());
         let mark = view.mark();
         let (fresh, fresh_credential) =
             fixtures::token(8, "fresh", TokenType::Admin, &["*"], now());
@@ -289,7 +296,7 @@ mod tests {
     fn tombstones_outlive_one_reload_then_go() {
         let view = CredentialView::default();
         let (token, credential) = admin(1, None);
-        view.reload(std::slice::from_ref(&token), view.mark());
+        view.reload(&creds(std::slice::from_ref(&token)), view.mark());
         view.remove(token.selector());
         view.reload(&[], view.mark());
         view.apply(&token);

@@ -11,9 +11,10 @@ mod sqlite;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 mod url;
+mod writer;
 
-pub use postgres::{ChangeListener, PostgresOptions, PostgresRepository};
-pub use sqlite::{SqliteChangeFeed, SqliteOptions, SqliteRepository};
+pub use postgres::{PostgresOptions, PostgresRepository};
+pub use sqlite::{SqliteOptions, SqliteRepository};
 
 /// The embedded migrations of each backend (`migrations/<backend>`).
 pub mod migrations {

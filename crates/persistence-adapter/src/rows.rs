@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use diesel::Queryable;
-use keywarden_application::RepositoryError;
+use keywarden_application::{RepositoryError, StoredCredential};
 use keywarden_domain::{
     ApiToken, AuditEvent, Environment, EnvironmentName, EnvironmentScope, EventType, Project,
     ProjectId, Projects, Selector, StoredEvent, TokenName, TokenSnapshot, TokenType, Verifier,
@@ -62,6 +62,33 @@ impl TokenRow {
             self.revision,
         )
         .map_err(|e| bad(e.to_string()))
+    }
+}
+
+/// The columns authentication needs (`StoredCredential`), in that order.
+#[derive(Debug, Queryable)]
+pub(crate) struct CredentialRow {
+    pub selector: String,
+    pub verifier: Vec<u8>,
+    pub token_name: String,
+    pub token_type: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revision: i64,
+}
+
+impl TryFrom<CredentialRow> for StoredCredential {
+    type Error = RepositoryError;
+
+    fn try_from(row: CredentialRow) -> Result<Self, RepositoryError> {
+        let bad = |what: &str| corrupt(format!("token {}: {what}", row.selector));
+        Ok(Self {
+            selector: Selector::parse(&row.selector).ok_or_else(|| bad("bad selector"))?,
+            verifier: Verifier::from_slice(&row.verifier).ok_or_else(|| bad("bad verifier"))?,
+            token_type: TokenType::parse(&row.token_type).map_err(|e| bad(&e.to_string()))?,
+            expires_at: row.expires_at,
+            revision: row.revision,
+            name: row.token_name,
+        })
     }
 }
 

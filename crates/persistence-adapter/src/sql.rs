@@ -4,26 +4,30 @@
 //! none of which a generic function can abstract over without drowning in
 //! trait bounds; so `sql_repository!` stamps the same bodies out per backend.
 //!
-//! A backend supplies, as associated functions of its repository type:
+//! A backend passes, after its schema, `locking = <method>` when rows read
+//! for a change must be locked until commit (`for_update` on PostgreSQL),
+//! and supplies, as associated functions of its repository type:
 //! - `read_transaction(conn, work)`: runs `work` so that all its statements
 //!   see one snapshot;
 //! - `write_transaction(conn, work)`: runs `work` in a transaction that other
 //!   writers of the same token cannot interleave with;
-//! - `writer_turn(&self)`: a lock every write takes first, where the database
-//!   allows one writer at a time anyway (`None` where it does not);
-//! - `lock_token(conn, selector)`: called first in a transaction that will
-//!   change that token;
+//! - `writer(&self)`: where the database admits one writer at a time, the
+//!   `Writer` every write goes through (it runs `write_transaction` once per
+//!   batch of writes, each write in a savepoint); `None` where writers run
+//!   concurrently, each write then being a `write_transaction` of its own;
 //! - `lock_token_count(conn)`: called before counting tokens to insert more;
 //! - `announce(conn, selector)`: tells other instances the token changed,
 //!   effective at commit.
 
 macro_rules! sql_repository {
-    ($repository:ident, $connection:ty, $schema:path) => {
+    ($repository:ident, $connection:ty, $schema:path $(, locking = $locking:ident)?) => {
         mod queries {
             use async_trait::async_trait;
             use chrono::{DateTime, Utc};
             use diesel::prelude::*;
-            use keywarden_application::{ApiTokenRepository, ExpiryChange, RepositoryError};
+            use keywarden_application::{
+                ApiTokenRepository, ExpiryChange, RepositoryError, StoredCredential,
+            };
             use keywarden_domain::{
                 truncate_to_millis, ApiToken, AuditEvent, Environment, EventType, Project, Projects,
                 Selector, StoredEvent, TokenRef,
@@ -32,8 +36,8 @@ macro_rules! sql_repository {
             use super::$repository as Repository;
             use $crate::error::{pool_unavailable, TxError};
             use $crate::rows::{
-                assemble, environment_column, project_links, snapshot_json, EnvironmentRow,
-                EventRow, ProjectRow, TokenRow,
+                assemble, environment_column, project_links, snapshot_json, CredentialRow,
+                EnvironmentRow, EventRow, ProjectRow, TokenRow,
             };
             use $schema::{api_token_projects, api_tokens, environments, events, projects};
 
@@ -67,26 +71,8 @@ macro_rules! sql_repository {
                     T: Send + 'static,
                     F: FnOnce(&mut Conn) -> Result<T, TxError> + Send + 'static,
                 {
-                    self.on_connection(None, work).await
-                }
-
-                /// Runs `work` on a pooled connection, on the blocking pool, after
-                /// taking `turn` (if any) so that writers queue here, in order,
-                /// rather than inside the database.
-                async fn on_connection<T, F>(
-                    &self,
-                    turn: Option<std::sync::Arc<std::sync::Mutex<()>>>,
-                    work: F,
-                ) -> Result<T, RepositoryError>
-                where
-                    T: Send + 'static,
-                    F: FnOnce(&mut Conn) -> Result<T, TxError> + Send + 'static,
-                {
                     let pool = self.pool.clone();
                     tokio::task::spawn_blocking(move || {
-                        let _turn = turn.as_ref().map(|turn| {
-                            turn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-                        });
                         let waiting = std::time::Instant::now();
                         let conn = pool.get();
                         metrics::histogram!("keywarden_db_pool_wait_seconds")
@@ -127,10 +113,13 @@ macro_rules! sql_repository {
                     T: Send + 'static,
                     F: FnOnce(&mut Conn) -> Result<T, TxError> + Send + 'static,
                 {
-                    self.on_connection(self.writer_turn(), |conn| {
-                        Repository::write_transaction(conn, work)
-                    })
-                    .await
+                    match self.writer() {
+                        Some(writer) => writer.write(work).await,
+                        None => {
+                            self.with_connection(|conn| Repository::write_transaction(conn, work))
+                                .await
+                        }
+                    }
                 }
             }
 
@@ -168,25 +157,21 @@ macro_rules! sql_repository {
                 Ok(assemble(rows, links)?)
             }
 
-            fn find_token(
-                conn: &mut Conn,
-                selector: Selector,
-            ) -> Result<Option<ApiToken>, TxError> {
-                let rows = api_tokens::table
-                    .select(token_columns!())
-                    .filter(api_tokens::selector.eq(selector.to_string()))
-                    .load::<TokenRow>(conn)?;
-                Ok(load_tokens(conn, rows)?.pop())
-            }
-
-            /// Locks and reads the token `target` refers to, if it exists and a
-            /// given credential matches.
+            /// Reads the token `target` refers to, if it exists and a given
+            /// credential matches, locking it until commit where the backend
+            /// runs writers concurrently: concurrent changes to one token then
+            /// apply one after the other, each seeing the previous one's result.
             fn resolve_for_change(
                 conn: &mut Conn,
                 target: TokenRef,
             ) -> Result<Option<ApiToken>, TxError> {
-                Repository::lock_token(conn, &target.selector().to_string())?;
-                Ok(find_token(conn, target.selector())?
+                let rows = api_tokens::table
+                    .select(token_columns!())
+                    .filter(api_tokens::selector.eq(target.selector().to_string()))
+                    $(.$locking())?
+                    .load::<TokenRow>(conn)?;
+                Ok(load_tokens(conn, rows)?
+                    .pop()
                     .filter(|token| target.matches(token.verifier())))
             }
 
@@ -331,6 +316,26 @@ macro_rules! sql_repository {
                             .select((api_token_projects::selector, api_token_projects::project))
                             .load::<(String, String)>(conn)?;
                         Ok(assemble(rows, links)?)
+                    })
+                    .await
+                }
+
+                async fn credentials(&self) -> Result<Vec<StoredCredential>, RepositoryError> {
+                    self.with_connection(|conn| {
+                        let rows = api_tokens::table
+                            .select((
+                                api_tokens::selector,
+                                api_tokens::verifier,
+                                api_tokens::token_name,
+                                api_tokens::token_type,
+                                api_tokens::expires_at,
+                                api_tokens::revision,
+                            ))
+                            .load::<CredentialRow>(conn)?;
+                        Ok(rows
+                            .into_iter()
+                            .map(StoredCredential::try_from)
+                            .collect::<Result<_, _>>()?)
                     })
                     .await
                 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use chrono::Duration;
-use keywarden_application::{ApiTokenRepository, RepositoryError};
+use keywarden_application::{ApiTokenRepository, RepositoryError, StoredCredential};
 use keywarden_domain::fixtures::{self, at};
 use keywarden_domain::{
     ApiToken, AuditEvent, Credential, Environment, EnvironmentName, EventType, Project, ProjectId,
@@ -329,6 +329,37 @@ pub async fn a_failing_event_write_rolls_the_change_back(fixture: &dyn Fixture) 
         .is_none());
 }
 
+pub async fn credentials_are_those_of_the_stored_tokens(fixture: &dyn Fixture) {
+    let repository = ready(fixture).await;
+    assert!(repository.credentials().await.unwrap().is_empty());
+    let (one, _) = token(1, "one", &["default"], 10);
+    let (two, _) = token(2, "two", &["*"], 20);
+    let (three, _) = token(3, "three", &["*"], 30);
+    for token in [&one, &two, &three] {
+        insert(repository.as_ref(), token).await;
+    }
+    let changed = repository
+        .update_expiry(TokenRef::Selector(two.selector()), at(500), "alice", at(40))
+        .await
+        .unwrap()
+        .unwrap()
+        .after;
+    repository
+        .delete(TokenRef::Selector(three.selector()), "alice", at(50))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut credentials = repository.credentials().await.unwrap();
+    credentials.sort_by_key(|credential| credential.name.clone());
+    let expected: Vec<StoredCredential> = [one.with_revision(1), changed]
+        .iter()
+        .map(StoredCredential::from)
+        .collect();
+    assert_eq!(credentials, expected);
+    assert_eq!(credentials[1].revision, 2);
+    assert_eq!(credentials[1].expires_at, Some(at(500)));
+}
+
 pub async fn deletes_remove_the_token_and_record_it(fixture: &dyn Fixture) {
     let repository = ready(fixture).await;
     let (one, _) = token(1, "one", &["default", "other"], 10);
@@ -465,6 +496,10 @@ pub async fn corrupt_rows_are_reported_not_trusted(fixture: &dyn Fixture) {
         repository.list().await,
         Err(RepositoryError::Corrupt(_))
     ));
+    assert!(matches!(
+        repository.credentials().await,
+        Err(RepositoryError::Corrupt(_))
+    ));
 }
 
 pub async fn concurrent_writers_all_succeed(fixture: &dyn Fixture) {
@@ -512,6 +547,7 @@ macro_rules! contract_suite {
                 expiry_updates_write_the_change_and_its_event,
                 expiry_updates_of_unknown_tokens_change_nothing,
                 a_failing_event_write_rolls_the_change_back,
+                credentials_are_those_of_the_stored_tokens,
                 deletes_remove_the_token_and_record_it,
                 last_seen_keeps_the_latest_instant,
                 events_filter_and_page,

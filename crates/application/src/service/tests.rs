@@ -13,6 +13,7 @@ use mockall::predicate::{always, eq};
 use super::*;
 use crate::{
     ExpiryChange, MockApiTokenRepository, MockClock, MockSecretGenerator, RepositoryError,
+    StoredCredential,
 };
 
 fn now() -> DateTime<Utc> {
@@ -89,6 +90,10 @@ fn repository(
     repository
         .expect_insert_initial()
         .returning(|_, _, _| Ok(false));
+    let credentials: Vec<StoredCredential> = stored.iter().map(StoredCredential::from).collect();
+    repository
+        .expect_credentials()
+        .returning(move || Ok(credentials.clone()));
     repository
         .expect_list()
         .returning(move || Ok(stored.clone()));
@@ -570,7 +575,7 @@ fn empty_database(expect: impl Fn(&[ApiToken]) + Send + 'static) -> MockApiToken
         })
         .times(1)
         .returning(|_, _, _| Ok(true));
-    repository.expect_list().returning(|| Ok(Vec::new()));
+    repository.expect_credentials().returning(|| Ok(Vec::new()));
     repository
 }
 
@@ -717,12 +722,12 @@ async fn an_unknown_external_change_reloads_everything() {
     repository
         .expect_insert_initial()
         .returning(|_, _, _| Ok(false));
-    repository.expect_list().times(2).returning(move || {
+    repository.expect_credentials().times(2).returning(move || {
         calls += 1;
         Ok(if calls == 1 {
             Vec::new()
         } else {
-            vec![reloaded.clone()]
+            vec![StoredCredential::from(&reloaded)]
         })
     });
     let service = service(Arc::new(repository), clock_at(now()), no_secrets()).await;

@@ -4,6 +4,7 @@
 //! connection drops it reconnects and asks for a full reload, since
 //! notifications sent meanwhile are lost.
 
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,7 @@ use keywarden_domain::Selector;
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{info, warn};
 
+use super::pool::OwnBackends;
 use super::CHANGES_CHANNEL;
 
 /// How often pending notifications are read: the bound on how stale another
@@ -22,24 +24,34 @@ const POLL: Duration = Duration::from_millis(100);
 const KEEPALIVE: Duration = Duration::from_secs(5);
 const RETRY: Duration = Duration::from_millis(500);
 
-pub struct ChangeListener;
-
-impl ChangeListener {
-    /// Starts listening on a thread of its own; it ends when `changes` closes.
-    pub fn spawn(
-        url: String,
-        changes: UnboundedSender<ExternalChange>,
-    ) -> std::io::Result<JoinHandle<()>> {
-        std::thread::Builder::new()
-            .name("keywarden-change-feed".into())
-            .spawn(move || run(&url, &changes))
-    }
+/// Starts listening on a thread of its own; it ends when `changes` closes.
+/// The first `LISTEN` runs before this returns, so a view loaded afterwards
+/// misses nothing in between; if it fails, the listener keeps trying in the
+/// background and asks for a full reload once it listens.
+pub(crate) fn spawn(
+    url: String,
+    own: Arc<OwnBackends>,
+    changes: UnboundedSender<ExternalChange>,
+) -> std::io::Result<JoinHandle<()>> {
+    let first = connect(&url)
+        .map_err(|error| warn!(error = %error, "change feed will start late"))
+        .ok();
+    std::thread::Builder::new()
+        .name("keywarden-change-feed".into())
+        .spawn(move || run(&url, &own, &changes, first))
 }
 
-fn run(url: &str, changes: &UnboundedSender<ExternalChange>) {
+fn run(
+    url: &str,
+    own: &OwnBackends,
+    changes: &UnboundedSender<ExternalChange>,
+    first: Option<PgConnection>,
+) {
     let mut connected_before = false;
+    let mut first = first;
     while !changes.is_closed() {
-        let mut conn = match connect(url) {
+        let listening_since_start = first.is_some();
+        let mut conn = match first.take().map_or_else(|| connect(url), Ok) {
             Ok(conn) => conn,
             Err(error) => {
                 warn!(error = %error, "change feed cannot connect; retrying");
@@ -52,10 +64,10 @@ fn run(url: &str, changes: &UnboundedSender<ExternalChange>) {
         }
         connected_before = true;
         // Whatever happened while not listening is unknown: reload.
-        if changes.send(ExternalChange::Unknown).is_err() {
+        if !listening_since_start && changes.send(ExternalChange::Unknown).is_err() {
             return;
         }
-        match listen(&mut conn, changes) {
+        match listen(&mut conn, own, changes) {
             Ok(()) => return,
             Err(error) => warn!(error = %error, "change feed connection lost; reconnecting"),
         }
@@ -72,13 +84,19 @@ fn connect(url: &str) -> Result<PgConnection, Box<dyn std::error::Error>> {
 /// Returns `Ok` when the receiving side has gone, `Err` when the connection did.
 fn listen(
     conn: &mut PgConnection,
+    own: &OwnBackends,
     changes: &UnboundedSender<ExternalChange>,
 ) -> Result<(), diesel::result::Error> {
     let mut last_check = Instant::now();
     loop {
         let mut selectors = Vec::new();
         for notification in conn.notifications_iter() {
-            if let Some(selector) = Selector::parse(&notification?.payload) {
+            let notification = notification?;
+            // This instance's own write: its view already holds it.
+            if own.contains(notification.process_id) {
+                continue;
+            }
+            if let Some(selector) = Selector::parse(&notification.payload) {
                 selectors.push(selector);
             }
         }

@@ -8,16 +8,16 @@ mod listener;
 mod pool;
 mod schema;
 
+use std::sync::Arc;
+
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use diesel::PgConnection;
 use keywarden_application::RepositoryError;
 
-pub use self::listener::ChangeListener;
-use self::pool::PgPool;
 pub use self::pool::PostgresOptions;
 pub use self::pool::MIGRATIONS;
-use self::schema::api_tokens;
+use self::pool::{OwnBackends, PgPool};
 use crate::error::TxError;
 
 /// The channel on which changes are announced (the payload is the selector).
@@ -42,6 +42,8 @@ pub(crate) fn with_connect_timeout(url: &str) -> String {
 #[derive(Clone)]
 pub struct PostgresRepository {
     pool: PgPool,
+    url: String,
+    own: Arc<OwnBackends>,
 }
 
 impl PostgresRepository {
@@ -53,15 +55,31 @@ impl PostgresRepository {
     /// migration fails.
     pub async fn open(url: String, options: PostgresOptions) -> Result<Self, RepositoryError> {
         let url = with_connect_timeout(&url);
-        let pool = tokio::task::spawn_blocking(move || pool::open(&url, &options))
+        let (opened, own) = (url.clone(), Arc::new(OwnBackends::default()));
+        let backends = Arc::clone(&own);
+        let pool = tokio::task::spawn_blocking(move || pool::open(&opened, &options, backends))
             .await
             .map_err(|e| RepositoryError::Internal(Box::new(e)))??;
-        Ok(Self { pool })
+        Ok(Self { pool, url, own })
+    }
+
+    /// Starts following the changes other instances announce, delivered to
+    /// `changes` (this instance's own announcements are skipped).
+    ///
+    /// # Errors
+    /// When the listener's thread cannot be started.
+    pub fn follow_changes(
+        &self,
+        changes: tokio::sync::mpsc::UnboundedSender<keywarden_application::ExternalChange>,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        listener::spawn(self.url.clone(), Arc::clone(&self.own), changes)
     }
 
     /// PostgreSQL runs writers concurrently; the row and advisory locks order
-    /// the ones that conflict.
-    fn writer_turn(&self) -> Option<std::sync::Arc<std::sync::Mutex<()>>> {
+    /// the ones that conflict. (Batching them in one transaction would hold
+    /// row locks across unrelated writes, and two instances batching in
+    /// different orders would deadlock.)
+    fn writer(&self) -> Option<&crate::writer::Writer<PgConnection>> {
         None
     }
 
@@ -85,17 +103,6 @@ impl PostgresRepository {
         conn.transaction(work)
     }
 
-    /// Holds the token's row until commit, so concurrent changes to one token
-    /// apply one after the other, each seeing the previous one's result.
-    fn lock_token(conn: &mut PgConnection, selector: &str) -> Result<(), TxError> {
-        api_tokens::table
-            .select(api_tokens::id)
-            .filter(api_tokens::selector.eq(selector))
-            .for_update()
-            .load::<i64>(conn)?;
-        Ok(())
-    }
-
     /// Counting and inserting must not interleave, or two instances could
     /// both pass the limit check (or both bootstrap an empty database).
     fn lock_token_count(conn: &mut PgConnection) -> Result<(), TxError> {
@@ -115,7 +122,12 @@ impl PostgresRepository {
     }
 }
 
-crate::sql::sql_repository!(PostgresRepository, PgConnection, super::schema);
+crate::sql::sql_repository!(
+    PostgresRepository,
+    PgConnection,
+    super::schema,
+    locking = for_update
+);
 
 #[cfg(test)]
 mod tests {

@@ -1,12 +1,14 @@
 //! Opening PostgreSQL: migrations under an advisory lock (instances starting
 //! together migrate once), then a pool that fails fast when the server is gone.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel::sql_types::BigInt;
-use diesel::{Connection, PgConnection, RunQueryDsl};
+use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use keywarden_application::RepositoryError;
 
@@ -38,9 +40,45 @@ impl Default for PostgresOptions {
     }
 }
 
+/// The server processes behind this instance's pooled connections: a
+/// notification sent by one of them announces this instance's own write.
+#[derive(Debug, Default)]
+pub(crate) struct OwnBackends(Mutex<HashSet<i32>>);
+
+impl OwnBackends {
+    pub(crate) fn contains(&self, process_id: i32) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&process_id)
+    }
+
+    fn set(&self, process_id: i32, present: bool) {
+        let mut backends = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if present {
+            backends.insert(process_id);
+        } else {
+            backends.remove(&process_id);
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct BackendPid {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pid: i32,
+}
+
+fn backend_pid(conn: &mut PgConnection) -> diesel::QueryResult<i32> {
+    Ok(diesel::sql_query("SELECT pg_backend_pid() AS pid")
+        .get_result::<BackendPid>(conn)?
+        .pid)
+}
+
 #[derive(Debug)]
 struct SessionSettings {
     statement_timeout_ms: u128,
+    own: Arc<OwnBackends>,
 }
 
 impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSettings {
@@ -49,7 +87,18 @@ impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSettings 
             "SET statement_timeout = {}",
             self.statement_timeout_ms
         ))
+        .and_then(|()| backend_pid(conn))
+        .map(|pid| self.own.set(pid, true))
         .map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    /// A broken connection cannot say its process id; it stays listed, which
+    /// only matters if the server reuses the id, and the periodic resync
+    /// repairs what that could hide.
+    fn on_release(&self, mut conn: PgConnection) {
+        if let Ok(pid) = backend_pid(&mut conn) {
+            self.own.set(pid, false);
+        }
     }
 }
 
@@ -58,7 +107,11 @@ fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> Reposit
 }
 
 /// Blocking.
-pub(crate) fn open(url: &str, options: &PostgresOptions) -> Result<PgPool, RepositoryError> {
+pub(crate) fn open(
+    url: &str,
+    options: &PostgresOptions,
+    own: Arc<OwnBackends>,
+) -> Result<PgPool, RepositoryError> {
     let mut conn = PgConnection::establish(url).map_err(unavailable)?;
     migrate(&mut conn)?;
     Pool::builder()
@@ -69,6 +122,7 @@ pub(crate) fn open(url: &str, options: &PostgresOptions) -> Result<PgPool, Repos
         .test_on_check_out(false)
         .connection_customizer(Box::new(SessionSettings {
             statement_timeout_ms: options.statement_timeout.as_millis(),
+            own,
         }))
         .build(ConnectionManager::new(url))
         .map_err(unavailable)

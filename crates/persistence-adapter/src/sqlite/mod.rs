@@ -7,24 +7,35 @@ mod pool;
 mod schema;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc};
 
-use diesel::{RunQueryDsl, SqliteConnection};
-use keywarden_application::RepositoryError;
+use std::thread::JoinHandle;
 
-pub use self::feed::SqliteChangeFeed;
+use diesel::dsl::max;
+use diesel::{QueryDsl, RunQueryDsl, SqliteConnection};
+use keywarden_application::{ExternalChange, RepositoryError};
+use tokio::sync::mpsc::UnboundedSender;
+
+use self::feed::OwnWrites;
 pub use self::pool::SqliteOptions;
 use self::pool::SqlitePool;
 pub use self::pool::MIGRATIONS;
 use crate::error::TxError;
+use crate::writer::Writer;
 
 #[derive(Clone)]
 pub struct SqliteRepository {
+    /// Readers: WAL lets them run beside the writer, each on its snapshot.
     pool: SqlitePool,
     /// SQLite admits one writer; others retry in its busy handler, which
-    /// sleeps 1 to 100 ms between tries even when the lock is long free.
-    /// Writers of this process queue on this lock instead, woken at once.
-    writer: Arc<Mutex<()>>,
+    /// sleeps 1 to 100 ms between tries even when the lock is long free. So
+    /// this process writes through one connection on one thread, which also
+    /// commits the writes that queued meanwhile together (group commit).
+    writer: Writer<SqliteConnection>,
+    /// Stops the checkpointer when the last clone is dropped.
+    _checkpoints: Arc<mpsc::Sender<()>>,
+    path: PathBuf,
+    own_writes: Arc<OwnWrites>,
 }
 
 impl SqliteRepository {
@@ -34,17 +45,58 @@ impl SqliteRepository {
     /// `Unavailable` when the file cannot be opened; `Internal` when a
     /// migration fails.
     pub async fn open(path: PathBuf, options: SqliteOptions) -> Result<Self, RepositoryError> {
-        let pool = tokio::task::spawn_blocking(move || pool::open(&path, &options))
+        let (opened, writer_options) = (path.clone(), options.clone());
+        let pool = tokio::task::spawn_blocking(move || pool::open(&opened, &options))
             .await
             .map_err(|e| RepositoryError::Internal(Box::new(e)))??;
+        let thread_failed = |e: std::io::Error| RepositoryError::Internal(Box::new(e));
+        let writing = path.clone();
+        let own_writes = Arc::new(OwnWrites::default());
+        let own = Arc::clone(&own_writes);
+        let (writer, _) = Writer::start(
+            "keywarden-sqlite-writer",
+            Box::new(move || pool::connect_writer(&writing, &writer_options)),
+            Box::new(move |conn, batch| {
+                if !own.followed() {
+                    return Self::write_transaction(conn, batch);
+                }
+                // The writer excludes every other: the events this batch adds
+                // are exactly those between the highest id before and after.
+                let (first, last) = Self::write_transaction(conn, |conn| {
+                    let before = last_event_id(conn)?;
+                    batch(conn)?;
+                    Ok((before + 1, last_event_id(conn)?))
+                })?;
+                own.record(first, last);
+                Ok(())
+            }),
+        )
+        .map_err(thread_failed)?;
+        let (checkpoints, _) = pool::start_checkpointer(path.clone()).map_err(thread_failed)?;
         Ok(Self {
             pool,
-            writer: Arc::new(Mutex::new(())),
+            writer,
+            _checkpoints: Arc::new(checkpoints),
+            path,
+            own_writes,
         })
     }
 
-    fn writer_turn(&self) -> Option<Arc<Mutex<()>>> {
-        Some(Arc::clone(&self.writer))
+    /// Starts following changes other processes make to the file (the
+    /// command line, another server), delivered to `changes`; this process's
+    /// own writes are not reported.
+    ///
+    /// # Errors
+    /// When the feed's thread cannot be started.
+    pub fn follow_changes(
+        &self,
+        changes: UnboundedSender<ExternalChange>,
+    ) -> std::io::Result<JoinHandle<()>> {
+        feed::spawn(self.path.clone(), Arc::clone(&self.own_writes), changes)
+    }
+
+    fn writer(&self) -> Option<&Writer<SqliteConnection>> {
+        Some(&self.writer)
     }
 
     /// Writes a consistent copy of the live database to `target` (which must
@@ -86,11 +138,6 @@ impl SqliteRepository {
         conn.immediate_transaction(work)
     }
 
-    /// The IMMEDIATE transaction already excludes every other writer.
-    fn lock_token(_: &mut SqliteConnection, _selector: &str) -> Result<(), TxError> {
-        Ok(())
-    }
-
     fn lock_token_count(_: &mut SqliteConnection) -> Result<(), TxError> {
         Ok(())
     }
@@ -99,6 +146,13 @@ impl SqliteRepository {
     fn announce(_: &mut SqliteConnection, _selector: &str) -> Result<(), TxError> {
         Ok(())
     }
+}
+
+fn last_event_id(conn: &mut SqliteConnection) -> Result<i64, TxError> {
+    Ok(schema::events::table
+        .select(max(schema::events::id))
+        .first::<Option<i64>>(conn)?
+        .unwrap_or(0))
 }
 
 crate::sql::sql_repository!(SqliteRepository, SqliteConnection, super::schema);

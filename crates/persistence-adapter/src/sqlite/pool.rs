@@ -59,6 +59,70 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for Pragmas {
     }
 }
 
+fn url_of(path: &Path) -> Result<String, RepositoryError> {
+    path.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| RepositoryError::Unavailable("the database path is not UTF-8".into()))
+}
+
+/// The connection this process writes through. It never checkpoints on
+/// commit: with readers always active the WAL rarely resets, so SQLite's
+/// automatic checkpoint would retry on almost every commit, on the write
+/// path; the checkpointer thread does it instead.
+pub(crate) fn connect_writer(
+    path: &Path,
+    options: &SqliteOptions,
+) -> Result<SqliteConnection, RepositoryError> {
+    let mut conn = SqliteConnection::establish(&url_of(path)?)
+        .map_err(|e| RepositoryError::Unavailable(Box::new(e)))?;
+    Pragmas {
+        busy_timeout_ms: options.busy_timeout.as_millis(),
+    }
+    .apply(&mut conn)
+    .and_then(|()| conn.batch_execute("PRAGMA wal_autocheckpoint = 0;"))
+    .map_err(crate::error::map_diesel)?;
+    Ok(conn)
+}
+
+/// How often the checkpointer copies the WAL back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// Starts a thread that checkpoints the WAL every second (a PASSIVE
+/// checkpoint runs beside readers and the writer, blocking neither) and once
+/// more when the returned sender is dropped.
+///
+/// # Errors
+/// When the thread cannot be started.
+pub(crate) fn start_checkpointer(
+    path: std::path::PathBuf,
+) -> std::io::Result<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)> {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("keywarden-sqlite-checkpoint".into())
+        .spawn(move || {
+            let mut conn = None;
+            loop {
+                let last = matches!(
+                    stopped.recv_timeout(CHECKPOINT_EVERY),
+                    Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
+                );
+                if conn.is_none() {
+                    conn = connect_writer(&path, &SqliteOptions::default()).ok();
+                }
+                if let Some(live) = conn.as_mut() {
+                    if let Err(error) = live.batch_execute("PRAGMA wal_checkpoint(PASSIVE);") {
+                        tracing::warn!(error = %error, "WAL checkpoint failed");
+                        conn = None;
+                    }
+                }
+                if last {
+                    return;
+                }
+            }
+        })?;
+    Ok((stop, thread))
+}
+
 /// Blocking: creates the folder and file if needed, switches the file to WAL
 /// once (before the pool opens all its connections at the same moment),
 /// applies pending migrations and builds the pool.
@@ -66,10 +130,7 @@ pub(crate) fn open(path: &Path, options: &SqliteOptions) -> Result<SqlitePool, R
     if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(folder).map_err(|e| RepositoryError::Unavailable(Box::new(e)))?;
     }
-    let url = path
-        .to_str()
-        .ok_or_else(|| RepositoryError::Unavailable("the database path is not UTF-8".into()))?
-        .to_string();
+    let url = url_of(path)?;
     let pragmas = Pragmas {
         busy_timeout_ms: options.busy_timeout.as_millis(),
     };
