@@ -8,9 +8,9 @@
 //! without touching its neighbours.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use diesel::Connection;
 use keywarden_application::RepositoryError;
@@ -79,6 +79,16 @@ pub(crate) type Batch<'a, C> = &'a mut dyn FnMut(&mut C) -> Result<(), TxError>;
 /// Runs a batch's body in the backend's write transaction, once per batch.
 pub(crate) type Begin<C> = Box<dyn FnMut(&mut C, Batch<'_, C>) -> Result<(), TxError> + Send>;
 
+/// Housekeeping on the write connection between batches (a WAL checkpoint):
+/// `due` after a batch once `every` has passed since the last run, and `idle`
+/// once when the queue has been empty for `every` after a write. Running it on
+/// the writer's own thread means no write is appended while it runs.
+pub(crate) struct Maintenance<C> {
+    pub every: Duration,
+    pub due: fn(&mut C),
+    pub idle: fn(&mut C),
+}
+
 /// The queue of writes. Cloning shares it; the thread ends when the last
 /// clone is dropped, after finishing what was queued.
 pub(crate) struct Writer<C> {
@@ -103,11 +113,12 @@ impl<C: Connection + 'static> Writer<C> {
         name: &str,
         connect: Connect<C>,
         begin: Begin<C>,
+        maintenance: Maintenance<C>,
     ) -> std::io::Result<(Self, JoinHandle<()>)> {
         let (queue, jobs) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name(name.to_string())
-            .spawn(move || run(&jobs, connect, begin))?;
+            .spawn(move || run(&jobs, connect, begin, &maintenance))?;
         Ok((Self { queue }, thread))
     }
 
@@ -130,10 +141,33 @@ impl<C: Connection + 'static> Writer<C> {
     }
 }
 
-fn run<C: Connection>(jobs: &Receiver<Job<C>>, mut connect: Connect<C>, mut begin: Begin<C>) {
+fn run<C: Connection>(
+    jobs: &Receiver<Job<C>>,
+    mut connect: Connect<C>,
+    mut begin: Begin<C>,
+    maintenance: &Maintenance<C>,
+) {
     let mut conn: Option<C> = None;
-    // Ends when every `Writer` is gone and the queue is empty.
-    while let Ok(first) = jobs.recv() {
+    let mut maintained = Instant::now();
+    let mut written = false;
+    loop {
+        let next = if written {
+            jobs.recv_timeout(maintenance.every)
+        } else {
+            jobs.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        };
+        let first = match next {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Timeout) => {
+                if let Some(conn) = conn.as_mut() {
+                    (maintenance.idle)(conn);
+                }
+                (maintained, written) = (Instant::now(), false);
+                continue;
+            }
+            // Every `Writer` is gone and the queue is empty.
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         let mut batch = Vec::with_capacity(16);
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -156,9 +190,19 @@ fn run<C: Connection>(jobs: &Receiver<Job<C>>, mut connect: Connect<C>, mut begi
             }
         };
         conn = commit_batch(live, batch, &mut begin);
+        written = true;
         metrics::histogram!("keywarden_db_write_batch_size").record(size as f64);
         metrics::histogram!("keywarden_db_write_batch_seconds")
             .record(started.elapsed().as_secs_f64());
+        if maintained.elapsed() >= maintenance.every {
+            if let Some(conn) = conn.as_mut() {
+                (maintenance.due)(conn);
+            }
+            maintained = Instant::now();
+        }
+    }
+    if let (true, Some(conn)) = (written, conn.as_mut()) {
+        (maintenance.idle)(conn);
     }
 }
 
@@ -272,6 +316,14 @@ mod tests {
         Ok(())
     }
 
+    fn no_maintenance() -> Maintenance<SqliteConnection> {
+        Maintenance {
+            every: Duration::from_secs(3600),
+            due: |_| {},
+            idle: |_| {},
+        }
+    }
+
     static BEGINS: AtomicUsize = AtomicUsize::new(0);
 
     fn counting_begin(
@@ -285,8 +337,13 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn queued_writes_commit_together_and_a_failing_one_fails_alone() {
         let (_dir, path) = database();
-        let (writer, _) =
-            Writer::start("test-writer", connect(&path), Box::new(counting_begin)).unwrap();
+        let (writer, _) = Writer::start(
+            "test-writer",
+            connect(&path),
+            Box::new(counting_begin),
+            no_maintenance(),
+        )
+        .unwrap();
         // The first write holds the thread so that the others queue behind it.
         let queue = writer.clone();
         let blocker = async move {
@@ -350,11 +407,62 @@ mod tests {
         })
     }
 
+    static MAINTAINED: AtomicUsize = AtomicUsize::new(0);
+    static IDLE: AtomicUsize = AtomicUsize::new(0);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn maintenance_runs_when_due_and_once_writes_pause() {
+        let (_dir, path) = database();
+        let (writer, _) = Writer::start(
+            "test-writer",
+            connect(&path),
+            Box::new(|conn: &mut SqliteConnection, batch: Batch<'_, _>| {
+                conn.immediate_transaction(batch)
+            }),
+            Maintenance {
+                every: Duration::from_millis(50),
+                due: |_| {
+                    MAINTAINED.fetch_add(1, Ordering::SeqCst);
+                },
+                idle: |_| {
+                    IDLE.fetch_add(1, Ordering::SeqCst);
+                },
+            },
+        )
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(MAINTAINED.load(Ordering::SeqCst), 0, "nothing written yet");
+        // Writes spread over more than `every`: maintenance runs between them.
+        for i in 0..8 {
+            writer
+                .write(move |conn| insert(conn, &format!("{i}")))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(15)).await;
+        }
+        let during = MAINTAINED.load(Ordering::SeqCst);
+        assert!(during >= 1, "maintenance ran {during} times during writes");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            IDLE.load(Ordering::SeqCst),
+            1,
+            "idle maintenance once writes pause"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(IDLE.load(Ordering::SeqCst), 1, "and not again while idle");
+        assert_eq!(MAINTAINED.load(Ordering::SeqCst), during);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn when_the_batch_does_not_commit_no_write_reports_success() {
         let (_dir, path) = database();
-        let (writer, _) =
-            Writer::start("test-writer", connect(&path), Box::new(failing_commit)).unwrap();
+        let (writer, _) = Writer::start(
+            "test-writer",
+            connect(&path),
+            Box::new(failing_commit),
+            no_maintenance(),
+        )
+        .unwrap();
         let outcome = writer.write(|conn| insert(conn, "x")).await;
         let error = outcome.expect_err("an uncommitted write must not succeed");
         assert!(matches!(error, RepositoryError::Unavailable(_)), "{error}");
@@ -372,6 +480,7 @@ mod tests {
             Box::new(|conn: &mut SqliteConnection, batch: Batch<'_, _>| {
                 conn.immediate_transaction(batch)
             }),
+            no_maintenance(),
         )
         .unwrap();
         let outcome = writer
@@ -411,6 +520,7 @@ mod tests {
             Box::new(|conn: &mut SqliteConnection, batch: Batch<'_, _>| {
                 conn.immediate_transaction(batch)
             }),
+            no_maintenance(),
         )
         .unwrap();
         let outcome = writer.write(|conn| insert(conn, "lost")).await;

@@ -7,7 +7,8 @@ mod pool;
 mod schema;
 
 use std::path::PathBuf;
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
+use std::time::Duration;
 
 use std::thread::JoinHandle;
 
@@ -21,7 +22,13 @@ pub use self::pool::SqliteOptions;
 use self::pool::SqlitePool;
 pub use self::pool::MIGRATIONS;
 use crate::error::TxError;
-use crate::writer::Writer;
+use crate::writer::{Maintenance, Writer};
+
+/// How often the writer checkpoints the WAL while writing, which lets the WAL
+/// start over: it then stays within about a second of writes, so opening the
+/// file after a crash stays quick. (A background thread checkpoints more
+/// often, so these have little left to copy.)
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 pub struct SqliteRepository {
@@ -32,8 +39,8 @@ pub struct SqliteRepository {
     /// this process writes through one connection on one thread, which also
     /// commits the writes that queued meanwhile together (group commit).
     writer: Writer<SqliteConnection>,
-    /// Stops the checkpointer when the last clone is dropped.
-    _checkpoints: Arc<mpsc::Sender<()>>,
+    /// Stops the background checkpointer when the last clone is dropped.
+    _checkpoints: Arc<std::sync::mpsc::Sender<()>>,
     path: PathBuf,
     own_writes: Arc<OwnWrites>,
 }
@@ -70,6 +77,11 @@ impl SqliteRepository {
                 own.record(first, last);
                 Ok(())
             }),
+            Maintenance {
+                every: CHECKPOINT_EVERY,
+                due: pool::checkpoint,
+                idle: pool::checkpoint_and_truncate,
+            },
         )
         .map_err(thread_failed)?;
         let (checkpoints, _) = pool::start_checkpointer(path.clone()).map_err(thread_failed)?;

@@ -65,10 +65,16 @@ fn url_of(path: &Path) -> Result<String, RepositoryError> {
         .ok_or_else(|| RepositoryError::Unavailable("the database path is not UTF-8".into()))
 }
 
-/// The connection this process writes through. It never checkpoints on
-/// commit: with readers always active the WAL rarely resets, so SQLite's
-/// automatic checkpoint would retry on almost every commit, on the write
-/// path; the checkpointer thread does it instead.
+/// The connection this process writes through. It does not checkpoint on
+/// commit: once readers keep the WAL from resetting, SQLite's automatic
+/// checkpoint retries on almost every commit, on the write path. Instead a
+/// background thread checkpoints often (copying and syncing beside the
+/// writer), and the writer's thread checkpoints what is left now and then
+/// between batches, which lets the WAL start over: a checkpoint that races the
+/// writer's appends never catches up, and the WAL would grow without bound.
+/// The WAL file is reused rather than truncated while writes go on
+/// (truncating it stalled the next commit for 30–50 ms), and is cut back once
+/// writes pause.
 pub(crate) fn connect_writer(
     path: &Path,
     options: &SqliteOptions,
@@ -84,12 +90,39 @@ pub(crate) fn connect_writer(
     Ok(conn)
 }
 
-/// How often the checkpointer copies the WAL back into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// Checkpoints the WAL into the database file. PASSIVE never waits: frames a
+/// reader still needs stay for the next run, and when another checkpoint is
+/// running this one simply does not happen.
+pub(crate) fn checkpoint(conn: &mut SqliteConnection) {
+    if let Err(error) = conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE);") {
+        if !error.to_string().contains("locked") && !error.to_string().contains("busy") {
+            tracing::warn!(error = %error, "WAL checkpoint failed");
+        }
+    }
+}
 
-/// Starts a thread that checkpoints the WAL every second (a PASSIVE
-/// checkpoint runs beside readers and the writer, blocking neither) and once
-/// more when the returned sender is dropped.
+/// Once writes pause: checkpoint everything and cut the WAL file back to
+/// nothing. Without waiting: with a reader still on the WAL this is a PASSIVE
+/// checkpoint, and the file shrinks at the next pause.
+pub(crate) fn checkpoint_and_truncate(conn: &mut SqliteConnection) {
+    let outcome = conn.batch_execute(
+        "PRAGMA busy_timeout = 0; PRAGMA wal_checkpoint(TRUNCATE); PRAGMA busy_timeout = 5000;",
+    );
+    if let Err(error) = outcome {
+        let _ = conn.batch_execute("PRAGMA busy_timeout = 5000;");
+        if !error.to_string().contains("locked") && !error.to_string().contains("busy") {
+            tracing::warn!(error = %error, "WAL checkpoint failed");
+        }
+    }
+}
+
+/// How often the background checkpointer runs.
+const BACKGROUND_CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// Starts a thread that checkpoints the WAL beside the writer, so that the
+/// bulk of the copying and syncing happens off the write path; the writer's
+/// own, rarer checkpoints then have little left to do. It stops when the
+/// returned sender is dropped.
 ///
 /// # Errors
 /// When the thread cannot be started.
@@ -101,22 +134,14 @@ pub(crate) fn start_checkpointer(
         .name("keywarden-sqlite-checkpoint".into())
         .spawn(move || {
             let mut conn = None;
-            loop {
-                let last = matches!(
-                    stopped.recv_timeout(CHECKPOINT_EVERY),
-                    Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
-                );
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(BACKGROUND_CHECKPOINT_EVERY)
+            {
                 if conn.is_none() {
                     conn = connect_writer(&path, &SqliteOptions::default()).ok();
                 }
                 if let Some(live) = conn.as_mut() {
-                    if let Err(error) = live.batch_execute("PRAGMA wal_checkpoint(PASSIVE);") {
-                        tracing::warn!(error = %error, "WAL checkpoint failed");
-                        conn = None;
-                    }
-                }
-                if last {
-                    return;
+                    checkpoint(live);
                 }
             }
         })?;
