@@ -182,6 +182,11 @@ async fn create_rejects_bad_requests_with_named_fields() {
             "Project=nope does not exist",
         ),
         (
+            json!({"tokenName": "x", "type": "client", "projects": ["*", "nope"]}),
+            "/body/projects",
+            "Project=nope does not exist",
+        ),
+        (
             json!({"tokenName": "x", "type": "client", "projects": []}),
             "/body/projects",
             "at least one project",

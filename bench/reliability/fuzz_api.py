@@ -87,6 +87,12 @@ def main():
             "--no-color",
             "--report", "junit", "--report-junit-path", report,
         ]
+        if args.checks == "all":
+            # The Unleash API names two things with one path segment: GET
+            # /api-tokens/{token} looks tokens up by *name*, DELETE removes the
+            # token whose *secret* it is. Schemathesis' stateful check assumes
+            # a DELETE of X makes GET X 404, which is not this API's contract.
+            command += ["--exclude-checks", "use_after_free"]
         log("running " + " ".join(c if c != f"Authorization: {ADMIN}" else "Authorization: <admin>"
                                   for c in command))
         try:

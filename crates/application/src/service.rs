@@ -404,20 +404,23 @@ impl ApiTokenService {
         } else {
             "projects"
         };
-        if ids.iter().any(|id| id == "*") {
-            return Ok(Projects::All);
-        }
+        // Checked before `*` collapses the list: a mistyped id next to `*`
+        // is still a mistake.
         if let Some(unknown) = ids.iter().find(|id| {
-            !self
-                .catalog
-                .projects
-                .iter()
-                .any(|project| project.id.as_str() == id.as_str())
+            id.as_str() != "*"
+                && !self
+                    .catalog
+                    .projects
+                    .iter()
+                    .any(|project| project.id.as_str() == id.as_str())
         }) {
             return Err(AppError::validation(
                 format!("Project={unknown} does not exist"),
                 Some(field),
             ));
+        }
+        if ids.iter().any(|id| id == "*") {
+            return Ok(Projects::All);
         }
         Projects::from_ids(&ids).map_err(|e| invalid(e, Some(field)))
     }

@@ -156,7 +156,7 @@ pub(crate) async fn delete_api_token(
 struct EventParams {
     #[serde(rename = "type")]
     event_type: Option<String>,
-    limit: Option<u32>,
+    limit: Option<i64>,
 }
 
 #[utoipa::path(
@@ -166,7 +166,7 @@ struct EventParams {
     summary = "Audit events, newest first",
     params(
         ("type" = Option<String>, Query, description = "Only events of this type, e.g. api-token-updated"),
-        ("limit" = Option<u32>, Query, minimum = 0, description = "At most this many (default 100, capped at 1000)"),
+        ("limit" = Option<i64>, Query, minimum = 0, description = "At most this many (default 100; larger values give 1000)"),
     ),
     responses(
         (status = 200, description = "The events", body = EventList),
@@ -183,14 +183,24 @@ pub(crate) async fn list_events(
     let params = web::Query::<EventParams>::from_query(req.query_string()).map_err(|_| {
         ApiError::bad_data(
             "/query/limit",
-            "limit must be a whole number between 0 and 1000.",
+            "limit must be a whole number of at least 0.",
         )
     })?;
     let params = params.into_inner();
+    if params.limit.is_some_and(i64::is_negative) {
+        return Err(ApiError::bad_data(
+            "/query/limit",
+            "limit must be a whole number of at least 0.",
+        ));
+    }
+    // The use case caps it at 1000 anyway.
+    let limit = params
+        .limit
+        .map(|limit| u32::try_from(limit).unwrap_or(u32::MAX));
     let events = usecases
         .events(EventQuery {
             event_type: params.event_type,
-            limit: params.limit,
+            limit,
         })
         .await?;
     Ok(HttpResponse::Ok().json(EventList::of(events)))
@@ -267,10 +277,6 @@ pub(crate) async fn get_metrics(
         .body(render())
 }
 
-/// The document, rendered once when the routes are configured.
-#[derive(Clone)]
-pub(crate) struct OpenApiDocument(pub String);
-
 #[utoipa::path(
     get,
     path = "/docs/openapi.json",
@@ -278,10 +284,21 @@ pub(crate) struct OpenApiDocument(pub String);
     summary = "This OpenAPI document",
     responses((status = 200, description = "The OpenAPI 3 document", body = Object))
 )]
-pub(crate) async fn get_openapi(document: web::Data<OpenApiDocument>) -> HttpResponse {
+pub(crate) async fn get_openapi(usecases: UseCases) -> HttpResponse {
+    // Rendered per request: it names the declared environments and projects.
+    let environments: Vec<String> = usecases
+        .environments()
+        .iter()
+        .map(|environment| environment.name.as_str().to_string())
+        .collect();
+    let projects: Vec<String> = usecases
+        .projects()
+        .iter()
+        .map(|project| project.id.as_str().to_string())
+        .collect();
     HttpResponse::Ok()
         .content_type("application/json")
-        .body(document.0.clone())
+        .body(crate::openapi::document_for(&environments, &projects))
 }
 
 pub(crate) async fn not_found(req: HttpRequest) -> HttpResponse {
@@ -292,12 +309,22 @@ pub(crate) async fn not_found(req: HttpRequest) -> HttpResponse {
     .error_response()
 }
 
-pub(crate) async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    ApiError::new(
-        ErrorKind::MethodNotAllowed,
-        format!("{} is not supported on {}.", req.method(), req.path()),
-    )
-    .error_response()
+/// A handler answering 405 with the methods the resource does allow.
+pub(crate) fn not_allowed(
+    allow: &'static str,
+) -> impl Fn(HttpRequest) -> std::future::Ready<HttpResponse> + Clone + 'static {
+    move |req: HttpRequest| {
+        let mut response = ApiError::new(
+            ErrorKind::MethodNotAllowed,
+            format!("{} is not supported on {}.", req.method(), req.path()),
+        )
+        .error_response();
+        response.headers_mut().insert(
+            actix_web::http::header::ALLOW,
+            actix_web::http::header::HeaderValue::from_static(allow),
+        );
+        std::future::ready(response)
+    }
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.

@@ -35,21 +35,30 @@ pub fn configure(
 ) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
     move |cfg| {
         use handlers::*;
-        let not_allowed = || web::to(method_not_allowed);
+
+        // Every known path answers other methods with 405 and the `Allow`
+        // header (RFC 9110), rather than 404.
+        let only_get = |path: &'static str, handler| {
+            web::resource(path)
+                .route(handler)
+                .default_service(web::to(not_allowed("GET")))
+        };
         cfg.app_data(web::Data::from(usecases))
             .app_data(body_limit)
             .app_data(request_limits)
-            .app_data(web::Data::from(metrics))
-            .app_data(web::Data::new(OpenApiDocument(openapi::document())));
+            .app_data(web::Data::from(metrics));
         // One scope around everything so every request, matched or not, is observed.
         cfg.service(
             web::scope("")
                 .wrap(from_fn(limits::enforce))
                 .wrap(from_fn(observe::observe))
-                .route("/health", web::get().to(get_health))
-                .route("/ready", web::get().to(get_ready))
-                .route("/internal-backstage/prometheus", web::get().to(get_metrics))
-                .route("/docs/openapi.json", web::get().to(get_openapi))
+                .service(only_get("/health", web::get().to(get_health)))
+                .service(only_get("/ready", web::get().to(get_ready)))
+                .service(only_get(
+                    "/internal-backstage/prometheus",
+                    web::get().to(get_metrics),
+                ))
+                .service(only_get("/docs/openapi.json", web::get().to(get_openapi)))
                 .service(
                     web::scope("/api/admin")
                         .wrap(from_fn(auth::require_admin))
@@ -57,18 +66,18 @@ pub fn configure(
                             web::resource("/api-tokens")
                                 .get(list_api_tokens)
                                 .post(create_api_token)
-                                .default_service(not_allowed()),
+                                .default_service(web::to(not_allowed("GET, POST"))),
                         )
                         .service(
                             web::resource("/api-tokens/{token}")
                                 .get(get_api_tokens_by_name)
                                 .put(update_api_token)
                                 .delete(delete_api_token)
-                                .default_service(not_allowed()),
+                                .default_service(web::to(not_allowed("GET, PUT, DELETE"))),
                         )
-                        .route("/events", web::get().to(list_events))
-                        .route("/projects", web::get().to(list_projects))
-                        .route("/environments", web::get().to(list_environments))
+                        .service(only_get("/events", web::get().to(list_events)))
+                        .service(only_get("/projects", web::get().to(list_projects)))
+                        .service(only_get("/environments", web::get().to(list_environments)))
                         .default_service(web::to(not_found)),
                 )
                 .default_service(web::to(not_found)),

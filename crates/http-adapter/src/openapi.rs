@@ -50,7 +50,7 @@ pub(crate) struct ApiTokenList {
 pub(crate) struct UpdateExpiryRequest {
     /// RFC 3339 with a UTC offset; stored in UTC with millisecond precision.
     /// A past instant expires the token now.
-    #[schema(format = DateTime, example = "2040-01-01T00:00:00Z")]
+    #[schema(format = DateTime, min_length = 20, example = "2040-01-01T00:00:00Z")]
     expires_at: String,
 }
 
@@ -74,7 +74,7 @@ pub(crate) struct CreateTokenRequest {
     #[schema(nullable = false)]
     #[serde(default)]
     project: Option<String>,
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, min_length = 20)]
     #[serde(default)]
     expires_at: Option<String>,
 }
@@ -187,4 +187,53 @@ pub fn document() -> String {
     ApiDoc::openapi()
         .to_json()
         .unwrap_or_else(|_| "{}".to_string())
+}
+
+/// A token name: printable, not only spaces (what `TokenName` accepts).
+const TOKEN_NAME_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$";
+
+/// The document as this deployment serves it: the create request names the
+/// declared environments and projects (and the other rules the server
+/// enforces), so a client — or a fuzzer — can tell what will be accepted.
+pub fn document_for(environments: &[String], projects: &[String]) -> String {
+    let Ok(mut document) = serde_json::to_value(ApiDoc::openapi()) else {
+        return "{}".to_string();
+    };
+    if let Some(create) = document.pointer_mut("/components/schemas/CreateTokenRequest") {
+        let properties = &mut create["properties"];
+        properties["type"]["enum"] = serde_json::json!(["client", "backend", "frontend"]);
+        properties["tokenName"]["minLength"] = 1.into();
+        properties["tokenName"]["maxLength"] = 255.into();
+        properties["tokenName"]["pattern"] = TOKEN_NAME_PATTERN.into();
+        // null stands for "not given", as in Unleash.
+        for field in ["environment", "project", "projects"] {
+            let declared = properties[field]["type"].clone();
+            properties[field]["type"] = serde_json::json!([declared, "null"]);
+        }
+        if !environments.is_empty() {
+            let mut names: Vec<serde_json::Value> =
+                environments.iter().map(|n| n.as_str().into()).collect();
+            names.push(serde_json::Value::Null);
+            properties["environment"]["enum"] = names.into();
+        }
+        let ids: Vec<&str> = std::iter::once("*")
+            .chain(projects.iter().map(String::as_str))
+            .collect();
+        let mut project = serde_json::json!(ids);
+        if let Some(values) = project.as_array_mut() {
+            values.push(serde_json::Value::Null);
+        }
+        properties["project"]["enum"] = project;
+        properties["projects"]["items"]["enum"] = serde_json::json!(ids);
+        properties["projects"]["minItems"] = 1.into();
+        // Not both, unless one of them is null.
+        create["not"] = serde_json::json!({
+            "required": ["project", "projects"],
+            "properties": {
+                "project": { "type": "string" },
+                "projects": { "type": "array" }
+            }
+        });
+    }
+    serde_json::to_string(&document).unwrap_or_else(|_| "{}".to_string())
 }

@@ -635,3 +635,87 @@ fn admin_routes_document_their_authentication_failures() {
         assert!(put.get(status).is_some(), "PUT documents {status}");
     }
 }
+
+#[actix_web::test]
+async fn other_methods_on_known_paths_answer_405_with_allow() {
+    let app = test::init_service(App::new().configure(routes(permissive()))).await;
+    for (method, path, allow) in [
+        ("TRACE", "/health", "GET"),
+        ("POST", "/ready", "GET"),
+        ("DELETE", "/internal-backstage/prometheus", "GET"),
+        ("PUT", "/docs/openapi.json", "GET"),
+        ("PATCH", "/api/admin/api-tokens", "GET, POST"),
+        ("TRACE", "/api/admin/api-tokens/x", "GET, PUT, DELETE"),
+        ("POST", "/api/admin/events", "GET"),
+        ("DELETE", "/api/admin/projects", "GET"),
+        ("PUT", "/api/admin/environments", "GET"),
+    ] {
+        let req = TestRequest::default()
+            .method(method.parse().unwrap())
+            .uri(path)
+            .insert_header((AUTHORIZATION, ADMIN))
+            .to_request();
+        let response = test::call_service(&app, req).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        assert_eq!(
+            response.headers().get("allow").unwrap(),
+            allow,
+            "{method} {path}"
+        );
+        let body: Value = serde_json::from_slice(&test::read_body(response).await).unwrap();
+        assert_eq!(body["name"], "MethodNotAllowedError", "{method} {path}");
+    }
+}
+
+#[actix_web::test]
+async fn the_served_document_names_the_declared_environments_and_projects() {
+    let mut usecases = MockApiTokenUseCases::new();
+    usecases.expect_environments().returning(|| {
+        vec![keywarden_domain::Environment {
+            name: EnvironmentName::parse("production").unwrap(),
+            kind: "production".into(),
+            sort_order: 1,
+            enabled: true,
+        }]
+    });
+    usecases.expect_projects().returning(|| {
+        vec![keywarden_domain::Project {
+            id: keywarden_domain::ProjectId::parse("web").unwrap(),
+            name: "Web".into(),
+            description: None,
+        }]
+    });
+    let (status, document) =
+        call_json(usecases, TestRequest::get().uri("/docs/openapi.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    let create = &document["components"]["schemas"]["CreateTokenRequest"];
+    assert_eq!(
+        create["properties"]["environment"]["enum"],
+        json!(["production", null])
+    );
+    assert_eq!(
+        create["properties"]["project"]["enum"],
+        json!(["*", "web", null])
+    );
+    assert_eq!(
+        create["properties"]["projects"]["type"],
+        json!(["array", "null"])
+    );
+    assert_eq!(
+        create["properties"]["projects"]["items"]["enum"],
+        json!(["*", "web"])
+    );
+    assert_eq!(
+        create["properties"]["type"]["enum"],
+        json!(["client", "backend", "frontend"])
+    );
+    assert_eq!(create["not"]["required"], json!(["project", "projects"]));
+    let pattern = create["properties"]["tokenName"]["pattern"]
+        .as_str()
+        .unwrap();
+    assert!(pattern.starts_with("^[^\\u0000-"), "{pattern}");
+}
