@@ -209,6 +209,39 @@ macro_rules! sql_repository {
                 Ok(token.clone().with_revision(revision))
             }
 
+            /// `UPDATE api_tokens SET expires_at = ?, revision = revision + 1
+            /// WHERE selector = ?`, written out so that the connection keeps it
+            /// prepared: diesel prepares its `update` builder anew every time,
+            /// and this is the statement every PUT runs.
+            struct SetExpiry {
+                expires_at: Option<DateTime<Utc>>,
+                selector: String,
+            }
+
+            impl diesel::query_builder::QueryId for SetExpiry {
+                type QueryId = SetExpiry;
+                const HAS_STATIC_QUERY_ID: bool = true;
+            }
+
+            type Backend = <Conn as diesel::Connection>::Backend;
+
+            impl diesel::query_builder::QueryFragment<Backend> for SetExpiry {
+                fn walk_ast<'b>(
+                    &'b self,
+                    mut out: diesel::query_builder::AstPass<'_, 'b, Backend>,
+                ) -> QueryResult<()> {
+                    out.push_sql("UPDATE api_tokens SET expires_at = ");
+                    out.push_bind_param::<<api_tokens::expires_at as Expression>::SqlType, _>(
+                        &self.expires_at,
+                    )?;
+                    out.push_sql(", revision = revision + 1 WHERE selector = ");
+                    out.push_bind_param::<diesel::sql_types::Text, _>(&self.selector)?;
+                    Ok(())
+                }
+            }
+
+            impl RunQueryDsl<Conn> for SetExpiry {}
+
             fn insert_event(conn: &mut Conn, event: &AuditEvent) -> Result<(), TxError> {
                 diesel::insert_into(events::table)
                     .values((
@@ -424,16 +457,19 @@ macro_rules! sql_repository {
                         };
                         let selector = before.selector().to_string();
                         let after = before.with_expiry(expires_at);
-                        let revision: i64 = diesel::update(
-                            api_tokens::table.filter(api_tokens::selector.eq(&selector)),
-                        )
-                        .set((
-                            api_tokens::expires_at.eq(after.expires_at()),
-                            api_tokens::revision.eq(api_tokens::revision + 1),
-                        ))
-                        .returning(api_tokens::revision)
-                        .get_result(conn)?;
-                        let after = after.with_revision(revision);
+                        let changed = SetExpiry {
+                            expires_at: after.expires_at(),
+                            selector: selector.clone(),
+                        }
+                        .execute(conn)?;
+                        if changed != 1 {
+                            return Err(RepositoryError::Internal(
+                                format!("the expiry update changed {changed} rows").into(),
+                            )
+                            .into());
+                        }
+                        // The row is ours until commit (locked, or the only writer).
+                        let after = after.with_revision(before.revision() + 1);
                         insert_event(
                             conn,
                             &AuditEvent::token_updated(&before, &after, &actor, at),

@@ -114,13 +114,36 @@ impl PostgresRepository {
 
     /// Delivered to listeners when (and only if) the transaction commits.
     fn announce(conn: &mut PgConnection, selector: &str) -> Result<(), TxError> {
-        diesel::sql_query("SELECT pg_notify($1, $2)")
-            .bind::<Text, _>(CHANGES_CHANNEL)
-            .bind::<Text, _>(selector)
-            .execute(conn)?;
+        Announce(selector).execute(conn)?;
         Ok(())
     }
 }
+
+/// `SELECT pg_notify(<channel>, $1)`, written out so that the connection
+/// keeps it prepared (`sql_query` statements are prepared anew every time),
+/// since every write runs it.
+struct Announce<'a>(&'a str);
+
+impl diesel::query_builder::QueryId for Announce<'_> {
+    type QueryId = Announce<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for Announce<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        out.push_sql("SELECT pg_notify('");
+        out.push_sql(CHANGES_CHANNEL);
+        out.push_sql("', ");
+        out.push_bind_param::<Text, _>(self.0)?;
+        out.push_sql(")");
+        Ok(())
+    }
+}
+
+impl RunQueryDsl<PgConnection> for Announce<'_> {}
 
 crate::sql::sql_repository!(
     PostgresRepository,
