@@ -140,6 +140,7 @@ impl Application {
                 source,
             })?
             .run();
+        system::trim_memory_periodically();
         info!(
             port,
             tokens = service.credential_count(),

@@ -1,5 +1,6 @@
 //! The real clock and the operating system's CSPRNG, as implementations of
-//! the application's `Clock` and `SecretGenerator` ports.
+//! the application's `Clock` and `SecretGenerator` ports; and handing freed
+//! memory back to the operating system.
 
 use chrono::{DateTime, Utc};
 use keywarden_application::{BoxError, Clock, SecretGenerator};
@@ -25,6 +26,27 @@ impl SecretGenerator for OsRandom {
         getrandom::fill(&mut material.random).map_err(|e| e.to_string())?;
         Ok(material)
     }
+}
+
+/// Starts (once per process) a thread that hands memory freed after a burst —
+/// say, many large list answers built at once — back to the operating system
+/// every few seconds. glibc's allocator otherwise keeps freed heap pages, and
+/// resident memory would stay at the burst's peak for good.
+pub fn trim_memory_periodically() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        let _ = std::thread::Builder::new()
+            .name("keywarden-memory-trim".into())
+            .spawn(|| loop {
+                std::thread::sleep(std::time::Duration::from_secs(5));
+                // SAFETY: malloc_trim takes no pointers; it walks glibc's own
+                // free lists under the allocator's locks, from any thread.
+                unsafe {
+                    libc::malloc_trim(0);
+                }
+            });
+    });
 }
 
 #[cfg(test)]
