@@ -80,13 +80,15 @@ pub(crate) type Batch<'a, C> = &'a mut dyn FnMut(&mut C) -> Result<(), TxError>;
 pub(crate) type Begin<C> = Box<dyn FnMut(&mut C, Batch<'_, C>) -> Result<(), TxError> + Send>;
 
 /// Housekeeping on the write connection between batches (a WAL checkpoint):
-/// `due` after a batch once `every` has passed since the last run, and `idle`
-/// once when the queue has been empty for `every` after a write. Running it on
-/// the writer's own thread means no write is appended while it runs.
+/// `due` after each batch once `every` has passed since it last ran (it may
+/// decline, returning `false`, to be asked again after the next batch), and
+/// `idle` once when the queue has been empty for `every` after a write.
+/// Running it on the writer's own thread means no write is appended while it
+/// runs.
 pub(crate) struct Maintenance<C> {
     pub every: Duration,
-    pub due: fn(&mut C),
-    pub idle: fn(&mut C),
+    pub due: Box<dyn FnMut(&mut C) -> bool + Send>,
+    pub idle: Box<dyn FnMut(&mut C) + Send>,
 }
 
 /// The queue of writes. Cloning shares it; the thread ends when the last
@@ -113,12 +115,12 @@ impl<C: Connection + 'static> Writer<C> {
         name: &str,
         connect: Connect<C>,
         begin: Begin<C>,
-        maintenance: Maintenance<C>,
+        mut maintenance: Maintenance<C>,
     ) -> std::io::Result<(Self, JoinHandle<()>)> {
         let (queue, jobs) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name(name.to_string())
-            .spawn(move || run(&jobs, connect, begin, &maintenance))?;
+            .spawn(move || run(&jobs, connect, begin, &mut maintenance))?;
         Ok((Self { queue }, thread))
     }
 
@@ -145,7 +147,7 @@ fn run<C: Connection>(
     jobs: &Receiver<Job<C>>,
     mut connect: Connect<C>,
     mut begin: Begin<C>,
-    maintenance: &Maintenance<C>,
+    maintenance: &mut Maintenance<C>,
 ) {
     let mut conn: Option<C> = None;
     let mut maintained = Instant::now();
@@ -196,9 +198,10 @@ fn run<C: Connection>(
             .record(started.elapsed().as_secs_f64());
         if maintained.elapsed() >= maintenance.every {
             if let Some(conn) = conn.as_mut() {
-                (maintenance.due)(conn);
+                if (maintenance.due)(conn) {
+                    maintained = Instant::now();
+                }
             }
-            maintained = Instant::now();
         }
     }
     if let (true, Some(conn)) = (written, conn.as_mut()) {
@@ -319,8 +322,8 @@ mod tests {
     fn no_maintenance() -> Maintenance<SqliteConnection> {
         Maintenance {
             every: Duration::from_secs(3600),
-            due: |_| {},
-            idle: |_| {},
+            due: Box::new(|_| true),
+            idle: Box::new(|_| {}),
         }
     }
 
@@ -409,6 +412,7 @@ mod tests {
 
     static MAINTAINED: AtomicUsize = AtomicUsize::new(0);
     static IDLE: AtomicUsize = AtomicUsize::new(0);
+    static ASKED: AtomicUsize = AtomicUsize::new(0);
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn maintenance_runs_when_due_and_once_writes_pause() {
@@ -421,12 +425,14 @@ mod tests {
             }),
             Maintenance {
                 every: Duration::from_millis(50),
-                due: |_| {
-                    MAINTAINED.fetch_add(1, Ordering::SeqCst);
-                },
-                idle: |_| {
+                // Declines every other time: it is asked again after the next batch.
+                due: Box::new(|_| {
+                    ASKED.fetch_add(1, Ordering::SeqCst) % 2 == 1
+                        && MAINTAINED.fetch_add(1, Ordering::SeqCst) < usize::MAX
+                }),
+                idle: Box::new(|_| {
                     IDLE.fetch_add(1, Ordering::SeqCst);
-                },
+                }),
             },
         )
         .unwrap();
@@ -442,6 +448,11 @@ mod tests {
         }
         let during = MAINTAINED.load(Ordering::SeqCst);
         assert!(during >= 1, "maintenance ran {during} times during writes");
+        let asked = ASKED.load(Ordering::SeqCst);
+        assert!(
+            asked >= 2 * during,
+            "declined runs are asked again: {asked} for {during}"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(
             IDLE.load(Ordering::SeqCst),

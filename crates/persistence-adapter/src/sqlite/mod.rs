@@ -58,6 +58,7 @@ impl SqliteRepository {
             .map_err(|e| RepositoryError::Internal(Box::new(e)))??;
         let thread_failed = |e: std::io::Error| RepositoryError::Internal(Box::new(e));
         let writing = path.clone();
+        let clock = Arc::new(pool::CheckpointClock::default());
         let own_writes = Arc::new(OwnWrites::default());
         let own = Arc::clone(&own_writes);
         let (writer, _) = Writer::start(
@@ -79,12 +80,13 @@ impl SqliteRepository {
             }),
             Maintenance {
                 every: CHECKPOINT_EVERY,
-                due: pool::checkpoint,
-                idle: pool::checkpoint_and_truncate,
+                due: writer_checkpoint(Arc::clone(&clock)),
+                idle: Box::new(pool::checkpoint_and_truncate),
             },
         )
         .map_err(thread_failed)?;
-        let (checkpoints, _) = pool::start_checkpointer(path.clone()).map_err(thread_failed)?;
+        let (checkpoints, _) =
+            pool::start_checkpointer(path.clone(), clock).map_err(thread_failed)?;
         Ok(Self {
             pool,
             writer,
@@ -158,6 +160,32 @@ impl SqliteRepository {
     fn announce(_: &mut SqliteConnection, _selector: &str) -> Result<(), TxError> {
         Ok(())
     }
+}
+
+/// Background checkpoints just finished are this fresh at most when the
+/// writer takes its turn right after one.
+const FRESH: Duration = Duration::from_millis(15);
+/// The writer checkpoints anyway when no background checkpoint has finished
+/// lately (say, it failed to connect).
+const OVERDUE: Duration = Duration::from_secs(5);
+
+/// The writer's checkpoint, which lets the WAL restart. Run right after a
+/// background one finished, it only copies the few frames appended since:
+/// otherwise it could have up to a checkpoint interval of writes to copy and
+/// sync while every write waits.
+fn writer_checkpoint(
+    clock: Arc<pool::CheckpointClock>,
+) -> Box<dyn FnMut(&mut SqliteConnection) -> bool + Send> {
+    let mut last = std::time::Instant::now();
+    Box::new(move |conn| {
+        let fresh = clock.since_background().is_some_and(|since| since <= FRESH);
+        if !fresh && last.elapsed() < OVERDUE {
+            return false;
+        }
+        pool::checkpoint(conn);
+        last = std::time::Instant::now();
+        true
+    })
 }
 
 fn last_event_id(conn: &mut SqliteConnection) -> Result<i64, TxError> {

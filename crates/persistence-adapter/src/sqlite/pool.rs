@@ -116,6 +116,47 @@ pub(crate) fn checkpoint_and_truncate(conn: &mut SqliteConnection) {
     }
 }
 
+/// When the background checkpointer last finished a checkpoint, so that the
+/// writer can run its own right after one, when little is left to copy.
+#[derive(Debug)]
+pub(crate) struct CheckpointClock {
+    origin: std::time::Instant,
+    /// Microseconds after `origin`; 0 for never.
+    background_done: std::sync::atomic::AtomicU64,
+}
+
+impl Default for CheckpointClock {
+    fn default() -> Self {
+        Self {
+            origin: std::time::Instant::now(),
+            background_done: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+impl CheckpointClock {
+    fn background_finished(&self) {
+        let micros = u64::try_from(self.origin.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.background_done
+            .store(micros.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How long ago the background checkpointer finished, if ever.
+    pub(crate) fn since_background(&self) -> Option<Duration> {
+        match self
+            .background_done
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            0 => None,
+            micros => Some(
+                self.origin
+                    .elapsed()
+                    .saturating_sub(Duration::from_micros(micros)),
+            ),
+        }
+    }
+}
+
 /// How often the background checkpointer runs.
 const BACKGROUND_CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
@@ -128,12 +169,14 @@ const BACKGROUND_CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// When the thread cannot be started.
 pub(crate) fn start_checkpointer(
     path: std::path::PathBuf,
+    clock: std::sync::Arc<CheckpointClock>,
 ) -> std::io::Result<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)> {
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("keywarden-sqlite-checkpoint".into())
         .spawn(move || {
             let mut conn = None;
+            let database = std::fs::File::open(&path).ok();
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                 stopped.recv_timeout(BACKGROUND_CHECKPOINT_EVERY)
             {
@@ -142,6 +185,15 @@ pub(crate) fn start_checkpointer(
                 }
                 if let Some(live) = conn.as_mut() {
                     checkpoint(live);
+                    // A checkpoint that the writer's appends overtake copies
+                    // pages but leaves syncing the file to whichever checkpoint
+                    // reaches the WAL's end — the writer's, which would then
+                    // flush a second of random pages while every write waits.
+                    // Flushing them here keeps that wait short.
+                    if let Some(database) = &database {
+                        let _ = database.sync_data();
+                    }
+                    clock.background_finished();
                 }
             }
         })?;
