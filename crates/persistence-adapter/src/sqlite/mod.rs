@@ -53,6 +53,7 @@ impl SqliteRepository {
     /// migration fails.
     pub async fn open(path: PathBuf, options: SqliteOptions) -> Result<Self, RepositoryError> {
         let (opened, writer_options) = (path.clone(), options.clone());
+        let busy_timeout = options.busy_timeout;
         let pool = tokio::task::spawn_blocking(move || pool::open(&opened, &options))
             .await
             .map_err(|e| RepositoryError::Internal(Box::new(e)))??;
@@ -81,7 +82,7 @@ impl SqliteRepository {
             Maintenance {
                 every: CHECKPOINT_EVERY,
                 due: writer_checkpoint(Arc::clone(&clock)),
-                idle: Box::new(pool::checkpoint_and_truncate),
+                idle: Box::new(move |conn| pool::checkpoint_and_truncate(conn, busy_timeout)),
             },
         )
         .map_err(thread_failed)?;

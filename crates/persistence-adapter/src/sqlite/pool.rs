@@ -104,12 +104,13 @@ pub(crate) fn checkpoint(conn: &mut SqliteConnection) {
 /// Once writes pause: checkpoint everything and cut the WAL file back to
 /// nothing. Without waiting: with a reader still on the WAL this is a PASSIVE
 /// checkpoint, and the file shrinks at the next pause.
-pub(crate) fn checkpoint_and_truncate(conn: &mut SqliteConnection) {
-    let outcome = conn.batch_execute(
-        "PRAGMA busy_timeout = 0; PRAGMA wal_checkpoint(TRUNCATE); PRAGMA busy_timeout = 5000;",
-    );
+pub(crate) fn checkpoint_and_truncate(conn: &mut SqliteConnection, busy_timeout: Duration) {
+    let restore = format!("PRAGMA busy_timeout = {};", busy_timeout.as_millis());
+    let outcome = conn
+        .batch_execute("PRAGMA busy_timeout = 0; PRAGMA wal_checkpoint(TRUNCATE);")
+        .and_then(|()| conn.batch_execute(&restore));
     if let Err(error) = outcome {
-        let _ = conn.batch_execute("PRAGMA busy_timeout = 5000;");
+        let _ = conn.batch_execute(&restore);
         if !error.to_string().contains("locked") && !error.to_string().contains("busy") {
             tracing::warn!(error = %error, "WAL checkpoint failed");
         }
