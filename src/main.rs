@@ -43,12 +43,6 @@ async fn serve(settings: Settings) -> ExitCode {
 }
 
 fn fail(error: &dyn std::error::Error) -> ExitCode {
-    let mut message = format!("keywarden: {error}");
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    eprintln!("{message}");
+    eprintln!("keywarden: {}", keywarden_application::error_chain(error));
     ExitCode::FAILURE
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keywarden_application::{ApiTokenRepository, ExternalChange};
+use keywarden_application::{error_chain, ApiTokenRepository, ExternalChange};
 use keywarden_persistence_adapter::{DatabaseUrl, PostgresRepository, SqliteRepository};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
@@ -76,21 +76,11 @@ impl Storage {
     pub async fn backup(&self, target: PathBuf) -> Result<(), String> {
         match &self.backend {
             Backend::Sqlite(repository) => {
-                repository.backup(target).await.map_err(|e| describe(&e))
+                repository.backup(target).await.map_err(|e| error_chain(&e))
             }
             Backend::Postgres(_) => {
                 Err("backups of PostgreSQL are made with pg_dump or base backups".to_string())
             }
         }
     }
-}
-
-fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
 }

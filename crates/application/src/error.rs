@@ -5,6 +5,19 @@ use thiserror::Error;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// `outer: inner: innermost`: an error with every cause, on one line (for
+/// logs and messages, where only the outermost `Display` would hide why).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}
+
 /// What a repository can report. Adapters map their driver's errors into these
 /// once, so the service can tell "try later" from "this is a bug".
 #[derive(Debug, Error)]

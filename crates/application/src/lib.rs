@@ -10,7 +10,7 @@ mod service;
 mod usecases;
 mod view;
 
-pub use error::{AppError, BoxError, RepositoryError};
+pub use error::{error_chain, AppError, BoxError, RepositoryError};
 pub use ports::{ApiTokenRepository, Clock, ExpiryChange, SecretGenerator, StoredCredential};
 #[cfg(any(test, feature = "mocks"))]
 pub use ports::{MockApiTokenRepository, MockClock, MockSecretGenerator};

@@ -101,25 +101,13 @@ impl ApiError {
 
     /// 5xx responses say only this much; the cause goes to the log.
     fn hidden(kind: ErrorKind, cause: &(dyn StdError + 'static)) -> Self {
-        error!(error = %chain(cause), status = kind.status().as_u16(), "request failed");
+        error!(error = %keywarden_application::error_chain(cause), status = kind.status().as_u16(), "request failed");
         let message = match kind {
             ErrorKind::Unavailable => "The service is temporarily unavailable. Try again shortly.",
             _ => "An internal error occurred. It has been logged.",
         };
         Self::new(kind, message)
     }
-}
-
-/// `outer: inner: innermost`, for one log line per failure.
-fn chain(error: &(dyn StdError + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 impl fmt::Display for ApiError {

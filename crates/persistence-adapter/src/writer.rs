@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use diesel::Connection;
-use keywarden_application::RepositoryError;
+use keywarden_application::{error_chain, RepositoryError};
 use tokio::sync::oneshot;
 use tracing::warn;
 
@@ -184,7 +184,7 @@ fn run<C: Connection>(
             Ok(live) => live,
             Err(error) => {
                 warn!(error = %error, "cannot open the database for writing");
-                let why = describe(&error);
+                let why = error_chain(&error);
                 for job in batch {
                     job.refuse(RepositoryError::Unavailable(why.clone().into()));
                 }
@@ -209,18 +209,6 @@ fn run<C: Connection>(
     }
 }
 
-/// An error with its causes, for every write of a batch that failed as one.
-fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(inner) = cause {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        cause = inner.source();
-    }
-    text
-}
-
 /// Runs one batch in one transaction and answers every job in it. Returns the
 /// connection unless it can no longer be trusted (a panic mid-transaction).
 fn commit_batch<C: Connection>(mut conn: C, batch: Vec<Job<C>>, begin: &mut Begin<C>) -> Option<C> {
@@ -242,7 +230,7 @@ fn commit_batch<C: Connection>(mut conn: C, batch: Vec<Job<C>>, begin: &mut Begi
             Some(conn)
         }
         Ok(Err(error)) => {
-            let why = describe(&RepositoryError::from(match error {
+            let why = error_chain(&RepositoryError::from(match error {
                 TxError::Db(error) => TxError::Repo(map_diesel(error)),
                 other => other,
             }));
@@ -317,6 +305,12 @@ mod tests {
             .bind::<diesel::sql_types::Text, _>(v)
             .execute(conn)?;
         Ok(())
+    }
+
+    fn immediate() -> Begin<SqliteConnection> {
+        Box::new(|conn: &mut SqliteConnection, batch: Batch<'_, _>| {
+            conn.immediate_transaction(batch)
+        })
     }
 
     fn no_maintenance() -> Maintenance<SqliteConnection> {
@@ -420,9 +414,7 @@ mod tests {
         let (writer, _) = Writer::start(
             "test-writer",
             connect(&path),
-            Box::new(|conn: &mut SqliteConnection, batch: Batch<'_, _>| {
-                conn.immediate_transaction(batch)
-            }),
+            immediate(),
             Maintenance {
                 every: Duration::from_millis(50),
                 // Declines every other time: it is asked again after the next batch.
@@ -485,15 +477,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_panicking_write_fails_its_batch_and_the_writer_goes_on() {
         let (_dir, path) = database();
-        let (writer, _) = Writer::start(
-            "test-writer",
-            connect(&path),
-            Box::new(|conn: &mut SqliteConnection, batch: Batch<'_, _>| {
-                conn.immediate_transaction(batch)
-            }),
-            no_maintenance(),
-        )
-        .unwrap();
+        let (writer, _) =
+            Writer::start("test-writer", connect(&path), immediate(), no_maintenance()).unwrap();
         let outcome = writer
             .write(|conn| -> Result<(), TxError> {
                 insert(conn, "before the panic")?;
@@ -525,15 +510,8 @@ mod tests {
                 (good.as_mut().unwrap())()
             }
         });
-        let (writer, _) = Writer::start(
-            "test-writer",
-            flaky,
-            Box::new(|conn: &mut SqliteConnection, batch: Batch<'_, _>| {
-                conn.immediate_transaction(batch)
-            }),
-            no_maintenance(),
-        )
-        .unwrap();
+        let (writer, _) =
+            Writer::start("test-writer", flaky, immediate(), no_maintenance()).unwrap();
         let outcome = writer.write(|conn| insert(conn, "lost")).await;
         assert!(matches!(outcome, Err(RepositoryError::Unavailable(_))));
         writer.write(|conn| insert(conn, "kept")).await.unwrap();
