@@ -51,7 +51,7 @@ pub(crate) fn map_diesel(error: DieselError) -> RepositoryError {
 }
 
 /// SQLite reports lock contention that outlasted `busy_timeout` as plain text.
-fn is_busy(message: &str) -> bool {
+pub(crate) fn is_busy(message: &str) -> bool {
     message.contains("database is locked") || message.contains("database is busy")
 }
 

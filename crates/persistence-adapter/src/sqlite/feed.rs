@@ -90,7 +90,7 @@ pub(crate) fn spawn(
 ) -> std::io::Result<JoinHandle<()>> {
     own.followed.store(true, Ordering::Relaxed);
     let start = connect(&path)
-        .and_then(|mut conn| Ok((last_event(&mut conn)?, conn)))
+        .and_then(|mut conn| Ok((last_event_id(&mut conn)?, conn)))
         .map_err(|error| warn!(error = %error, "SQLite change feed will start late"))
         .ok();
     std::thread::Builder::new()
@@ -129,7 +129,8 @@ fn connect(path: &std::path::Path) -> Result<SqliteConnection, Box<dyn std::erro
     Ok(conn)
 }
 
-fn last_event(conn: &mut SqliteConnection) -> Result<i64, Box<dyn std::error::Error>> {
+/// The id of the newest audit event (0 when there is none).
+pub(super) fn last_event_id(conn: &mut SqliteConnection) -> diesel::QueryResult<i64> {
     Ok(events::table
         .select(max(events::id))
         .first::<Option<i64>>(conn)?
@@ -146,7 +147,7 @@ fn tail(
     let mut last = match *position {
         Some(last) => last,
         None => {
-            let last = last_event(&mut conn)?;
+            let last = last_event_id(&mut conn)?;
             // Changes between the service's load and this point are unknown.
             if changes.send(ExternalChange::Unknown).is_err() {
                 return Ok(());

@@ -12,12 +12,11 @@ use std::time::Duration;
 
 use std::thread::JoinHandle;
 
-use diesel::dsl::max;
-use diesel::{QueryDsl, RunQueryDsl, SqliteConnection};
+use diesel::{RunQueryDsl, SqliteConnection};
 use keywarden_application::{ExternalChange, RepositoryError};
 use tokio::sync::mpsc::UnboundedSender;
 
-use self::feed::OwnWrites;
+use self::feed::{last_event_id, OwnWrites};
 pub use self::pool::SqliteOptions;
 use self::pool::SqlitePool;
 pub use self::pool::MIGRATIONS;
@@ -187,13 +186,6 @@ fn writer_checkpoint(
         last = std::time::Instant::now();
         true
     })
-}
-
-fn last_event_id(conn: &mut SqliteConnection) -> Result<i64, TxError> {
-    Ok(schema::events::table
-        .select(max(schema::events::id))
-        .first::<Option<i64>>(conn)?
-        .unwrap_or(0))
 }
 
 crate::sql::sql_repository!(SqliteRepository, SqliteConnection, super::schema);

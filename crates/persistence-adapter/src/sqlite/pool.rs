@@ -94,24 +94,26 @@ pub(crate) fn connect_writer(
 /// reader still needs stay for the next run, and when another checkpoint is
 /// running this one simply does not happen.
 pub(crate) fn checkpoint(conn: &mut SqliteConnection) {
-    if let Err(error) = conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE);") {
-        if !error.to_string().contains("locked") && !error.to_string().contains("busy") {
-            tracing::warn!(error = %error, "WAL checkpoint failed");
-        }
-    }
+    report_checkpoint(conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE);"));
 }
 
 /// Once writes pause: checkpoint everything and cut the WAL file back to
 /// nothing. Without waiting: with a reader still on the WAL this is a PASSIVE
 /// checkpoint, and the file shrinks at the next pause.
 pub(crate) fn checkpoint_and_truncate(conn: &mut SqliteConnection, busy_timeout: Duration) {
-    let restore = format!("PRAGMA busy_timeout = {};", busy_timeout.as_millis());
-    let outcome = conn
-        .batch_execute("PRAGMA busy_timeout = 0; PRAGMA wal_checkpoint(TRUNCATE);")
-        .and_then(|()| conn.batch_execute(&restore));
+    let outcome = conn.batch_execute("PRAGMA busy_timeout = 0; PRAGMA wal_checkpoint(TRUNCATE);");
+    let restored = conn.batch_execute(&format!(
+        "PRAGMA busy_timeout = {};",
+        busy_timeout.as_millis()
+    ));
+    report_checkpoint(outcome);
+    report_checkpoint(restored);
+}
+
+/// A checkpoint that found the database busy is skipped, not a failure.
+fn report_checkpoint(outcome: diesel::QueryResult<()>) {
     if let Err(error) = outcome {
-        let _ = conn.batch_execute(&restore);
-        if !error.to_string().contains("locked") && !error.to_string().contains("busy") {
+        if !crate::error::is_busy(&error.to_string()) {
             tracing::warn!(error = %error, "WAL checkpoint failed");
         }
     }
