@@ -8,6 +8,7 @@ mod ports;
 mod seen;
 mod service;
 mod usecases;
+mod verify;
 mod view;
 
 pub use error::{error_chain, AppError, BoxError, RepositoryError};
@@ -18,3 +19,6 @@ pub use service::{ApiTokenService, Bootstrap, ExternalChange, InitToken, Service
 #[cfg(any(test, feature = "mocks"))]
 pub use usecases::MockApiTokenUseCases;
 pub use usecases::{ApiTokenUseCases, CreateToken, EventQuery, Principal};
+#[cfg(any(test, feature = "mocks"))]
+pub use verify::MockTokenVerification;
+pub use verify::{InvalidScope, Refusal, TokenFacts, TokenVerification, VerifiedToken};

@@ -7,14 +7,16 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keywarden_domain::{
-    ApiToken, AuditEvent, Credential, DomainError, Environment, EnvironmentScope, EventType,
-    NewToken, Project, Projects, StoredEvent, TokenName, TokenRef, TokenType,
+    AcceptedTypes, ApiToken, AuditEvent, Credential, DomainError, Environment, EnvironmentScope,
+    EventType, NewToken, Project, Projects, RequiredScope, StoredEvent, TokenName, TokenRef,
+    TokenType,
 };
 use tracing::{info, warn};
 
 use crate::seen::SeenTracker;
 use crate::usecases::{ApiTokenUseCases, CreateToken, EventQuery, Principal};
-use crate::view::{CredentialView, Rejection};
+use crate::verify::{Refusal, VerifiedToken};
+use crate::view::CredentialView;
 use crate::{ApiTokenRepository, AppError, Clock, RepositoryError, SecretGenerator};
 
 /// Name recorded as the creator of bootstrap tokens.
@@ -65,9 +67,9 @@ pub enum Bootstrap {
 
 /// The declared projects and environments, for checking references.
 #[derive(Debug, Clone)]
-struct Catalog {
-    projects: Vec<Project>,
-    environments: Vec<Environment>,
+pub(crate) struct Catalog {
+    pub(crate) projects: Vec<Project>,
+    pub(crate) environments: Vec<Environment>,
 }
 
 impl Catalog {
@@ -325,6 +327,25 @@ impl ApiTokenService {
         self.view.len()
     }
 
+    pub(crate) fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The credential check admin authentication and verification share.
+    pub(crate) fn check_credential(
+        &self,
+        presented: &str,
+        required: &RequiredScope,
+    ) -> Result<VerifiedToken, Refusal> {
+        crate::verify::check(
+            &self.view,
+            &self.seen,
+            self.clock.now(),
+            presented,
+            required,
+        )
+    }
+
     fn fresh_material(&self) -> Result<keywarden_domain::SecretMaterial, AppError> {
         self.secrets.generate().map_err(AppError::Internal)
     }
@@ -455,20 +476,18 @@ fn invalid(error: DomainError, field: Option<&'static str>) -> AppError {
 #[async_trait]
 impl ApiTokenUseCases for ApiTokenService {
     fn authenticate_admin(&self, presented: &str) -> Result<Principal, AppError> {
-        let (selector, verifier) = Credential::new(presented).key();
-        let now = self.clock.now();
-        let checked = self.view.check(selector, &verifier, now);
-        let (outcome, result) = match checked {
-            Err(Rejection::Unknown) => ("unknown", Err(AppError::Unauthorized)),
-            Err(Rejection::Expired) => ("expired", Err(AppError::Unauthorized)),
-            Ok(principal) => {
-                self.seen.record(selector, now);
-                if principal.token_type().is_admin() {
-                    ("ok", Ok(principal))
-                } else {
-                    ("wrong_type", Err(AppError::Forbidden))
-                }
-            }
+        const ADMIN_API: RequiredScope = RequiredScope::of_types(AcceptedTypes::ADMIN);
+        let (outcome, result) = match self.check_credential(presented, &ADMIN_API) {
+            Ok(token) => (
+                "ok",
+                Ok(Principal::token(
+                    token.selector,
+                    Arc::clone(&token.facts.name),
+                    token.facts.token_type,
+                )),
+            ),
+            Err(Refusal::OutOfScope(_)) => ("wrong_type", Err(AppError::Forbidden)),
+            Err(refusal) => (refusal.label(), Err(AppError::Unauthorized)),
         };
         metrics::counter!("keywarden_authentications_total", "outcome" => outcome).increment(1);
         result

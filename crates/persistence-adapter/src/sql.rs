@@ -36,7 +36,7 @@ macro_rules! sql_repository {
             use super::$repository as Repository;
             use $crate::error::{pool_unavailable, TxError};
             use $crate::rows::{
-                assemble, environment_column, project_links, snapshot_json, CredentialRow,
+                assemble, assemble_credentials, environment_column, project_links, snapshot_json, CredentialRow,
                 EnvironmentRow, EventRow, ProjectRow, TokenRow,
             };
             use $schema::{api_token_projects, api_tokens, environments, events, projects};
@@ -354,21 +354,23 @@ macro_rules! sql_repository {
                 }
 
                 async fn credentials(&self) -> Result<Vec<StoredCredential>, RepositoryError> {
-                    self.with_connection(|conn| {
+                    self.read(|conn| {
                         let rows = api_tokens::table
                             .select((
                                 api_tokens::selector,
                                 api_tokens::verifier,
                                 api_tokens::token_name,
                                 api_tokens::token_type,
+                                api_tokens::all_projects,
+                                api_tokens::environment,
                                 api_tokens::expires_at,
                                 api_tokens::revision,
                             ))
                             .load::<CredentialRow>(conn)?;
-                        Ok(rows
-                            .into_iter()
-                            .map(StoredCredential::try_from)
-                            .collect::<Result<_, _>>()?)
+                        let links = api_token_projects::table
+                            .select((api_token_projects::selector, api_token_projects::project))
+                            .load::<(String, String)>(conn)?;
+                        Ok(assemble_credentials(rows, links)?)
                     })
                     .await
                 }
