@@ -115,6 +115,7 @@ impl Application {
         let service = Arc::new(service);
 
         let usecases: Arc<dyn keywarden_application::ApiTokenUseCases> = service.clone();
+        let verification: Arc<dyn keywarden_application::TokenVerification> = service.clone();
         let body_limit = BodyLimit(settings.server.body_limit_bytes);
         let request_limits = RequestLimits {
             max_path_bytes: settings.server.max_path_bytes,
@@ -124,6 +125,7 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new().configure(configure(
                 Arc::clone(&usecases),
+                Arc::clone(&verification),
                 body_limit,
                 request_limits,
                 Arc::clone(&metrics),

@@ -69,6 +69,15 @@ impl AcceptedTypes {
     }
 }
 
+/// A type as reported to those who check tokens: `client` for backend tokens,
+/// as Unleash answers (api-tokens.md §1).
+pub fn reported_type(token_type: TokenType) -> &'static str {
+    match token_type {
+        TokenType::Client | TokenType::Backend => "client",
+        other => other.as_str(),
+    }
+}
+
 /// Why a valid token may not enter a place. Names only public facts (a type,
 /// an environment, a project), never anything about the credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,9 +90,13 @@ pub enum OutOfScope {
 impl fmt::Display for OutOfScope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            // Backend tokens read as `client` everywhere (api-tokens.md §1).
-            Self::Type(TokenType::Backend) => write!(f, "client tokens are not accepted here"),
-            Self::Type(token_type) => write!(f, "{token_type} tokens are not accepted here"),
+            Self::Type(token_type) => {
+                write!(
+                    f,
+                    "{} tokens are not accepted here",
+                    reported_type(*token_type)
+                )
+            }
             Self::Environment(name) => {
                 write!(
                     f,
@@ -296,6 +309,14 @@ mod tests {
             ),
             Err(OutOfScope::Environment(env("production")))
         );
+    }
+
+    #[test]
+    fn backend_tokens_are_reported_as_client() {
+        assert_eq!(reported_type(TokenType::Backend), "client");
+        assert_eq!(reported_type(TokenType::Client), "client");
+        assert_eq!(reported_type(TokenType::Frontend), "frontend");
+        assert_eq!(reported_type(TokenType::Admin), "admin");
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub(crate) fn last_segment(req: &HttpRequest) -> Result<String, ApiError> {
     })
 }
 
-fn percent_decode(raw: &str) -> Option<String> {
+pub(crate) fn percent_decode(raw: &str) -> Option<String> {
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -66,15 +66,24 @@ fn is_json(req: &HttpRequest) -> bool {
 
 /// Checks the content type, then reads and parses the body.
 pub(crate) async fn json_body(req: &HttpRequest, payload: web::Payload) -> Result<Value, ApiError> {
+    let limit = req
+        .app_data::<BodyLimit>()
+        .map_or(64 * 1024, |limit| limit.0);
+    json_body_within(req, payload, limit).await
+}
+
+/// As [`json_body`], under a route's own size limit.
+pub(crate) async fn json_body_within(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<Value, ApiError> {
     if !is_json(req) {
         return Err(ApiError::new(
             ErrorKind::ContentType,
             "Request body must be JSON: send Content-Type: application/json.",
         ));
     }
-    let limit = req
-        .app_data::<BodyLimit>()
-        .map_or(64 * 1024, |limit| limit.0);
     let bytes = match payload.to_bytes_limited(limit).await {
         Err(_) => {
             return Err(ApiError::new(

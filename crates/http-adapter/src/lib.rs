@@ -11,12 +11,13 @@ mod handlers;
 mod limits;
 mod observe;
 mod openapi;
+mod verify;
 
 use std::sync::Arc;
 
 use actix_web::middleware::from_fn;
 use actix_web::web;
-use keywarden_application::ApiTokenUseCases;
+use keywarden_application::{ApiTokenUseCases, TokenVerification};
 
 pub use error::{ApiError, ErrorKind};
 pub use extract::BodyLimit;
@@ -26,9 +27,10 @@ pub use openapi::{document as openapi_document, ApiDoc};
 /// Renders the Prometheus text exposition of every metric.
 pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
 
-/// Registers every route on an `App`, around `usecases`.
+/// Registers every route on an `App`, around `usecases` and `verification`.
 pub fn configure(
     usecases: Arc<dyn ApiTokenUseCases>,
+    verification: Arc<dyn TokenVerification>,
     body_limit: BodyLimit,
     request_limits: RequestLimits,
     metrics: MetricsRenderer,
@@ -44,6 +46,7 @@ pub fn configure(
                 .default_service(web::to(not_allowed("GET")))
         };
         cfg.app_data(web::Data::from(usecases))
+            .app_data(web::Data::from(verification))
             .app_data(body_limit)
             .app_data(request_limits)
             .app_data(web::Data::from(metrics));
@@ -59,6 +62,12 @@ pub fn configure(
                     web::get().to(get_metrics),
                 ))
                 .service(only_get("/docs/openapi.json", web::get().to(get_openapi)))
+                .service(
+                    web::resource("/edge/validate")
+                        .post(verify::validate_edge_tokens)
+                        .default_service(web::to(not_allowed("POST"))),
+                )
+                .service(web::resource("/api/verify").to(verify::verify_token))
                 .service(
                     web::scope("/api/admin")
                         .wrap(from_fn(auth::require_admin))

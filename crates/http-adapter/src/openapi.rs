@@ -7,7 +7,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 
 use crate::dto::{EnvironmentList, EventList, ProjectList};
-use crate::handlers;
+use crate::{handlers, verify};
 
 /// A token as reads and audit events show it.
 #[allow(dead_code)]
@@ -168,15 +168,20 @@ impl Modify for AdminTokenAuth {
         handlers::get_ready,
         handlers::get_metrics,
         handlers::get_openapi,
+        verify::validate_edge_tokens,
+        verify::verify_token,
     ),
     components(schemas(
         ApiTokenSchema, ApiTokenList, UpdateExpiryRequest, CreateTokenRequest, ErrorBody,
-        ErrorDetail, WrongTokenType, Health, EventList, ProjectList, EnvironmentList
+        ErrorDetail, WrongTokenType, Health, EventList, ProjectList, EnvironmentList,
+        verify::EdgeValidateRequest, verify::EdgeValidateResponse, verify::EdgeToken,
+        verify::VerifiedTokenBody
     )),
     modifiers(&AdminTokenAuth),
     tags(
         (name = "API tokens", description = "Create, read, expire and delete API tokens"),
         (name = "Admin", description = "Audit events and reference data"),
+        (name = "Verification", description = "Checking tokens, for the services they protect"),
         (name = "Operations", description = "Health, readiness, metrics and this document"),
     )
 )]
