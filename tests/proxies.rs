@@ -392,3 +392,18 @@ async fn a_token_deleted_on_one_instance_is_refused_through_a_proxy_in_front_of_
         );
     }
 }
+
+#[test]
+fn the_readme_shows_the_tested_configurations_verbatim() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    for kind in Kind::ALL {
+        let example =
+            std::fs::read_to_string(root.join("docs/examples").join(kind.example())).unwrap();
+        assert!(
+            readme.contains(&example),
+            "README.md must show docs/examples/{} as it is",
+            kind.example()
+        );
+    }
+}
