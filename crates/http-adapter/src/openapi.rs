@@ -240,5 +240,6 @@ pub fn document_for(environments: &[String], projects: &[String]) -> String {
             }
         });
     }
+    crate::verify::declare_scope_values(&mut document, environments, projects);
     serde_json::to_string(&document).unwrap_or_else(|_| "{}".to_string())
 }

@@ -340,5 +340,52 @@ pub(crate) async fn verify_token(req: HttpRequest, verification: Verification) -
     response
 }
 
+/// Names, in the served document, the values `/api/verify` accepts in its
+/// query string, so a client (or a fuzzer) can tell what will be accepted.
+pub(crate) fn declare_scope_values(
+    document: &mut Value,
+    environments: &[String],
+    projects: &[String],
+) {
+    let Some(operations) = document
+        .pointer_mut("/paths/~1api~1verify")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for operation in operations.values_mut() {
+        let Some(parameters) = operation["parameters"].as_array_mut() else {
+            continue;
+        };
+        for parameter in parameters {
+            // Owned: the schema beside it is borrowed mutably.
+            let name = parameter["name"].as_str().unwrap_or_default().to_string();
+            let schema = &mut parameter["schema"];
+            match name.as_str() {
+                "type" => {
+                    schema["enum"] = serde_json::json!([
+                        "backend",
+                        "client",
+                        "frontend",
+                        "admin",
+                        "backend,frontend",
+                        null
+                    ]);
+                }
+                "environment" if !environments.is_empty() => {
+                    let mut names: Vec<Value> =
+                        environments.iter().map(|n| n.as_str().into()).collect();
+                    names.push(Value::Null);
+                    schema["enum"] = names.into();
+                }
+                "project" if !projects.is_empty() => {
+                    schema["items"]["enum"] = serde_json::json!(projects);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests;

@@ -321,6 +321,30 @@ fn header_values_are_percent_encoded_outside_visible_ascii() {
     assert_eq!(super::header_text("日"), "%E6%97%A5");
 }
 
+#[test]
+fn the_served_document_names_the_accepted_scope_values() {
+    let mut document: Value = serde_json::from_str(&crate::openapi_document()).unwrap();
+    super::declare_scope_values(&mut document, &["production".into()], &["web".into()]);
+    for method in ["get", "post", "head", "options"] {
+        let parameters = document["paths"]["/api/verify"][method]["parameters"]
+            .as_array()
+            .unwrap();
+        let schema = |name: &str| {
+            parameters
+                .iter()
+                .find(|p| p["name"] == name)
+                .unwrap_or_else(|| panic!("{method} documents {name}"))["schema"]
+                .clone()
+        };
+        assert_eq!(schema("environment")["enum"], json!(["production", null]));
+        assert_eq!(schema("project")["items"]["enum"], json!(["web"]));
+        assert!(schema("type")["enum"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("backend,frontend")));
+    }
+}
+
 // ---- /edge/validate ---------------------------------------------------------
 
 #[actix_web::test]
