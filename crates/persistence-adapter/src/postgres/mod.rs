@@ -79,7 +79,7 @@ impl PostgresRepository {
     /// the ones that conflict. (Batching them in one transaction would hold
     /// row locks across unrelated writes, and two instances batching in
     /// different orders would deadlock.)
-    fn writer(&self) -> Option<&crate::writer::Writer<PgConnection>> {
+    fn writer(&self) -> Option<&crate::sqlite::Writer<PgConnection>> {
         None
     }
 
