@@ -71,7 +71,9 @@ fn run(
     }
 }
 
-fn connect(connector: &Connector) -> Result<SqliteConnection, Box<dyn std::error::Error>> {
+pub(super) fn connect(
+    connector: &Connector,
+) -> Result<SqliteConnection, Box<dyn std::error::Error>> {
     Ok(connector.open()?)
 }
 

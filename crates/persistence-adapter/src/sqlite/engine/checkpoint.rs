@@ -177,7 +177,17 @@ pub(super) fn start_checkpointer(
 #[cfg(test)]
 mod tests {
     use super::super::testing::FakeClock;
+    use super::super::tests::busy_timeout_of;
     use super::*;
+
+    #[test]
+    fn truncating_restores_the_configured_busy_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let timeout = Duration::from_millis(321);
+        let mut conn = connect_writer(&Connector::new(dir.path().join("kw.db"), timeout)).unwrap();
+        checkpoint_and_truncate(&mut conn, timeout);
+        assert_eq!(busy_timeout_of(&mut conn), 321);
+    }
 
     fn policy(clock: &Arc<FakeClock>) -> (CheckpointPolicy, Arc<BackgroundCheckpoints>) {
         let clock: Arc<dyn Clock> = clock.clone();

@@ -215,6 +215,7 @@ mod tests {
     use diesel::{QueryableByName, RunQueryDsl};
 
     use super::*;
+    use crate::sqlite::{feed, SqliteOptions, SqliteRepository};
 
     #[derive(QueryableByName)]
     struct Timeout {
@@ -222,18 +223,40 @@ mod tests {
         timeout: i32,
     }
 
-    pub(crate) fn busy_timeout_of(conn: &mut SqliteConnection) -> i32 {
+    pub(super) fn busy_timeout_of(conn: &mut SqliteConnection) -> i32 {
         diesel::sql_query("PRAGMA busy_timeout")
             .get_result::<Timeout>(conn)
             .unwrap()
             .timeout
     }
 
-    #[test]
-    fn the_write_connection_takes_the_configured_busy_timeout() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_connection_takes_the_configured_busy_timeout() {
         let dir = tempfile::tempdir().unwrap();
-        let connector = Connector::new(dir.path().join("kw.db"), Duration::from_millis(321));
-        let mut conn = connect_writer(&connector).unwrap();
-        assert_eq!(busy_timeout_of(&mut conn), 321);
+        let options = SqliteOptions {
+            busy_timeout: Duration::from_millis(321),
+            ..SqliteOptions::default()
+        };
+        let repository = SqliteRepository::open(dir.path().join("kw.db"), options)
+            .await
+            .unwrap();
+        let mut reader = repository.pool.get().unwrap();
+        assert_eq!(busy_timeout_of(&mut reader), 321, "a pooled reader");
+        let writer = repository
+            .engine
+            .writer()
+            .write(|conn| Ok(busy_timeout_of(conn)))
+            .await
+            .unwrap();
+        assert_eq!(writer, 321, "the writer's connection");
+        let connector = &repository.connector;
+        let mut checkpointer = connect_writer(connector).unwrap();
+        assert_eq!(
+            busy_timeout_of(&mut checkpointer),
+            321,
+            "the checkpointer's"
+        );
+        let mut feed = feed::connect(connector).unwrap();
+        assert_eq!(busy_timeout_of(&mut feed), 321, "the change feed's");
     }
 }
