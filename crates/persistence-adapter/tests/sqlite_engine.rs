@@ -7,23 +7,20 @@ use std::time::Duration;
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, SqliteConnection};
 use keywarden_application::{error_chain, ApiTokenRepository, RepositoryError};
-use keywarden_domain::fixtures::{self, at};
-use keywarden_domain::{ApiToken, AuditEvent, Environment, EnvironmentName, TokenType};
+use keywarden_domain::{Environment, EnvironmentName};
 use keywarden_persistence_adapter::{SqliteOptions, SqliteRepository};
 
-fn backend(seed: u8) -> ApiToken {
-    fixtures::token(seed, "t", TokenType::Backend, &["*"], at(0)).0
-}
-
-async fn create(repository: &SqliteRepository, token: &ApiToken) -> Result<(), RepositoryError> {
+/// A write through the repository: declaring the catalog.
+async fn declare(repository: &SqliteRepository) -> Result<(), RepositoryError> {
+    let development = Environment {
+        name: EnvironmentName::parse("development").unwrap(),
+        kind: "development".into(),
+        sort_order: 1,
+        enabled: true,
+    };
     repository
-        .insert(
-            token.clone(),
-            AuditEvent::token_created(token, "tester", at(0)),
-            1000,
-        )
+        .sync_catalog(Vec::new(), vec![development], false)
         .await
-        .map(|_| ())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,24 +32,14 @@ async fn a_write_lock_held_past_the_busy_timeout_answers_unavailable() {
         ..SqliteOptions::default()
     };
     let repository = SqliteRepository::open(path.clone(), options).await.unwrap();
-    let development = Environment {
-        name: EnvironmentName::parse("development").unwrap(),
-        kind: "development".into(),
-        sort_order: 1,
-        enabled: true,
-    };
-    repository
-        .sync_catalog(Vec::new(), vec![development], false)
-        .await
-        .unwrap();
     // The writer's connection is open before the lock is taken, so what is
     // refused below is the batch's BEGIN IMMEDIATE.
-    create(&repository, &backend(1)).await.unwrap();
+    declare(&repository).await.unwrap();
 
     let mut other = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
     other.batch_execute("BEGIN IMMEDIATE;").unwrap();
     // The lock is held until this write has given up waiting for it.
-    let error = create(&repository, &backend(2))
+    let error = declare(&repository)
         .await
         .expect_err("the write lock is held elsewhere");
     let cause = error_chain(&error);
@@ -66,5 +53,5 @@ async fn a_write_lock_held_past_the_busy_timeout_answers_unavailable() {
     );
 
     other.batch_execute("ROLLBACK;").unwrap();
-    create(&repository, &backend(2)).await.unwrap();
+    declare(&repository).await.unwrap();
 }

@@ -406,6 +406,17 @@ mod tests {
         batches.batch(first);
     }
 
+    /// Queues `n` inserts, of "0", "1", …
+    fn queue_numbered(writer: &Writer<SqliteConnection>, n: usize) -> Vec<Answer<()>> {
+        (0..n)
+            .map(|i| {
+                writer
+                    .queue(move |conn| insert(conn, &i.to_string()))
+                    .unwrap()
+            })
+            .collect()
+    }
+
     fn answer<T>(mut answer: Answer<T>) -> Result<T, RepositoryError> {
         answer.try_recv().expect("answered by the step")
     }
@@ -466,13 +477,7 @@ mod tests {
             Arc::new(SystemClock),
             3,
         );
-        let answers: Vec<_> = (0..5)
-            .map(|i| {
-                writer
-                    .queue(move |conn| insert(conn, &i.to_string()))
-                    .unwrap()
-            })
-            .collect();
+        let answers = queue_numbered(&writer, 5);
         step(&mut batches);
         assert_eq!(rows(&path).len(), 3);
         step(&mut batches);
@@ -622,13 +627,7 @@ mod tests {
         );
         let mut holder = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
         holder.batch_execute("BEGIN IMMEDIATE;").unwrap();
-        let answers: Vec<_> = (0..3)
-            .map(|i| {
-                writer
-                    .queue(move |conn| insert(conn, &i.to_string()))
-                    .unwrap()
-            })
-            .collect();
+        let answers = queue_numbered(&writer, 3);
         step(&mut batches);
         for answered in answers {
             let error = answer(answered).expect_err("the lock is held elsewhere");
