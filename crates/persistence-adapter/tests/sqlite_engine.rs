@@ -1,6 +1,6 @@
-//! The SQLite write engine under lock contention: a write lock held by
-//! another process beyond the busy timeout is a temporary unavailability,
-//! never an internal error, and the engine recovers once the lock is gone.
+//! SQLite under lock contention: a write lock held by another process beyond
+//! the busy timeout is a temporary unavailability, never an internal error,
+//! and the write engine recovers once the lock is gone.
 
 use std::time::Duration;
 
@@ -53,5 +53,32 @@ async fn a_write_lock_held_past_the_busy_timeout_answers_unavailable() {
     );
 
     other.batch_execute("ROLLBACK;").unwrap();
+    declare(&repository).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_locked_out_past_the_busy_timeout_is_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kw.db");
+    let mut other = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    other
+        .batch_execute("PRAGMA journal_mode = WAL; BEGIN IMMEDIATE;")
+        .unwrap();
+    let options = SqliteOptions {
+        busy_timeout: Duration::from_millis(100),
+        ..SqliteOptions::default()
+    };
+    let error = match SqliteRepository::open(path.clone(), options.clone()).await {
+        Ok(_) => panic!("the migrations need the lock held elsewhere"),
+        Err(error) => error,
+    };
+    let cause = error_chain(&error);
+    assert!(
+        matches!(error, RepositoryError::Unavailable(_)),
+        "busy must be Unavailable, got {cause}"
+    );
+
+    other.batch_execute("ROLLBACK;").unwrap();
+    let repository = SqliteRepository::open(path, options).await.unwrap();
     declare(&repository).await.unwrap();
 }

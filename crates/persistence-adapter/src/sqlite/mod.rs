@@ -40,8 +40,9 @@ impl SqliteRepository {
     /// Opens (creating if needed) the database file, migrates it and pools it.
     ///
     /// # Errors
-    /// `Unavailable` when the file cannot be opened; `Internal` when a
-    /// migration fails.
+    /// `Unavailable` when the file cannot be opened, or another process
+    /// holds its lock beyond the busy timeout; `Internal` when a migration
+    /// fails.
     pub async fn open(path: PathBuf, options: SqliteOptions) -> Result<Self, RepositoryError> {
         let connector = Connector::new(path, options.busy_timeout);
         let (opening, tuning) = (connector.clone(), options.engine.clone());

@@ -4,8 +4,9 @@
 //! writer checkpoints now and then between batches by a policy
 //! (`checkpoint`); the audit events this process commits are recorded so the
 //! change feed does not report them back (`own_writes`). Everything that tunes
-//! it is one `WriteEngineTuning`, and it reads time from a `Clock`, so tests
-//! drive its timing without sleeping.
+//! it is one `WriteEngineTuning` (the busy timeout, shared with every
+//! connection, is `SqliteOptions`'), and it reads time from a `Clock`, so
+//! tests drive its timing without sleeping.
 
 mod checkpoint;
 mod own_writes;
