@@ -6,7 +6,6 @@ use actix_web::http::header::LOCATION;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use keywarden_application::{ApiTokenUseCases, EventQuery};
 use keywarden_domain::TokenRef;
-use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::Acting;
@@ -152,11 +151,41 @@ pub(crate) async fn delete_api_token(
     Ok(HttpResponse::Ok().finish())
 }
 
-#[derive(Deserialize)]
-struct EventParams {
-    #[serde(rename = "type")]
-    event_type: Option<String>,
-    limit: Option<i64>,
+/// `?type=` and `?limit=`, each at most once, so a 400 can name the one to
+/// blame; other parameters are ignored.
+fn event_query(query: &str) -> Result<EventQuery, ApiError> {
+    let limit_error = || {
+        ApiError::bad_data(
+            "/query/limit",
+            "limit must be a whole number of at least 0.",
+        )
+    };
+    let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
+        .map_err(|_| ApiError::bad_data("/query", "The query string is not valid."))?
+        .into_inner();
+    let (mut event_type, mut limit) = (None, None);
+    for (name, value) in pairs {
+        let slot = match name.as_str() {
+            "type" => &mut event_type,
+            "limit" => &mut limit,
+            _ => continue,
+        };
+        if slot.replace(value).is_some() {
+            return Err(ApiError::bad_data(
+                &format!("/query/{name}"),
+                format!("{name} may be given only once."),
+            ));
+        }
+    }
+    let limit = match limit {
+        None => None,
+        Some(text) => match text.parse::<i64>() {
+            // The use case caps it at 1000 anyway.
+            Ok(limit) if limit >= 0 => Some(u32::try_from(limit).unwrap_or(u32::MAX)),
+            _ => return Err(limit_error()),
+        },
+    };
+    Ok(EventQuery { event_type, limit })
 }
 
 #[utoipa::path(
@@ -170,7 +199,7 @@ struct EventParams {
     ),
     responses(
         (status = 200, description = "The events", body = EventList),
-        (status = 400, description = "limit is not a whole number", body = ErrorBody),
+        (status = 400, description = "limit is not a whole number, or a parameter is repeated", body = ErrorBody),
         AdminResponses,
         StorageUnavailable,
     ),
@@ -180,29 +209,7 @@ pub(crate) async fn list_events(
     req: HttpRequest,
     usecases: UseCases,
 ) -> Result<HttpResponse, ApiError> {
-    let params = web::Query::<EventParams>::from_query(req.query_string()).map_err(|_| {
-        ApiError::bad_data(
-            "/query/limit",
-            "limit must be a whole number of at least 0.",
-        )
-    })?;
-    let params = params.into_inner();
-    if params.limit.is_some_and(i64::is_negative) {
-        return Err(ApiError::bad_data(
-            "/query/limit",
-            "limit must be a whole number of at least 0.",
-        ));
-    }
-    // The use case caps it at 1000 anyway.
-    let limit = params
-        .limit
-        .map(|limit| u32::try_from(limit).unwrap_or(u32::MAX));
-    let events = usecases
-        .events(EventQuery {
-            event_type: params.event_type,
-            limit,
-        })
-        .await?;
+    let events = usecases.events(event_query(req.query_string())?).await?;
     Ok(HttpResponse::Ok().json(EventList::of(events)))
 }
 

@@ -488,6 +488,37 @@ async fn events_pass_filters_through() {
 }
 
 #[actix_web::test]
+async fn event_query_errors_name_the_parameter_to_blame() {
+    for (query, path) in [
+        ("type=a&type=b", "/query/type"),
+        ("limit=1&limit=2", "/query/limit"),
+        ("limit=lots", "/query/limit"),
+        ("limit=-1", "/query/limit"),
+        ("type=a&limit=lots", "/query/limit"),
+    ] {
+        let req = TestRequest::get()
+            .uri(&format!("/api/admin/events?{query}"))
+            .insert_header((AUTHORIZATION, ADMIN));
+        let (status, body) = call_json(authenticating(), req).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert_eq!(body["details"][0]["path"], path, "{query}: {body}");
+    }
+    let mut usecases = authenticating();
+    usecases
+        .expect_events()
+        .with(eq(keywarden_application::EventQuery {
+            event_type: Some("api-token-created".into()),
+            limit: None,
+        }))
+        .returning(|_| Ok(Vec::new()));
+    let req = TestRequest::get()
+        .uri("/api/admin/events?type=api-token-created&unknown=1&unknown=2")
+        .insert_header((AUTHORIZATION, ADMIN));
+    let (status, _) = call_json(usecases, req).await;
+    assert_eq!(status, StatusCode::OK, "unknown parameters are ignored");
+}
+
+#[actix_web::test]
 async fn service_endpoints_need_no_credential() {
     let (status, body) = call_json(
         MockApiTokenUseCases::new(),
