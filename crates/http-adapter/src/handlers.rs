@@ -9,13 +9,15 @@ use keywarden_domain::TokenRef;
 use serde_json::json;
 
 use crate::auth::Acting;
-use crate::dto::{self, EnvironmentList, EventList, ProjectList, TokenList};
+use crate::dto::{
+    self, CreateTokenRequest, EnvironmentList, EventList, ProjectList, TokenList,
+    UpdateExpiryRequest,
+};
 use crate::error::{ApiError, ErrorKind};
 use crate::extract::{json_body, last_segment};
 #[allow(unused_imports)] // named in the OpenAPI annotations
 use crate::openapi::{
-    AdminResponses, ApiTokenList, ApiTokenSchema, CreateTokenRequest, ErrorBody, Health,
-    StorageUnavailable, UpdateExpiryRequest,
+    AdminResponses, ApiTokenList, ApiTokenSchema, ErrorBody, Health, StorageUnavailable,
 };
 
 pub(crate) type UseCases = web::Data<dyn ApiTokenUseCases>;
@@ -45,8 +47,10 @@ pub(crate) async fn update_api_token(
     usecases: UseCases,
 ) -> Result<HttpResponse, ApiError> {
     let target = TokenRef::parse(&last_segment(&req)?);
-    let expires_at = dto::update_expiry(json_body(&req, payload).await?)?;
-    usecases.update_expiry(&actor, target, expires_at).await?;
+    let body: UpdateExpiryRequest = json_body(&req, payload).await?;
+    usecases
+        .update_expiry(&actor, target, body.expires_at)
+        .await?;
     Ok(HttpResponse::Ok().finish())
 }
 
@@ -114,7 +118,9 @@ pub(crate) async fn create_api_token(
     payload: web::Payload,
     usecases: UseCases,
 ) -> Result<HttpResponse, ApiError> {
-    let request = dto::create_token(json_body(&req, payload).await?)?;
+    let request = json_body::<CreateTokenRequest>(&req, payload)
+        .await?
+        .into_command()?;
     let (token, credential) = usecases.create_token(&actor, request).await?;
     Ok(HttpResponse::Created()
         .insert_header((

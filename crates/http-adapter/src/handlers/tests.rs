@@ -702,8 +702,12 @@ async fn other_methods_on_known_paths_answer_405_with_allow() {
     }
 }
 
+/// The whole served schema of each request body — types, formats, patterns,
+/// required fields, nullability — and the deployment's environments and
+/// projects, so a change to a body type shows up here as a change to the
+/// document clients read.
 #[actix_web::test]
-async fn the_served_document_names_the_declared_environments_and_projects() {
+async fn the_served_request_body_schemas_are_exactly_these() {
     let mut usecases = MockApiTokenUseCases::new();
     usecases.expect_environments().returning(|| {
         vec![keywarden_domain::Environment {
@@ -723,30 +727,86 @@ async fn the_served_document_names_the_declared_environments_and_projects() {
     let (status, document) =
         call_json(usecases, TestRequest::get().uri("/docs/openapi.json")).await;
     assert_eq!(status, StatusCode::OK);
-    let create = &document["components"]["schemas"]["CreateTokenRequest"];
-    assert_eq!(
-        create["properties"]["environment"]["enum"],
-        json!(["production", null])
+    let not_control = r"[^\u0000-\u001F\u007F-\u009F]";
+    let token_name_pattern = format!(
+        r"^{not_control}*[^\u0000-\u001F\u007F-\u009F\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028-\u2029\u202F\u205F\u3000]{not_control}*$"
     );
-    assert_eq!(
-        create["properties"]["project"]["enum"],
-        json!(["*", "web", null])
-    );
-    assert_eq!(
-        create["properties"]["projects"]["type"],
-        json!(["array", "null"])
-    );
-    assert_eq!(
-        create["properties"]["projects"]["items"]["enum"],
-        json!(["*", "web"])
-    );
-    assert_eq!(
-        create["properties"]["type"]["enum"],
-        json!(["client", "backend", "frontend"])
-    );
-    assert_eq!(create["not"]["required"], json!(["project", "projects"]));
-    let pattern = create["properties"]["tokenName"]["pattern"]
-        .as_str()
-        .unwrap();
-    assert!(pattern.starts_with("^[^\\u0000-"), "{pattern}");
+    let expires_at = |types: Value| {
+        json!({
+            "type": types,
+            "format": "date-time",
+            "minLength": 20,
+            "description": "RFC 3339 with a UTC offset; stored in UTC with millisecond precision.",
+            "examples": ["2040-01-01T00:00:00Z"]
+        })
+    };
+    let expected = json!({
+        "UpdateExpiryRequest": {
+            "type": "object",
+            "description": "A token's new expiry (`PUT /api/admin/api-tokens/:token`); a past\ninstant expires the token now. Unknown fields are ignored.",
+            "required": ["expiresAt"],
+            "properties": {"expiresAt": expires_at(json!("string"))}
+        },
+        "CreateTokenRequest": {
+            "type": "object",
+            "description": "A new client, backend or frontend token (`POST /api/admin/api-tokens`).\nUnknown fields, a client-chosen `secret` among them, are ignored; `null`\nstands for \"not given\", as in Unleash.",
+            "required": ["tokenName", "type"],
+            "properties": {
+                "tokenName": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 255,
+                    "pattern": token_name_pattern,
+                    "description": "Not unique. Printable: no control characters, not only white space."
+                },
+                "type": {
+                    "type": "string",
+                    "pattern": "^([Cc][Ll][Ii][Ee][Nn][Tt]|[Bb][Aa][Cc][Kk][Ee][Nn][Dd]|[Ff][Rr][Oo][Nn][Tt][Ee][Nn][Dd])$",
+                    "description": "`client`, `backend` or `frontend`, in any case."
+                },
+                "environment": {
+                    "type": ["string", "null"],
+                    "enum": ["production", null],
+                    "description": "Default `development`."
+                },
+                "projects": {
+                    "type": ["array", "null"],
+                    "items": {"type": "string", "enum": ["*", "web"]},
+                    "minItems": 1,
+                    "description": "Default `[\"*\"]`."
+                },
+                "project": {
+                    "type": ["string", "null"],
+                    "enum": ["*", "web", null],
+                    "description": "One project id (or `*`); not together with `projects`."
+                },
+                "expiresAt": expires_at(json!(["string", "null"]))
+            },
+            "not": {
+                "required": ["project", "projects"],
+                "properties": {"project": {"type": "string"}, "projects": {"type": "array"}}
+            }
+        }
+    });
+    let schemas = &document["components"]["schemas"];
+    for (name, schema) in expected.as_object().unwrap() {
+        assert_eq!(&schemas[name], schema, "{name}");
+    }
+    for (path, method, name) in [
+        (
+            "/api/admin/api-tokens/{token}",
+            "put",
+            "UpdateExpiryRequest",
+        ),
+        ("/api/admin/api-tokens", "post", "CreateTokenRequest"),
+    ] {
+        assert_eq!(
+            document["paths"][path][method]["requestBody"],
+            json!({
+                "required": true,
+                "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}}
+            }),
+            "{method} {path}"
+        );
+    }
 }
