@@ -5,8 +5,8 @@
 use chrono::{DateTime, Utc};
 use keywarden_application::CreateToken;
 use keywarden_domain::{
-    format_millis, parse_offset_date_time, ApiToken, Credential, Environment, Project, StoredEvent,
-    TokenName, TokenSnapshot, TokenType,
+    format_millis, parse_offset_date_time, ApiToken, Credential, Environment, EventType, Project,
+    StoredEvent, TokenName, TokenSnapshot, TokenType,
 };
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -14,6 +14,7 @@ use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
+use crate::presentation::{wire_type, Shown};
 
 // ---- request bodies ---------------------------------------------------------
 //
@@ -191,7 +192,10 @@ pub(crate) struct TokenList {
 impl TokenList {
     pub(crate) fn of(tokens: &[ApiToken]) -> Self {
         Self {
-            tokens: tokens.iter().map(ApiToken::snapshot).collect(),
+            tokens: tokens
+                .iter()
+                .map(|token| shown(token.snapshot(), Shown::OnRead))
+                .collect(),
         }
     }
 }
@@ -200,7 +204,18 @@ impl TokenList {
 pub(crate) fn created(token: &ApiToken, credential: &Credential) -> TokenSnapshot {
     TokenSnapshot {
         secret: credential.expose_secret().to_string(),
-        ..token.snapshot()
+        ..shown(token.snapshot(), Shown::AsCreated)
+    }
+}
+
+/// A snapshot with its `type` as Unleash presents it at that moment.
+fn shown(snapshot: TokenSnapshot, when: Shown) -> TokenSnapshot {
+    match TokenType::parse(&snapshot.token_type) {
+        Ok(token_type) => TokenSnapshot {
+            token_type: wire_type(token_type, when).to_string(),
+            ..snapshot
+        },
+        Err(_) => snapshot,
     }
 }
 
@@ -243,17 +258,24 @@ impl EventList {
             version: 1,
             events: events
                 .into_iter()
-                .map(|stored| EventBody {
-                    id: stored.id,
-                    event_type: stored.event.event_type.as_str(),
-                    created_by: stored.event.created_by,
-                    created_at: format_millis(&stored.event.created_at),
-                    data: stored.event.data,
-                    pre_data: stored.event.pre_data,
-                    tags: Vec::new(),
-                    feature_name: None,
-                    project: None,
-                    environment: None,
+                .map(|stored| {
+                    // The created event shows the token as the create response did.
+                    let when = match stored.event.event_type {
+                        EventType::ApiTokenCreated => Shown::AsCreated,
+                        _ => Shown::OnRead,
+                    };
+                    EventBody {
+                        id: stored.id,
+                        event_type: stored.event.event_type.as_str(),
+                        created_by: stored.event.created_by,
+                        created_at: format_millis(&stored.event.created_at),
+                        data: stored.event.data.map(|token| shown(token, when)),
+                        pre_data: stored.event.pre_data.map(|token| shown(token, when)),
+                        tags: Vec::new(),
+                        feature_name: None,
+                        project: None,
+                        environment: None,
+                    }
                 })
                 .collect(),
         }

@@ -2,7 +2,7 @@
 //! the contract's order (path, then content type, then body), calls one use
 //! case and shapes the answer; errors go through `ApiError`.
 
-use actix_web::http::header::LOCATION;
+use actix_web::http::header::{HeaderValue, ALLOW, LOCATION};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use keywarden_application::{ApiTokenUseCases, EventQuery};
 use keywarden_domain::TokenRef;
@@ -324,7 +324,7 @@ pub(crate) async fn not_found(req: HttpRequest) -> HttpResponse {
 
 /// A handler answering 405 with the methods the resource does allow.
 pub(crate) fn not_allowed(
-    allow: &'static str,
+    allow: HeaderValue,
 ) -> impl Fn(HttpRequest) -> std::future::Ready<HttpResponse> + Clone + 'static {
     move |req: HttpRequest| {
         let mut response = ApiError::new(
@@ -332,11 +332,21 @@ pub(crate) fn not_allowed(
             format!("{} is not supported on {}.", req.method(), req.path()),
         )
         .error_response();
-        response.headers_mut().insert(
-            actix_web::http::header::ALLOW,
-            actix_web::http::header::HeaderValue::from_static(allow),
-        );
+        response.headers_mut().insert(ALLOW, allow.clone());
         std::future::ready(response)
+    }
+}
+
+/// `OPTIONS`: 204 with the methods the resource allows.
+pub(crate) fn options(
+    allow: HeaderValue,
+) -> impl Fn() -> std::future::Ready<HttpResponse> + Clone + 'static {
+    move || {
+        std::future::ready(
+            HttpResponse::NoContent()
+                .insert_header((ALLOW, allow.clone()))
+                .finish(),
+        )
     }
 }
 

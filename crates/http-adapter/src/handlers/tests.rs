@@ -671,15 +671,23 @@ fn admin_routes_document_their_authentication_failures() {
 async fn other_methods_on_known_paths_answer_405_with_allow() {
     let app = test::init_service(App::new().configure(routes(permissive()))).await;
     for (method, path, allow) in [
-        ("TRACE", "/health", "GET"),
-        ("POST", "/ready", "GET"),
-        ("DELETE", "/internal-backstage/prometheus", "GET"),
-        ("PUT", "/docs/openapi.json", "GET"),
-        ("PATCH", "/api/admin/api-tokens", "GET, POST"),
-        ("TRACE", "/api/admin/api-tokens/x", "GET, PUT, DELETE"),
-        ("POST", "/api/admin/events", "GET"),
-        ("DELETE", "/api/admin/projects", "GET"),
-        ("PUT", "/api/admin/environments", "GET"),
+        ("TRACE", "/health", "GET, HEAD, OPTIONS"),
+        ("POST", "/ready", "GET, HEAD, OPTIONS"),
+        (
+            "DELETE",
+            "/internal-backstage/prometheus",
+            "GET, HEAD, OPTIONS",
+        ),
+        ("PUT", "/docs/openapi.json", "GET, HEAD, OPTIONS"),
+        ("PATCH", "/api/admin/api-tokens", "GET, HEAD, POST, OPTIONS"),
+        (
+            "TRACE",
+            "/api/admin/api-tokens/x",
+            "GET, HEAD, PUT, DELETE, OPTIONS",
+        ),
+        ("POST", "/api/admin/events", "GET, HEAD, OPTIONS"),
+        ("DELETE", "/api/admin/projects", "GET, HEAD, OPTIONS"),
+        ("PUT", "/api/admin/environments", "GET, HEAD, OPTIONS"),
     ] {
         let req = TestRequest::default()
             .method(method.parse().unwrap())
