@@ -22,7 +22,8 @@ pub(crate) struct ApiTokenSchema {
     #[schema(example = "*:development.v2_X8sJk2m0Q9aBcDeFgHiJkL_…")]
     secret: String,
     token_name: String,
-    /// `client`, `backend`, `frontend` or `admin`, as created.
+    /// `client`, `backend`, `frontend` or `admin`. A backend token reads back as
+    /// `client`, as in Unleash; only its create response says `backend`.
     #[serde(rename = "type")]
     token_type: String,
     /// `projects` joined with `,`.

@@ -611,6 +611,56 @@ async fn the_openapi_document_lists_exactly_the_routes_served() {
     }
 }
 
+/// The served patterns accept exactly what the server accepts: the token
+/// name's for every character (U+FEFF among them, which ECMA-262's `\s`
+/// would refuse), the type's for every spelling the domain takes.
+#[test]
+fn the_served_patterns_agree_with_the_domain() {
+    let document: Value = serde_json::from_str(&crate::openapi_document()).unwrap();
+    let properties = &document["components"]["schemas"]["CreateTokenRequest"]["properties"];
+    let pattern = |field: &str| {
+        let pattern = properties[field]["pattern"].as_str().unwrap();
+        // Escapes like `\s` mean different sets in ECMA-262 and in the regex
+        // crate; `\uXXXX` means the same code point in both.
+        assert!(
+            pattern
+                .split('\\')
+                .skip(1)
+                .all(|after| after.starts_with('u')),
+            "{field}: {pattern}"
+        );
+        regex::Regex::new(pattern).unwrap_or_else(|e| panic!("{field}: {e}"))
+    };
+    let name = pattern("tokenName");
+    let accepted = |text: &str| TokenName::parse(text).is_ok();
+    // Every White_Space and Cc character is in the Basic Multilingual Plane.
+    let astral = (0x10000..=0x10FFFF).step_by(0x1001);
+    for c in (0..=0xFFFF).chain(astral).filter_map(char::from_u32) {
+        for text in [c.to_string(), format!("a{c}"), format!("{c}{c}")] {
+            assert_eq!(name.is_match(&text), accepted(&text), "{text:?}");
+        }
+    }
+    for text in [
+        "\u{FEFF}",
+        " x ",
+        "\t",
+        "a\nb",
+        " \u{3000} ",
+        "名前",
+        "x\u{0}",
+    ] {
+        assert_eq!(name.is_match(text), accepted(text), "{text:?}");
+    }
+    let kind = pattern("type");
+    for text in [
+        "client", "CLIENT", "Backend", "frontend", "fRoNtEnD", "admin", "Admin", "clients",
+        " client", "", "back end",
+    ] {
+        let creatable = TokenType::parse(text).is_ok_and(|kind| !kind.is_admin());
+        assert_eq!(kind.is_match(text), creatable, "{text:?}");
+    }
+}
+
 #[test]
 fn the_token_schema_matches_what_reads_serialise() {
     let document: Value = serde_json::from_str(&crate::openapi_document()).unwrap();
