@@ -1,6 +1,6 @@
-//! Request and response bodies in the contract's camelCase. Requests are
-//! checked field by field from parsed JSON so each error names its field
-//! (`/body/expiresAt`) and unknown fields are ignored.
+//! Request and response bodies in the contract's camelCase. Each request body
+//! is one type that serde reads and utoipa describes, so the served document
+//! states the rules the server applies; unknown fields are ignored.
 
 use chrono::{DateTime, Utc};
 use keywarden_application::CreateToken;
