@@ -151,7 +151,7 @@ impl de::Error for FieldError {
     fn missing_field(field: &'static str) -> Self {
         Self {
             field: Some(field.to_string()),
-            message: "is required.".to_string(),
+            message: "this field is required.".to_string(),
         }
     }
 }
