@@ -430,10 +430,12 @@ pub async fn events_filter_and_page(fixture: &dyn Fixture) {
     for seed in 1..=3 {
         let (t, _) = token(seed, "t", &["default"], i64::from(seed));
         insert(repository.as_ref(), &t).await;
-        repository
+        let change = repository
             .update_expiry(TokenRef::Selector(t.selector()), at(9), "a", at(9))
             .await
-            .unwrap();
+            .unwrap()
+            .expect("the token exists");
+        assert_eq!(change.after.expires_at(), Some(at(9)));
     }
     let updated = repository
         .events(Some(EventType::ApiTokenUpdated), 1000)
@@ -512,10 +514,12 @@ pub async fn concurrent_writers_all_succeed(fixture: &dyn Fixture) {
             let selector = one.selector();
             tokio::spawn(async move {
                 for j in 0..10 {
-                    repository
+                    let change = repository
                         .update_expiry(TokenRef::Selector(selector), at(i * 100 + j), "w", at(0))
                         .await
-                        .unwrap();
+                        .unwrap()
+                        .expect("the token exists");
+                    assert_eq!(change.after.revision(), change.before.revision() + 1);
                 }
             })
         })
