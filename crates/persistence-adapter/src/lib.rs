@@ -8,6 +8,7 @@ mod rows;
 mod schema;
 mod sql;
 mod sqlite;
+mod stored_event;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 mod url;

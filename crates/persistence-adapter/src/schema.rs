@@ -55,6 +55,8 @@ macro_rules! tables {
                 created_at -> $timestamp,
                 data -> Nullable<Text>,
                 pre_data -> Nullable<Text>,
+                selector -> Text,
+                format -> Integer,
             }
         }
 

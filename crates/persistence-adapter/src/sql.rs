@@ -36,9 +36,10 @@ macro_rules! sql_repository {
             use super::$repository as Repository;
             use $crate::error::{pool_unavailable, TxError};
             use $crate::rows::{
-                assemble, environment_column, project_links, snapshot_json, CredentialRow,
-                EnvironmentRow, EventRow, ProjectRow, TokenRow,
+                assemble, environment_column, project_links, CredentialRow, EnvironmentRow,
+                EventRow, ProjectRow, TokenRow,
             };
+            use $crate::stored_event;
             use $schema::{api_token_projects, api_tokens, environments, events, projects};
 
             type Conn = $connection;
@@ -248,8 +249,10 @@ macro_rules! sql_repository {
                         events::event_type.eq(event.event_type.as_str()),
                         events::created_by.eq(&event.created_by),
                         events::created_at.eq(event.created_at),
-                        events::data.eq(snapshot_json(&event.data)?),
-                        events::pre_data.eq(snapshot_json(&event.pre_data)?),
+                        events::data.eq(stored_event::encode(event.data.as_ref())?),
+                        events::pre_data.eq(stored_event::encode(event.pre_data.as_ref())?),
+                        events::selector.eq(event.subject().to_string()),
+                        events::format.eq(stored_event::CURRENT_FORMAT),
                     ))
                     .execute(conn)?;
                 Ok(())
