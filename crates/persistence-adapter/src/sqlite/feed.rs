@@ -21,7 +21,7 @@ use keywarden_domain::Selector;
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::warn;
 
-use super::schema::events;
+use crate::schema::events;
 
 const POLL: Duration = Duration::from_millis(200);
 const BATCH: i64 = 1000;

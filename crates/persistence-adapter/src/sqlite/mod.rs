@@ -1,11 +1,11 @@
 //! `SqliteRepository`: the repository port over one SQLite file. The queries
 //! are shared with every backend (`crate::sql`); this module opens the file
-//! and says how SQLite transactions serialise.
+//! and, as SQLite's `Dialect`, says how SQLite transactions serialise.
 
 mod feed;
 mod pool;
-mod schema;
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +21,9 @@ pub use self::pool::SqliteOptions;
 use self::pool::SqlitePool;
 pub use self::pool::MIGRATIONS;
 use crate::error::TxError;
+use crate::rows::TokenRow;
+use crate::sql::{Dialect, SqlRepository};
+use crate::statements::{self, Loads};
 use crate::writer::{Maintenance, Writer};
 
 /// How often the writer checkpoints the WAL while writing, which lets the WAL
@@ -29,8 +32,23 @@ use crate::writer::{Maintenance, Writer};
 /// often, so these have little left to copy.)
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
+/// The repository over one SQLite file.
+pub type SqliteRepository = SqlRepository<SqliteDatabase>;
+
+impl SqliteRepository {
+    /// Opens (creating if needed) the database file, migrates it and pools it.
+    ///
+    /// # Errors
+    /// `Unavailable` when the file cannot be opened; `Internal` when a
+    /// migration fails.
+    pub async fn open(path: PathBuf, options: SqliteOptions) -> Result<Self, RepositoryError> {
+        SqliteDatabase::open(path, options).await.map(Self::new)
+    }
+}
+
+/// SQLite's side of `SqliteRepository`: the file, its pool and its writer.
 #[derive(Clone)]
-pub struct SqliteRepository {
+pub struct SqliteDatabase {
     /// Readers: WAL lets them run beside the writer, each on its snapshot.
     pool: SqlitePool,
     /// SQLite admits one writer; others retry in its busy handler, which
@@ -44,7 +62,7 @@ pub struct SqliteRepository {
     own_writes: Arc<OwnWrites>,
 }
 
-impl SqliteRepository {
+impl SqliteDatabase {
     /// Opens (creating if needed) the database file, migrates it and pools it.
     ///
     /// # Errors
@@ -109,10 +127,6 @@ impl SqliteRepository {
         feed::spawn(self.path.clone(), Arc::clone(&self.own_writes), changes)
     }
 
-    fn writer(&self) -> Option<&Writer<SqliteConnection>> {
-        Some(&self.writer)
-    }
-
     /// Writes a consistent copy of the live database to `target` (which must
     /// not exist) with `VACUUM INTO`, without stopping writers for long.
     ///
@@ -134,7 +148,13 @@ impl SqliteRepository {
     }
 }
 
-impl SqliteRepository {
+impl Dialect for SqliteDatabase {
+    type Conn = SqliteConnection;
+
+    fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     /// A deferred transaction reads one snapshot (WAL).
     fn read_transaction<T, F>(conn: &mut SqliteConnection, work: F) -> Result<T, TxError>
     where
@@ -143,13 +163,22 @@ impl SqliteRepository {
         diesel::Connection::transaction(conn, work)
     }
 
-    /// IMMEDIATE takes SQLite's write lock at BEGIN, so writers queue on
-    /// `busy_timeout` instead of failing to upgrade a read lock mid-transaction.
-    fn write_transaction<T, F>(conn: &mut SqliteConnection, work: F) -> Result<T, TxError>
+    /// Through the one writer (see `writer`), which commits queued writes
+    /// together in one `write_transaction`, each in a savepoint.
+    fn write<T, F>(&self, work: F) -> impl Future<Output = Result<T, RepositoryError>> + Send
     where
-        F: FnOnce(&mut SqliteConnection) -> Result<T, TxError>,
+        T: Send + 'static,
+        F: FnOnce(&mut SqliteConnection) -> Result<T, TxError> + Send + 'static,
     {
-        conn.immediate_transaction(work)
+        self.writer.write(work)
+    }
+
+    /// The writer excludes every other writer: nothing to lock.
+    fn rows_for_change(
+        conn: &mut SqliteConnection,
+        selector: String,
+    ) -> Result<Vec<TokenRow>, TxError> {
+        Ok(conn.load_rows(statements::tokens_with_selector(selector))?)
     }
 
     fn lock_token_count(_: &mut SqliteConnection) -> Result<(), TxError> {
@@ -159,6 +188,17 @@ impl SqliteRepository {
     /// One process per SQLite file: there is no other instance to tell.
     fn announce(_: &mut SqliteConnection, _selector: &str) -> Result<(), TxError> {
         Ok(())
+    }
+}
+
+impl SqliteDatabase {
+    /// IMMEDIATE takes SQLite's write lock at BEGIN, so writers queue on
+    /// `busy_timeout` instead of failing to upgrade a read lock mid-transaction.
+    fn write_transaction<T, F>(conn: &mut SqliteConnection, work: F) -> Result<T, TxError>
+    where
+        F: FnOnce(&mut SqliteConnection) -> Result<T, TxError>,
+    {
+        conn.immediate_transaction(work)
     }
 }
 
@@ -187,5 +227,3 @@ fn writer_checkpoint(
         true
     })
 }
-
-crate::sql::sql_repository!(SqliteRepository, SqliteConnection, super::schema);
