@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use keywarden_application::CreateToken;
 use keywarden_domain::{
     format_millis, parse_offset_date_time, ApiToken, Credential, Environment, EventType, Project,
-    StoredEvent, TokenName, TokenSnapshot, TokenType,
+    StoredEvent, TokenFacts, TokenName, TokenType,
 };
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -184,9 +184,51 @@ fn token_type_schema() -> Object {
         .build()
 }
 
+/// A token as the contract shows it on reads, in events and (with the whole
+/// credential as `secret`) once on creation. Otherwise `secret` carries the
+/// selector, never the credential.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct TokenBody {
+    secret: String,
+    token_name: String,
+    #[serde(rename = "type")]
+    token_type: &'static str,
+    project: String,
+    projects: Vec<String>,
+    environment: String,
+    expires_at: Option<String>,
+    created_at: String,
+    seen_at: Option<String>,
+    /// Always null (kept for Unleash's shape).
+    alias: Option<String>,
+    /// Always true.
+    secure: bool,
+}
+
+impl TokenBody {
+    /// The one mapping from a token to its JSON: reads, events and creation
+    /// all go through it, `when` saying which of Unleash's presentations applies.
+    pub(crate) fn shown(facts: &TokenFacts, when: Shown) -> Self {
+        Self {
+            secret: facts.selector.to_string(),
+            token_name: facts.name.as_str().to_string(),
+            token_type: wire_type(facts.token_type, when),
+            project: facts.projects.joined(),
+            projects: facts.projects.ids(),
+            environment: facts.environment.as_str().to_string(),
+            expires_at: facts.expires_at.as_ref().map(format_millis),
+            created_at: format_millis(&facts.created_at),
+            seen_at: facts.seen_at.as_ref().map(format_millis),
+            alias: None,
+            secure: true,
+        }
+    }
+}
+
 #[derive(Serialize)]
 pub(crate) struct TokenList {
-    pub tokens: Vec<TokenSnapshot>,
+    pub tokens: Vec<TokenBody>,
 }
 
 impl TokenList {
@@ -194,28 +236,17 @@ impl TokenList {
         Self {
             tokens: tokens
                 .iter()
-                .map(|token| shown(token.snapshot(), Shown::OnRead))
+                .map(|token| TokenBody::shown(&token.facts(), Shown::OnRead))
                 .collect(),
         }
     }
 }
 
 /// The one response that carries the whole credential.
-pub(crate) fn created(token: &ApiToken, credential: &Credential) -> TokenSnapshot {
-    TokenSnapshot {
+pub(crate) fn created(token: &ApiToken, credential: &Credential) -> TokenBody {
+    TokenBody {
         secret: credential.expose_secret().to_string(),
-        ..shown(token.snapshot(), Shown::AsCreated)
-    }
-}
-
-/// A snapshot with its `type` as Unleash presents it at that moment.
-fn shown(snapshot: TokenSnapshot, when: Shown) -> TokenSnapshot {
-    match TokenType::parse(&snapshot.token_type) {
-        Ok(token_type) => TokenSnapshot {
-            token_type: wire_type(token_type, when).to_string(),
-            ..snapshot
-        },
-        Err(_) => snapshot,
+        ..TokenBody::shown(&token.facts(), Shown::AsCreated)
     }
 }
 
@@ -232,10 +263,10 @@ pub(crate) struct EventBody {
     created_at: String,
     /// The token after the change.
     #[schema(value_type = Option<crate::openapi::ApiTokenSchema>)]
-    data: Option<TokenSnapshot>,
+    data: Option<TokenBody>,
     /// The token before the change.
     #[schema(value_type = Option<crate::openapi::ApiTokenSchema>)]
-    pre_data: Option<TokenSnapshot>,
+    pre_data: Option<TokenBody>,
     /// Always empty.
     tags: Vec<String>,
     /// Always null (kept for Unleash's shape).
@@ -269,8 +300,16 @@ impl EventList {
                         event_type: stored.event.event_type.as_str(),
                         created_by: stored.event.created_by,
                         created_at: format_millis(&stored.event.created_at),
-                        data: stored.event.data.map(|token| shown(token, when)),
-                        pre_data: stored.event.pre_data.map(|token| shown(token, when)),
+                        data: stored
+                            .event
+                            .data
+                            .as_ref()
+                            .map(|token| TokenBody::shown(token, when)),
+                        pre_data: stored
+                            .event
+                            .pre_data
+                            .as_ref()
+                            .map(|token| TokenBody::shown(token, when)),
                         tags: Vec::new(),
                         feature_name: None,
                         project: None,
@@ -466,5 +505,40 @@ mod tests {
             let debug = path_of(error);
             assert!(debug.contains(path), "{body}: {debug}");
         }
+    }
+
+    #[test]
+    fn token_bodies_keep_the_contract_shape_byte_for_byte() {
+        use chrono::TimeZone;
+        use keywarden_domain::{
+            EnvironmentName, EnvironmentScope, NewToken, Projects, SecretMaterial, TokenName,
+            TokenType,
+        };
+        let created_at = Utc.with_ymd_and_hms(2030, 1, 2, 3, 4, 5).unwrap();
+        let (token, credential) = NewToken::new(
+            TokenName::parse("my sdk").unwrap(),
+            TokenType::Client,
+            Projects::from_ids(["b", "a"]).unwrap(),
+            EnvironmentScope::Named(EnvironmentName::parse("development").unwrap()),
+            Some(Utc.with_ymd_and_hms(2040, 1, 1, 0, 0, 0).unwrap()),
+        )
+        .unwrap()
+        .issue(
+            &SecretMaterial {
+                selector: [4; 16],
+                random: [5; 32],
+            },
+            created_at,
+        );
+        let selector = token.selector().to_string();
+        let tail = r#""tokenName":"my sdk","type":"client","project":"a,b","projects":["a","b"],"environment":"development","expiresAt":"2040-01-01T00:00:00.000Z","createdAt":"2030-01-02T03:04:05.000Z","seenAt":null,"alias":null,"secure":true}"#;
+        assert_eq!(
+            serde_json::to_string(&TokenBody::shown(&token.facts(), Shown::AsCreated)).unwrap(),
+            format!(r#"{{"secret":"{selector}",{tail}"#)
+        );
+        assert_eq!(
+            serde_json::to_string(&created(&token, &credential)).unwrap(),
+            format!(r#"{{"secret":"{}",{tail}"#, credential.expose_secret())
+        );
     }
 }

@@ -8,6 +8,8 @@ mod rows;
 mod schema;
 mod sql;
 mod sqlite;
+mod statements;
+mod stored_event;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 mod url;

@@ -343,8 +343,7 @@ async fn create_issues_a_credential_stores_it_with_its_event_and_lets_it_authent
             .withf(|token, event, limit| {
                 event.event_type == EventType::ApiTokenCreated
                     && event.created_by == "alice"
-                    && event.data.as_ref().map(|d| d.secret.clone())
-                        == Some(token.selector().to_string())
+                    && event.data.as_ref().map(|d| d.selector) == Some(token.selector())
                     && *limit == 10
             })
             .times(1)

@@ -6,8 +6,8 @@
 
 mod listener;
 mod pool;
-mod schema;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +20,9 @@ pub use self::pool::PostgresOptions;
 pub use self::pool::MIGRATIONS;
 use self::pool::{OwnBackends, PgPool};
 use crate::error::TxError;
+use crate::rows::TokenRow;
+use crate::sql::{with_connection, Dialect, SqlRepository};
+use crate::statements;
 
 /// The channel on which changes are announced (the payload is the selector).
 pub(crate) const CHANGES_CHANNEL: &str = "keywarden_token_changes";
@@ -40,8 +43,25 @@ pub(crate) fn with_connect_timeout(url: &str) -> String {
     format!("{url}{separator}connect_timeout={CONNECT_TIMEOUT_SECS}")
 }
 
+/// The repository over a PostgreSQL database several instances may share.
+pub type PostgresRepository = SqlRepository<PostgresDatabase>;
+
+impl PostgresRepository {
+    /// Connects, applies pending migrations (one instance at a time) and pools
+    /// connections.
+    ///
+    /// # Errors
+    /// `Unavailable` when the server cannot be reached; `Internal` when a
+    /// migration fails.
+    pub async fn open(url: String, options: PostgresOptions) -> Result<Self, RepositoryError> {
+        PostgresDatabase::open(url, options).await.map(Self::new)
+    }
+}
+
+/// PostgreSQL's side of `PostgresRepository`: the pool and what listening
+/// for other instances' changes needs.
 #[derive(Clone)]
-pub struct PostgresRepository {
+pub struct PostgresDatabase {
     pool: PgPool,
     url: String,
     /// The pool's statement timeout, for the listener's connection too.
@@ -49,7 +69,7 @@ pub struct PostgresRepository {
     own: Arc<OwnBackends>,
 }
 
-impl PostgresRepository {
+impl PostgresDatabase {
     /// Connects, applies pending migrations (one instance at a time) and pools
     /// connections.
     ///
@@ -88,13 +108,13 @@ impl PostgresRepository {
     fn listener_settings(&self) -> (String, Duration) {
         (self.url.clone(), self.statement_timeout)
     }
+}
 
-    /// PostgreSQL runs writers concurrently; the row and advisory locks order
-    /// the ones that conflict. (Batching them in one transaction would hold
-    /// row locks across unrelated writes, and two instances batching in
-    /// different orders would deadlock.)
-    fn writer(&self) -> Option<&crate::sqlite::Writer<PgConnection>> {
-        None
+impl Dialect for PostgresDatabase {
+    type Conn = PgConnection;
+
+    fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
     /// READ COMMITTED gives each statement its own snapshot: a token deleted
@@ -109,12 +129,26 @@ impl PostgresRepository {
             .run(work)
     }
 
-    /// READ COMMITTED; the row and advisory locks below make it race-free.
-    fn write_transaction<T, F>(conn: &mut PgConnection, work: F) -> Result<T, TxError>
+    /// PostgreSQL runs writers concurrently, each in a READ COMMITTED
+    /// transaction of its own; the row and advisory locks order the ones that
+    /// conflict. (Batching them in one transaction would hold row locks
+    /// across unrelated writes, and two instances batching in different
+    /// orders would deadlock.)
+    fn write<T, F>(&self, work: F) -> impl Future<Output = Result<T, RepositoryError>> + Send
     where
-        F: FnOnce(&mut PgConnection) -> Result<T, TxError>,
+        T: Send + 'static,
+        F: FnOnce(&mut PgConnection) -> Result<T, TxError> + Send + 'static,
     {
-        conn.transaction(work)
+        with_connection(&self.pool, move |conn| conn.transaction(work))
+    }
+
+    fn rows_for_change(
+        conn: &mut PgConnection,
+        selector: String,
+    ) -> Result<Vec<TokenRow>, TxError> {
+        Ok(statements::tokens_with_selector(selector)
+            .for_update()
+            .load::<TokenRow>(conn)?)
     }
 
     /// Counting and inserting must not interleave, or two instances could
@@ -158,13 +192,6 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for Announce<'_> {
 }
 
 impl RunQueryDsl<PgConnection> for Announce<'_> {}
-
-crate::sql::sql_repository!(
-    PostgresRepository,
-    PgConnection,
-    super::schema,
-    locking = for_update
-);
 
 #[cfg(test)]
 mod tests {

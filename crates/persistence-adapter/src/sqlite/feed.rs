@@ -18,8 +18,7 @@ use tracing::warn;
 
 use super::engine::OwnWrites;
 use super::pool::Connector;
-use super::schema::events;
-use crate::rows::EventRow;
+use crate::schema::events;
 
 const POLL: Duration = Duration::from_millis(200);
 const BATCH: i64 = 1000;
@@ -108,34 +107,30 @@ fn tail(
         if changes.is_closed() {
             return Ok(());
         }
+        // The subject column, never the stored JSON: the feed must not depend
+        // on a format a newer version may have written.
         let rows = events::table
+            .select((events::id, events::selector))
             .filter(events::id.gt(last))
             .order(events::id)
             .limit(BATCH)
-            .load::<EventRow>(&mut conn)?;
+            .load::<(i64, String)>(&mut conn)?;
         let full = rows.len() as i64 == BATCH;
         let mut selectors = Vec::new();
         let mut unreadable = false;
-        for row in rows {
-            last = last.max(row.id);
-            if own.is_own(row.id) {
+        for (id, selector) in rows {
+            last = last.max(id);
+            if own.is_own(id) {
                 continue;
             }
             // An event this version cannot read must not stop the feed: skip
             // it, and reload everything instead of guessing what it changed.
-            let event = match row.into_event() {
-                Ok(stored) => stored.event,
-                Err(error) => {
-                    warn!(error = %error, "skipping an unreadable audit event");
+            match Selector::parse(&selector) {
+                Some(selector) if !selectors.contains(&selector) => selectors.push(selector),
+                Some(_) => {}
+                None => {
+                    warn!(event = id, "skipping an audit event with a bad selector");
                     unreadable = true;
-                    continue;
-                }
-            };
-            for snapshot in [event.data, event.pre_data].into_iter().flatten() {
-                if let Some(selector) = Selector::parse(&snapshot.secret) {
-                    if !selectors.contains(&selector) {
-                        selectors.push(selector);
-                    }
                 }
             }
         }

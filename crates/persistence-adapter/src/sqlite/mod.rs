@@ -1,13 +1,13 @@
 //! `SqliteRepository`: the repository port over one SQLite file. The queries
 //! are shared with every backend (`crate::sql`); this module opens the file
-//! and says how SQLite transactions serialise. How writes reach the file is
-//! the write engine's (`engine`).
+//! and, as SQLite's `Dialect`, says how SQLite transactions serialise. How
+//! writes reach the file is the write engine's (`engine`).
 
 mod engine;
 mod feed;
 mod pool;
-mod schema;
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::thread::JoinHandle;
 
@@ -17,14 +17,31 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use self::engine::Engine;
 pub use self::engine::WriteEngineTuning;
-pub(crate) use self::engine::Writer;
 pub use self::pool::SqliteOptions;
 pub use self::pool::MIGRATIONS;
 use self::pool::{Connector, SqlitePool};
 use crate::error::TxError;
+use crate::rows::TokenRow;
+use crate::sql::{Dialect, SqlRepository};
+use crate::statements::{self, Loads};
 
+/// The repository over one SQLite file.
+pub type SqliteRepository = SqlRepository<SqliteDatabase>;
+
+impl SqliteRepository {
+    /// Opens (creating if needed) the database file, migrates it and pools it.
+    ///
+    /// # Errors
+    /// `Unavailable` when the file cannot be opened; `Internal` when a
+    /// migration fails.
+    pub async fn open(path: PathBuf, options: SqliteOptions) -> Result<Self, RepositoryError> {
+        SqliteDatabase::open(path, options).await.map(Self::new)
+    }
+}
+
+/// SQLite's side of `SqliteRepository`: the file, its pool and its writer.
 #[derive(Clone)]
-pub struct SqliteRepository {
+pub struct SqliteDatabase {
     /// Readers: WAL lets them run beside the writer, each on its snapshot.
     pool: SqlitePool,
     /// SQLite admits one writer; others retry in its busy handler, which
@@ -36,7 +53,7 @@ pub struct SqliteRepository {
     connector: Connector,
 }
 
-impl SqliteRepository {
+impl SqliteDatabase {
     /// Opens (creating if needed) the database file, migrates it and pools it.
     ///
     /// # Errors
@@ -77,10 +94,6 @@ impl SqliteRepository {
         )
     }
 
-    fn writer(&self) -> Option<&Writer<SqliteConnection>> {
-        Some(self.engine.writer())
-    }
-
     /// Writes a consistent copy of the live database to `target` (which must
     /// not exist) with `VACUUM INTO`, without stopping writers for long.
     ///
@@ -102,7 +115,13 @@ impl SqliteRepository {
     }
 }
 
-impl SqliteRepository {
+impl Dialect for SqliteDatabase {
+    type Conn = SqliteConnection;
+
+    fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     /// A deferred transaction reads one snapshot (WAL).
     fn read_transaction<T, F>(conn: &mut SqliteConnection, work: F) -> Result<T, TxError>
     where
@@ -111,13 +130,22 @@ impl SqliteRepository {
         diesel::Connection::transaction(conn, work)
     }
 
-    /// IMMEDIATE takes SQLite's write lock at BEGIN, so writers queue on
-    /// `busy_timeout` instead of failing to upgrade a read lock mid-transaction.
-    fn write_transaction<T, F>(conn: &mut SqliteConnection, work: F) -> Result<T, TxError>
+    /// Through the one writer (see `writer`), which commits queued writes
+    /// together in one `write_transaction`, each in a savepoint.
+    fn write<T, F>(&self, work: F) -> impl Future<Output = Result<T, RepositoryError>> + Send
     where
-        F: FnOnce(&mut SqliteConnection) -> Result<T, TxError>,
+        T: Send + 'static,
+        F: FnOnce(&mut SqliteConnection) -> Result<T, TxError> + Send + 'static,
     {
-        conn.immediate_transaction(work)
+        self.engine.writer().write(work)
+    }
+
+    /// The writer excludes every other writer: nothing to lock.
+    fn rows_for_change(
+        conn: &mut SqliteConnection,
+        selector: String,
+    ) -> Result<Vec<TokenRow>, TxError> {
+        Ok(conn.load_rows(statements::tokens_with_selector(selector))?)
     }
 
     fn lock_token_count(_: &mut SqliteConnection) -> Result<(), TxError> {
@@ -130,4 +158,13 @@ impl SqliteRepository {
     }
 }
 
-crate::sql::sql_repository!(SqliteRepository, SqliteConnection, super::schema);
+impl SqliteDatabase {
+    /// IMMEDIATE takes SQLite's write lock at BEGIN, so writers queue on
+    /// `busy_timeout` instead of failing to upgrade a read lock mid-transaction.
+    fn write_transaction<T, F>(conn: &mut SqliteConnection, work: F) -> Result<T, TxError>
+    where
+        F: FnOnce(&mut SqliteConnection) -> Result<T, TxError>,
+    {
+        conn.immediate_transaction(work)
+    }
+}
