@@ -17,7 +17,7 @@ enum Backend {
 }
 
 pub(crate) struct Storage {
-    pub repository: Arc<dyn ApiTokenRepository>,
+    repository: Arc<dyn ApiTokenRepository>,
     backend: Backend,
 }
 
