@@ -54,10 +54,12 @@ mod tests {
 
     use super::*;
 
-    /// Records its name when told to stop, after yielding once, so a shutdown
-    /// that did not wait for it would see the record missing.
+    /// Records its name when told to stop, after yielding `yields` times: a
+    /// shutdown that did not wait for it would miss the record, and one that
+    /// stopped every task at once would see those yielding least first.
     struct Recorder {
         name: &'static str,
+        yields: usize,
         stopped: Arc<Mutex<Vec<&'static str>>>,
     }
 
@@ -65,7 +67,9 @@ mod tests {
     impl BackgroundTask for Recorder {
         async fn run(self: Box<Self>, mut stop: Stop) {
             stop.requested().await;
-            actix_web::rt::task::yield_now().await;
+            for _ in 0..self.yields {
+                actix_web::rt::task::yield_now().await;
+            }
             self.stopped.lock().unwrap().push(self.name);
         }
     }
@@ -74,11 +78,12 @@ mod tests {
     async fn shutdown_stops_every_task_in_order_and_waits_for_each() {
         let stopped = Arc::new(Mutex::new(Vec::new()));
         let mut supervisor = Supervisor::default();
-        for name in ["first", "second", "third"] {
+        for (name, yields) in [("first", 3), ("second", 2), ("third", 1)] {
             supervisor.start(
                 name,
                 Recorder {
                     name,
+                    yields,
                     stopped: Arc::clone(&stopped),
                 },
             );
