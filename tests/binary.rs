@@ -605,6 +605,17 @@ fn a_start_that_cannot_listen_creates_no_credential_it_cannot_show() {
     );
 }
 
+/// Creates an admin token named `name` with the command line; returns its
+/// credential.
+fn create_admin(dir: &Path, name: &str) -> String {
+    let (ok, stdout, stderr) = run(
+        dir,
+        &["tokens", "create", "--type", "admin", "--name", name],
+    );
+    assert!(ok, "{stderr}");
+    stdout.lines().last().unwrap().to_string()
+}
+
 /// The SQLite file's content and modification time, and what its
 /// write-ahead log holds (none when it is gone): a write changes the log, or
 /// the file if checkpointed.
@@ -621,11 +632,7 @@ fn database_state(dir: &Path) -> (Vec<u8>, std::time::SystemTime, Vec<u8>) {
 #[test]
 fn listing_tokens_writes_nothing_to_the_database() {
     let dir = tempfile::tempdir().unwrap();
-    let (ok, _, stderr) = run(
-        dir.path(),
-        &["tokens", "create", "--type", "admin", "--name", "ops"],
-    );
-    assert!(ok, "{stderr}");
+    create_admin(dir.path(), "ops");
     // Closing the database checkpoints what the create left in the log.
     let (ok, _, stderr) = run(dir.path(), &["migrate"]);
     assert!(ok, "{stderr}");
@@ -650,12 +657,7 @@ fn listing_tokens_writes_nothing_to_the_database() {
 #[test]
 fn stopping_the_server_writes_the_last_seen_times() {
     let dir = tempfile::tempdir().unwrap();
-    let (ok, stdout, _) = run(
-        dir.path(),
-        &["tokens", "create", "--type", "admin", "--name", "ops"],
-    );
-    assert!(ok);
-    let admin = stdout.lines().last().unwrap().to_string();
+    let admin = create_admin(dir.path(), "ops");
     // No periodic flush comes during the test: only the one at shutdown can
     // write the time.
     let server = start_with(
