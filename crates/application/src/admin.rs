@@ -20,6 +20,7 @@ use crate::{ApiTokenRepository, AppError};
 const DEFAULT_EVENT_LIMIT: u32 = 100;
 const MAX_EVENT_LIMIT: u32 = 1000;
 
+/// The Admin API's use cases over one serving process's state.
 pub(crate) struct AdminApi {
     pub(crate) repository: Arc<dyn ApiTokenRepository>,
     pub(crate) credentials: Arc<Credentials>,

@@ -14,6 +14,8 @@ use crate::usecases::{CredentialAuthority, ExternalChange, Principal};
 use crate::view::{CredentialView, Rejection};
 use crate::{ApiTokenRepository, AppError, Clock};
 
+/// The credential view with what keeps it exact and what authentication
+/// records beside it.
 pub(crate) struct Credentials {
     repository: Arc<dyn ApiTokenRepository>,
     clock: Arc<dyn Clock>,

@@ -27,6 +27,8 @@ pub(crate) enum AdminTokens {
     Allowed,
 }
 
+/// Create, expire, delete and list, with the rules and audit events both
+/// front doors share.
 pub(crate) struct Tokens {
     adapters: Adapters,
     token_limit: u32,
