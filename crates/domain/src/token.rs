@@ -12,7 +12,6 @@ use crate::credential::{Credential, SecretMaterial, Selector, Verifier};
 use crate::time::truncate_to_millis;
 use crate::DomainError;
 
-const MAX_NAME_CHARS: usize = 255;
 const MAX_ID_CHARS: usize = 100;
 
 /// What a token may be used for. `Client` is the older name of `Backend`; both
@@ -183,15 +182,18 @@ impl EnvironmentScope {
 pub struct TokenName(String);
 
 impl TokenName {
+    /// Longest name, in characters (Unicode scalar values).
+    pub const MAX_CHARS: usize = 255;
+
     /// Printable text: control characters (NUL among them, which PostgreSQL
     /// cannot store) are refused.
     pub fn parse(text: &str) -> Result<Self, DomainError> {
         if text.trim().is_empty()
-            || text.chars().count() > MAX_NAME_CHARS
+            || text.chars().count() > Self::MAX_CHARS
             || text.chars().any(char::is_control)
         {
             return Err(DomainError::InvalidTokenName {
-                max: MAX_NAME_CHARS,
+                max: Self::MAX_CHARS,
             });
         }
         Ok(Self(text.to_string()))

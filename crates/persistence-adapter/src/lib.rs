@@ -11,10 +11,9 @@ mod sqlite;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 mod url;
-mod writer;
 
 pub use postgres::{PostgresOptions, PostgresRepository};
-pub use sqlite::{SqliteOptions, SqliteRepository};
+pub use sqlite::{SqliteOptions, SqliteRepository, WriteEngineTuning};
 
 /// The embedded migrations of each backend (`migrations/<backend>`).
 pub mod migrations {

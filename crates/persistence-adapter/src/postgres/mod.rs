@@ -9,6 +9,7 @@ mod pool;
 mod schema;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
@@ -43,6 +44,8 @@ pub(crate) fn with_connect_timeout(url: &str) -> String {
 pub struct PostgresRepository {
     pool: PgPool,
     url: String,
+    /// The pool's statement timeout, for the listener's connection too.
+    statement_timeout: Duration,
     own: Arc<OwnBackends>,
 }
 
@@ -56,11 +59,16 @@ impl PostgresRepository {
     pub async fn open(url: String, options: PostgresOptions) -> Result<Self, RepositoryError> {
         let url = with_connect_timeout(&url);
         let (opened, own) = (url.clone(), Arc::new(OwnBackends::default()));
-        let backends = Arc::clone(&own);
+        let (backends, statement_timeout) = (Arc::clone(&own), options.statement_timeout);
         let pool = tokio::task::spawn_blocking(move || pool::open(&opened, &options, backends))
             .await
             .map_err(|e| RepositoryError::Internal(Box::new(e)))??;
-        Ok(Self { pool, url, own })
+        Ok(Self {
+            pool,
+            url,
+            statement_timeout,
+            own,
+        })
     }
 
     /// Starts following the changes other instances announce, delivered to
@@ -72,14 +80,20 @@ impl PostgresRepository {
         &self,
         changes: tokio::sync::mpsc::UnboundedSender<keywarden_application::ExternalChange>,
     ) -> std::io::Result<std::thread::JoinHandle<()>> {
-        listener::spawn(self.url.clone(), Arc::clone(&self.own), changes)
+        let (url, statement_timeout) = self.listener_settings();
+        listener::spawn(url, statement_timeout, Arc::clone(&self.own), changes)
+    }
+
+    /// Where the listener connects, and its statement timeout.
+    fn listener_settings(&self) -> (String, Duration) {
+        (self.url.clone(), self.statement_timeout)
     }
 
     /// PostgreSQL runs writers concurrently; the row and advisory locks order
     /// the ones that conflict. (Batching them in one transaction would hold
     /// row locks across unrelated writes, and two instances batching in
     /// different orders would deadlock.)
-    fn writer(&self) -> Option<&crate::writer::Writer<PgConnection>> {
+    fn writer(&self) -> Option<&crate::sqlite::Writer<PgConnection>> {
         None
     }
 

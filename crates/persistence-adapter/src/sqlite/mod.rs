@@ -1,33 +1,27 @@
 //! `SqliteRepository`: the repository port over one SQLite file. The queries
 //! are shared with every backend (`crate::sql`); this module opens the file
-//! and says how SQLite transactions serialise.
+//! and says how SQLite transactions serialise. How writes reach the file is
+//! the write engine's (`engine`).
 
+mod engine;
 mod feed;
 mod pool;
 mod schema;
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
-
 use std::thread::JoinHandle;
 
 use diesel::{RunQueryDsl, SqliteConnection};
 use keywarden_application::{ExternalChange, RepositoryError};
 use tokio::sync::mpsc::UnboundedSender;
 
-use self::feed::{last_event_id, OwnWrites};
+use self::engine::Engine;
+pub use self::engine::WriteEngineTuning;
+pub(crate) use self::engine::Writer;
 pub use self::pool::SqliteOptions;
-use self::pool::SqlitePool;
 pub use self::pool::MIGRATIONS;
+use self::pool::{Connector, SqlitePool};
 use crate::error::TxError;
-use crate::writer::{Maintenance, Writer};
-
-/// How often the writer checkpoints the WAL while writing, which lets the WAL
-/// start over: it then stays within about a second of writes, so opening the
-/// file after a crash stays quick. (A background thread checkpoints more
-/// often, so these have little left to copy.)
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 pub struct SqliteRepository {
@@ -37,62 +31,32 @@ pub struct SqliteRepository {
     /// sleeps 1 to 100 ms between tries even when the lock is long free. So
     /// this process writes through one connection on one thread, which also
     /// commits the writes that queued meanwhile together (group commit).
-    writer: Writer<SqliteConnection>,
-    /// Stops the background checkpointer when the last clone is dropped.
-    _checkpoints: Arc<std::sync::mpsc::Sender<()>>,
-    path: PathBuf,
-    own_writes: Arc<OwnWrites>,
+    engine: Engine,
+    /// Opens every other connection with the same configured PRAGMAs.
+    connector: Connector,
 }
 
 impl SqliteRepository {
     /// Opens (creating if needed) the database file, migrates it and pools it.
     ///
     /// # Errors
-    /// `Unavailable` when the file cannot be opened; `Internal` when a
-    /// migration fails.
+    /// `Unavailable` when the file cannot be opened, or another process
+    /// holds its lock beyond the busy timeout; `Internal` when a migration
+    /// fails.
     pub async fn open(path: PathBuf, options: SqliteOptions) -> Result<Self, RepositoryError> {
-        let (opened, writer_options) = (path.clone(), options.clone());
-        let busy_timeout = options.busy_timeout;
-        let pool = tokio::task::spawn_blocking(move || pool::open(&opened, &options))
+        let connector = Connector::new(path, options.busy_timeout);
+        let (opening, tuning) = (connector.clone(), options.engine.clone());
+        let pool = tokio::task::spawn_blocking(move || pool::open(&opening, &options))
             .await
             .map_err(|e| RepositoryError::Internal(Box::new(e)))??;
-        let thread_failed = |e: std::io::Error| RepositoryError::Internal(Box::new(e));
-        let writing = path.clone();
-        let clock = Arc::new(pool::CheckpointClock::default());
-        let own_writes = Arc::new(OwnWrites::default());
-        let own = Arc::clone(&own_writes);
-        let (writer, _) = Writer::start(
-            "keywarden-sqlite-writer",
-            Box::new(move || pool::connect_writer(&writing, &writer_options)),
-            Box::new(move |conn, batch| {
-                if !own.followed() {
-                    return Self::write_transaction(conn, batch);
-                }
-                // The writer excludes every other: the events this batch adds
-                // are exactly those between the highest id before and after.
-                let (first, last) = Self::write_transaction(conn, |conn| {
-                    let before = last_event_id(conn)?;
-                    batch(conn)?;
-                    Ok((before + 1, last_event_id(conn)?))
-                })?;
-                own.record(first, last);
-                Ok(())
-            }),
-            Maintenance {
-                every: CHECKPOINT_EVERY,
-                due: writer_checkpoint(Arc::clone(&clock)),
-                idle: Box::new(move |conn| pool::checkpoint_and_truncate(conn, busy_timeout)),
-            },
-        )
-        .map_err(thread_failed)?;
-        let (checkpoints, _) =
-            pool::start_checkpointer(path.clone(), clock).map_err(thread_failed)?;
+        let engine = Engine::start(&connector, &tuning, |conn, batch| {
+            Self::write_transaction(conn, batch)
+        })
+        .map_err(|e| RepositoryError::Internal(Box::new(e)))?;
         Ok(Self {
             pool,
-            writer,
-            _checkpoints: Arc::new(checkpoints),
-            path,
-            own_writes,
+            engine,
+            connector,
         })
     }
 
@@ -106,11 +70,15 @@ impl SqliteRepository {
         &self,
         changes: UnboundedSender<ExternalChange>,
     ) -> std::io::Result<JoinHandle<()>> {
-        feed::spawn(self.path.clone(), Arc::clone(&self.own_writes), changes)
+        feed::spawn(
+            self.connector.clone(),
+            std::sync::Arc::clone(self.engine.own_writes()),
+            changes,
+        )
     }
 
     fn writer(&self) -> Option<&Writer<SqliteConnection>> {
-        Some(&self.writer)
+        Some(self.engine.writer())
     }
 
     /// Writes a consistent copy of the live database to `target` (which must
@@ -160,32 +128,6 @@ impl SqliteRepository {
     fn announce(_: &mut SqliteConnection, _selector: &str) -> Result<(), TxError> {
         Ok(())
     }
-}
-
-/// Background checkpoints just finished are this fresh at most when the
-/// writer takes its turn right after one.
-const FRESH: Duration = Duration::from_millis(15);
-/// The writer checkpoints anyway when no background checkpoint has finished
-/// lately (say, it failed to connect).
-const OVERDUE: Duration = Duration::from_secs(5);
-
-/// The writer's checkpoint, which lets the WAL restart. Run right after a
-/// background one finished, it only copies the few frames appended since:
-/// otherwise it could have up to a checkpoint interval of writes to copy and
-/// sync while every write waits.
-fn writer_checkpoint(
-    clock: Arc<pool::CheckpointClock>,
-) -> Box<dyn FnMut(&mut SqliteConnection) -> bool + Send> {
-    let mut last = std::time::Instant::now();
-    Box::new(move |conn| {
-        let fresh = clock.since_background().is_some_and(|since| since <= FRESH);
-        if !fresh && last.elapsed() < OVERDUE {
-            return false;
-        }
-        pool::checkpoint(conn);
-        last = std::time::Instant::now();
-        true
-    })
 }
 
 crate::sql::sql_repository!(SqliteRepository, SqliteConnection, super::schema);
