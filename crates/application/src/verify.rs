@@ -11,8 +11,9 @@ use keywarden_domain::{
     Selector, TokenType,
 };
 
+use crate::catalog::Catalog;
+use crate::credentials::Credentials;
 use crate::seen::SeenTracker;
-use crate::service::ApiTokenService;
 use crate::view::{CredentialView, Rejection};
 
 /// The public facts of a token: what a verification may tell its caller.
@@ -121,7 +122,14 @@ pub(crate) fn check(
     Ok(VerifiedToken { selector, facts })
 }
 
-impl TokenVerification for ApiTokenService {
+/// Verification over a serving process's credential authority and the
+/// catalog synced at start.
+pub(crate) struct Verification {
+    pub(crate) credentials: Arc<Credentials>,
+    pub(crate) catalog: Catalog,
+}
+
+impl TokenVerification for Verification {
     fn required_scope(
         &self,
         types: Option<&str>,
@@ -137,11 +145,11 @@ impl TokenVerification for ApiTokenService {
                 )
             })?,
         };
-        let catalog = self.catalog();
+        let catalog = &self.catalog;
         let environment = environment
             .map(|name| {
                 catalog
-                    .environments
+                    .environments()
                     .iter()
                     .find(|declared| declared.name.as_str() == name)
                     .map(|declared| declared.name.clone())
@@ -157,7 +165,7 @@ impl TokenVerification for ApiTokenService {
             .iter()
             .map(|id| {
                 catalog
-                    .projects
+                    .projects()
                     .iter()
                     .find(|declared| declared.id.as_str() == id)
                     .map(|declared| declared.id.clone())
@@ -175,7 +183,7 @@ impl TokenVerification for ApiTokenService {
         required: &RequiredScope,
     ) -> Result<VerifiedToken, Refusal> {
         let presented = presented.ok_or(Refusal::Missing)?;
-        self.check_credential(presented, required)
+        self.credentials.check(presented, required)
     }
 }
 

@@ -13,11 +13,11 @@ mod scope;
 mod time;
 mod token;
 
-pub use audit::{AuditEvent, EventType, StoredEvent, TokenSnapshot};
+pub use audit::{AuditEvent, EventType, StoredEvent, TokenFacts};
 pub use catalog::{Environment, Project};
 pub use credential::{Credential, SecretMaterial, Selector, TokenRef, Verifier};
 pub use error::DomainError;
-pub use scope::{reported_type, AcceptedTypes, OutOfScope, RequiredScope};
+pub use scope::{AcceptedTypes, OutOfScope, RequiredScope};
 pub use time::{format_millis, parse_offset_date_time, representable, truncate_to_millis};
 pub use token::{
     ApiToken, EnvironmentName, EnvironmentScope, NewToken, ProjectId, Projects, TokenName,

@@ -69,15 +69,6 @@ impl AcceptedTypes {
     }
 }
 
-/// A type as reported to those who check tokens: `client` for backend tokens,
-/// as Unleash answers (api-tokens.md §1).
-pub fn reported_type(token_type: TokenType) -> &'static str {
-    match token_type {
-        TokenType::Client | TokenType::Backend => "client",
-        other => other.as_str(),
-    }
-}
-
 /// Why a valid token may not enter a place. Names only public facts (a type,
 /// an environment, a project), never anything about the credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,13 +81,7 @@ pub enum OutOfScope {
 impl fmt::Display for OutOfScope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Type(token_type) => {
-                write!(
-                    f,
-                    "{} tokens are not accepted here",
-                    reported_type(*token_type)
-                )
-            }
+            Self::Type(token_type) => write!(f, "{token_type} tokens are not accepted here"),
             Self::Environment(name) => {
                 write!(
                     f,
@@ -312,18 +297,10 @@ mod tests {
     }
 
     #[test]
-    fn backend_tokens_are_reported_as_client() {
-        assert_eq!(reported_type(TokenType::Backend), "client");
-        assert_eq!(reported_type(TokenType::Client), "client");
-        assert_eq!(reported_type(TokenType::Frontend), "frontend");
-        assert_eq!(reported_type(TokenType::Admin), "admin");
-    }
-
-    #[test]
-    fn refusals_name_what_is_missing_and_call_backend_client() {
+    fn refusals_name_what_is_missing() {
         assert_eq!(
-            OutOfScope::Type(TokenType::Backend).to_string(),
-            "client tokens are not accepted here"
+            OutOfScope::Type(TokenType::Frontend).to_string(),
+            "frontend tokens are not accepted here"
         );
         assert_eq!(
             OutOfScope::Environment(env("production")).to_string(),

@@ -7,16 +7,17 @@
 use actix_web::http::header::{HeaderName, HeaderValue, CACHE_CONTROL, WWW_AUTHENTICATE};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use keywarden_application::{Refusal, TokenVerification, VerifiedToken};
-use keywarden_domain::{format_millis, reported_type, AcceptedTypes, RequiredScope};
+use keywarden_domain::{format_millis, AcceptedTypes, OutOfScope, RequiredScope, TokenType};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::auth::credential;
 use crate::error::{ApiError, ErrorKind};
-use crate::extract::{json_body_within, percent_decode};
+use crate::extract::{json_value, percent_decode, typed_body};
 #[allow(unused_imports)] // named in the OpenAPI annotations
 use crate::openapi::ErrorBody;
+use crate::presentation::{wire_type, Shown};
 
 pub(crate) type Verification = web::Data<dyn TokenVerification>;
 
@@ -31,6 +32,12 @@ const X_TOKEN_NAME: HeaderName = HeaderName::from_static("x-token-name");
 const X_TOKEN_TYPE: HeaderName = HeaderName::from_static("x-token-type");
 const X_TOKEN_ENVIRONMENT: HeaderName = HeaderName::from_static("x-token-environment");
 const X_TOKEN_PROJECTS: HeaderName = HeaderName::from_static("x-token-projects");
+
+/// A token's type as this part of the contract reports it: read, so `client`
+/// for backend tokens.
+fn reported_type(token_type: TokenType) -> &'static str {
+    wire_type(token_type, Shown::OnRead)
+}
 
 /// Counts one verification outcome. Labels are fixed strings: never a
 /// credential, never a token name.
@@ -98,8 +105,7 @@ fn edge_request(body: Value) -> Result<EdgeValidateRequest, ApiError> {
             format!("tokens[{index}] is not a string."),
         ));
     }
-    serde_json::from_value(body)
-        .map_err(|error| ApiError::bad_data("/body", format!("The body is invalid: {error}")))
+    typed_body(body)
 }
 
 #[utoipa::path(
@@ -121,7 +127,7 @@ pub(crate) async fn validate_edge_tokens(
     payload: web::Payload,
     verification: Verification,
 ) -> Result<HttpResponse, ApiError> {
-    let body = json_body_within(&req, payload, EDGE_BODY_LIMIT).await?;
+    let body = json_value(&req, payload, EDGE_BODY_LIMIT).await?;
     if !body.is_object() {
         return Err(ApiError::bad_data(
             "/body",
@@ -263,6 +269,13 @@ fn refused(refusal: &Refusal) -> HttpResponse {
         Refusal::Unknown | Refusal::Expired => ApiError::new(
             ErrorKind::Unauthorized,
             "The API token is unknown, expired or deleted.",
+        ),
+        Refusal::OutOfScope(OutOfScope::Type(token_type)) => ApiError::new(
+            ErrorKind::OutOfScope,
+            format!(
+                "The token may not be used here: {} tokens are not accepted here.",
+                reported_type(*token_type)
+            ),
         ),
         Refusal::OutOfScope(missing) => ApiError::new(
             ErrorKind::OutOfScope,

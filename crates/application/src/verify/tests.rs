@@ -1,82 +1,23 @@
 //! Verification use-case tests over mocked ports: the answers from memory,
 //! the scope requirements checked against the declared catalog, last seen.
 
-use std::sync::Arc;
-
-use chrono::{DateTime, Duration, Utc};
-use keywarden_domain::{
-    fixtures, ApiToken, Credential, Environment, EnvironmentName, Project, ProjectId,
-};
+use chrono::Duration;
+use keywarden_domain::{fixtures, ApiToken, Credential, EnvironmentName};
 use mockall::predicate::eq;
 
 use super::*;
-use crate::{
-    ApiTokenUseCases, AppError, ExternalChange, MockApiTokenRepository, MockClock,
-    MockSecretGenerator, ServiceSettings, StoredCredential,
-};
+use crate::testing::{clock_at, no_secrets, now, repository, started};
+use crate::{AppError, ExternalChange, MockApiTokenRepository, Started};
 
-fn now() -> DateTime<Utc> {
-    fixtures::at(0)
-}
-
-fn settings() -> ServiceSettings {
-    let environment = |name: &str| Environment {
-        name: EnvironmentName::parse(name).unwrap(),
-        kind: name.to_string(),
-        sort_order: 1,
-        enabled: true,
-    };
-    let project = |id: &str| Project {
-        id: ProjectId::parse(id).unwrap(),
-        name: id.to_string(),
-        description: None,
-    };
-    ServiceSettings {
-        token_limit: 10,
-        projects: vec![project("web"), project("shop")],
-        environments: vec![environment("development"), environment("production")],
-    }
-}
-
-/// A service whose storage holds `tokens`; `extra` adds a test's expectations.
-/// Every answer below comes from memory: storage expects no other call.
-async fn holding(
-    tokens: &[ApiToken],
-    extra: impl FnOnce(&mut MockApiTokenRepository),
-) -> ApiTokenService {
-    let mut repository = MockApiTokenRepository::new();
-    repository.expect_sync_catalog().returning(|_, _, _| Ok(()));
-    repository
-        .expect_projects()
-        .returning(|| Ok(settings().projects));
-    repository
-        .expect_environments()
-        .returning(|| Ok(settings().environments));
-    repository
-        .expect_insert_initial()
-        .returning(|_, _, _| Ok(false));
-    let credentials: Vec<StoredCredential> = tokens.iter().map(StoredCredential::from).collect();
-    repository
-        .expect_credentials()
-        .times(1)
-        .returning(move || Ok(credentials.clone()));
-    extra(&mut repository);
-    let mut clock = MockClock::new();
-    clock.expect_now().return_const(now());
-    let mut secrets = MockSecretGenerator::new();
-    secrets
-        .expect_generate()
-        .returning(|| Ok(fixtures::material(200)));
-    let (service, _) = ApiTokenService::start(
-        Arc::new(repository),
-        Arc::new(clock),
-        Arc::new(secrets),
-        settings(),
-        Vec::new(),
+/// A started server whose storage holds `tokens`; `extra` adds a test's
+/// expectations. Projects `default` and `other` are declared.
+async fn holding(tokens: &[ApiToken], extra: impl FnOnce(&mut MockApiTokenRepository)) -> Started {
+    started(
+        repository(tokens.to_vec(), extra),
+        clock_at(now()),
+        no_secrets(),
     )
     .await
-    .unwrap();
-    service
 }
 
 fn issued(seed: u8, token_type: TokenType, projects: &[&str]) -> (ApiToken, Credential) {
@@ -86,20 +27,23 @@ fn issued(seed: u8, token_type: TokenType, projects: &[&str]) -> (ApiToken, Cred
 }
 
 fn scope(
-    service: &ApiTokenService,
+    service: &Started,
     types: Option<&str>,
     environment: Option<&str>,
     projects: &[&str],
 ) -> Result<RequiredScope, InvalidScope> {
     let projects: Vec<String> = projects.iter().map(|p| p.to_string()).collect();
-    service.required_scope(types, environment, &projects)
+    service
+        .verification
+        .required_scope(types, environment, &projects)
 }
 
 #[tokio::test]
 async fn a_valid_credential_reports_its_public_facts() {
-    let (token, credential) = issued(1, TokenType::Backend, &["web"]);
+    let (token, credential) = issued(1, TokenType::Backend, &["default"]);
     let service = holding(std::slice::from_ref(&token), |_| {}).await;
     let verified = service
+        .verification
         .verify(
             Some(credential.expose_secret()),
             &scope(&service, None, None, &[]).unwrap(),
@@ -124,21 +68,31 @@ async fn missing_unknown_and_expired_credentials_are_refused_as_such() {
     .await;
     // Deleted on another instance: the change feed reports it, storage has it no more.
     service
+        .credentials
         .apply_external(ExternalChange::Tokens(vec![gone.selector()]))
         .await
         .unwrap();
     let any = RequiredScope::of_types(AcceptedTypes::ANY);
-    assert_eq!(service.verify(None, &any), Err(Refusal::Missing));
     assert_eq!(
-        service.verify(Some("*:development.nope"), &any),
+        service.verification.verify(None, &any),
+        Err(Refusal::Missing)
+    );
+    assert_eq!(
+        service
+            .verification
+            .verify(Some("*:development.nope"), &any),
         Err(Refusal::Unknown)
     );
     assert_eq!(
-        service.verify(Some(credential.expose_secret()), &any),
+        service
+            .verification
+            .verify(Some(credential.expose_secret()), &any),
         Err(Refusal::Expired)
     );
     assert_eq!(
-        service.verify(Some(gone_credential.expose_secret()), &any),
+        service
+            .verification
+            .verify(Some(gone_credential.expose_secret()), &any),
         Err(Refusal::Unknown)
     );
 }
@@ -146,16 +100,20 @@ async fn missing_unknown_and_expired_credentials_are_refused_as_such() {
 #[tokio::test]
 async fn out_of_scope_names_what_is_missing() {
     let (admin_token, admin) = issued(1, TokenType::Admin, &["*"]);
-    let (web_token, web) = issued(2, TokenType::Client, &["web"]);
+    let (web_token, web) = issued(2, TokenType::Client, &["default"]);
     let service = holding(&[admin_token, web_token], |_| {}).await;
     let default = scope(&service, None, None, &[]).unwrap();
     assert_eq!(
-        service.verify(Some(admin.expose_secret()), &default),
+        service
+            .verification
+            .verify(Some(admin.expose_secret()), &default),
         Err(Refusal::OutOfScope(OutOfScope::Type(TokenType::Admin)))
     );
     let production = scope(&service, Some("client"), Some("production"), &[]).unwrap();
     assert_eq!(
-        service.verify(Some(web.expose_secret()), &production),
+        service
+            .verification
+            .verify(Some(web.expose_secret()), &production),
         Err(Refusal::OutOfScope(OutOfScope::Environment(
             EnvironmentName::parse("production").unwrap()
         )))
@@ -164,17 +122,20 @@ async fn out_of_scope_names_what_is_missing() {
         &service,
         Some("backend"),
         Some("development"),
-        &["web", "shop"],
+        &["default", "other"],
     )
     .unwrap();
     assert_eq!(
-        service.verify(Some(web.expose_secret()), &shop),
+        service
+            .verification
+            .verify(Some(web.expose_secret()), &shop),
         Err(Refusal::OutOfScope(OutOfScope::Project(
-            ProjectId::parse("shop").unwrap()
+            ProjectId::parse("other").unwrap()
         )))
     );
-    let admin_only = scope(&service, Some("admin"), Some("production"), &["shop"]).unwrap();
+    let admin_only = scope(&service, Some("admin"), Some("production"), &["other"]).unwrap();
     assert!(service
+        .verification
         .verify(Some(admin.expose_secret()), &admin_only)
         .is_ok());
 }
@@ -197,7 +158,13 @@ async fn required_scopes_name_unknown_types_environments_and_projects() {
             "Environment=staging",
         ),
         (None, Some("*"), vec![], "environment", "Environment=*"),
-        (None, None, vec!["web", "blog"], "project", "Project=blog"),
+        (
+            None,
+            None,
+            vec!["default", "blog"],
+            "project",
+            "Project=blog",
+        ),
         (None, None, vec!["*"], "project", "Project=*"),
     ] {
         let error = scope(&service, types, environment, &projects).unwrap_err();
@@ -220,15 +187,16 @@ async fn verified_credentials_count_as_seen_whatever_the_scope() {
     .await;
     let default = RequiredScope::of_types(AcceptedTypes::SERVICE);
     assert!(service
+        .verification
         .verify(Some(credential.expose_secret()), &default)
         .is_err());
-    assert_eq!(service.flush_seen().await.unwrap(), 1);
+    assert_eq!(service.credentials.flush_seen().await.unwrap(), 1);
     assert_eq!(
-        service.verify(Some("unknown"), &default),
+        service.verification.verify(Some("unknown"), &default),
         Err(Refusal::Unknown)
     );
     assert_eq!(
-        service.flush_seen().await.unwrap(),
+        service.credentials.flush_seen().await.unwrap(),
         0,
         "unknown is never seen"
     );
@@ -240,15 +208,18 @@ async fn admin_authentication_is_the_same_check_with_admin_scope() {
     let (frontend, frontend_credential) = issued(2, TokenType::Frontend, &["*"]);
     let service = holding(&[admin, frontend], |_| {}).await;
     let principal = service
+        .usecases
         .authenticate_admin(admin_credential.expose_secret())
         .unwrap();
     assert_eq!(principal.name(), "token-1");
     assert!(matches!(
-        service.authenticate_admin(frontend_credential.expose_secret()),
+        service
+            .usecases
+            .authenticate_admin(frontend_credential.expose_secret()),
         Err(AppError::Forbidden)
     ));
     assert!(matches!(
-        service.authenticate_admin("*:*.unknown"),
+        service.usecases.authenticate_admin("*:*.unknown"),
         Err(AppError::Unauthorized)
     ));
 }

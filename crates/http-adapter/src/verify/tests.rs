@@ -417,5 +417,5 @@ async fn edge_needs_json_and_post() {
     assert_eq!(answer.body["name"], "ContentTypeError");
     let answer = call(knowing(), TestRequest::get().uri("/edge/validate")).await;
     assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(header(&answer, "allow"), Some("POST"));
+    assert_eq!(header(&answer, "allow"), Some("POST, OPTIONS"));
 }
