@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{encode, random_part, spawn_app, spawn_with, Response};
+use common::{assert_error, encode, random_part, spawn_app, spawn_with};
 use serde_json::json;
 
 const FUTURE: &str = "2040-01-01T00:00:00.000Z";
@@ -32,21 +32,6 @@ async fn bootstrapped() -> common::TestApp {
     );
     app.admin = ADMIN_A.to_string();
     app
-}
-
-fn assert_error(response: &Response, status: u16, name: &str) {
-    assert_eq!(response.status, status, "{}", response.body);
-    let body = response.json();
-    assert_eq!(body["name"], name, "{body}");
-    assert!(
-        body["id"].as_str().is_some_and(|id| id.len() == 36),
-        "{body}"
-    );
-    assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-    assert_eq!(body["details"][0]["message"], body["message"], "{body}");
 }
 
 #[actix_web::test]

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{spawn_with, Response, TestApp};
+use common::{assert_error, spawn_with, Response, TestApp};
 use keywarden::settings::ProjectSettings;
 use serde_json::{json, Value};
 
@@ -49,17 +49,6 @@ async fn edge(app: &TestApp, body: &Value) -> Response {
         Some(&body.to_string()),
     )
     .await
-}
-
-fn assert_error(response: &Response, status: u16, name: &str) {
-    assert_eq!(response.status, status, "{}", response.body);
-    let body = response.json();
-    assert_eq!(body["name"], name, "{body}");
-    assert!(
-        body["id"].as_str().is_some_and(|id| id.len() == 36),
-        "{body}"
-    );
-    assert_eq!(body["details"][0]["message"], body["message"], "{body}");
 }
 
 #[actix_web::test]

@@ -256,3 +256,19 @@ pub fn encode(text: &str) -> String {
 pub fn random_part(credential: &str) -> &str {
     &credential[credential.len() - 43..]
 }
+
+/// `response` is an error with the contract's full body (api-tokens.md §3).
+pub fn assert_error(response: &Response, status: u16, name: &str) {
+    assert_eq!(response.status, status, "{}", response.body);
+    let body = response.json();
+    assert_eq!(body["name"], name, "{body}");
+    assert!(
+        body["id"].as_str().is_some_and(|id| id.len() == 36),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert_eq!(body["details"][0]["message"], body["message"], "{body}");
+}

@@ -106,13 +106,24 @@ fn scope_environment(column: Option<&str>) -> Result<EnvironmentScope, String> {
     }
 }
 
-/// Project links (selector, project) grouped by selector.
-fn group_links(links: Vec<(String, String)>) -> HashMap<String, Vec<String>> {
+/// Joins rows with their project links (selector, project): `selector` names
+/// a row's token, `build` makes it whole from its project ids.
+fn join_links<R, T>(
+    rows: Vec<R>,
+    links: Vec<(String, String)>,
+    selector: impl Fn(&R) -> &str,
+    build: impl Fn(R, &[String]) -> Result<T, RepositoryError>,
+) -> Result<Vec<T>, RepositoryError> {
     let mut by_selector: HashMap<String, Vec<String>> = HashMap::new();
     for (selector, project) in links {
         by_selector.entry(selector).or_default().push(project);
     }
-    by_selector
+    rows.into_iter()
+        .map(|row| {
+            let projects = by_selector.remove(selector(&row)).unwrap_or_default();
+            build(row, &projects)
+        })
+        .collect()
 }
 
 /// Joins token rows with their project links (selector, project).
@@ -120,13 +131,7 @@ pub(crate) fn assemble(
     rows: Vec<TokenRow>,
     links: Vec<(String, String)>,
 ) -> Result<Vec<ApiToken>, RepositoryError> {
-    let mut by_selector = group_links(links);
-    rows.into_iter()
-        .map(|row| {
-            let projects = by_selector.remove(&row.selector).unwrap_or_default();
-            row.into_token(&projects)
-        })
-        .collect()
+    join_links(rows, links, |row| &row.selector, TokenRow::into_token)
 }
 
 /// Joins credential rows with their project links (selector, project).
@@ -134,13 +139,12 @@ pub(crate) fn assemble_credentials(
     rows: Vec<CredentialRow>,
     links: Vec<(String, String)>,
 ) -> Result<Vec<StoredCredential>, RepositoryError> {
-    let mut by_selector = group_links(links);
-    rows.into_iter()
-        .map(|row| {
-            let projects = by_selector.remove(&row.selector).unwrap_or_default();
-            row.into_credential(&projects)
-        })
-        .collect()
+    join_links(
+        rows,
+        links,
+        |row| &row.selector,
+        CredentialRow::into_credential,
+    )
 }
 
 /// The project ids to link a token to (none for all-projects tokens).
