@@ -132,8 +132,8 @@ def seed_sqlite(path, count, prefix, start, out, events):
         )
         if event_rows:
             conn.executemany(
-                "INSERT INTO events (event_type, created_by, created_at, data, pre_data)"
-                " VALUES ('api-token-created', ?, ?, ?, NULL)",
+                "INSERT INTO events (event_type, created_by, created_at, data, pre_data, selector)"
+                " VALUES ('api-token-created', ?, ?, ?, NULL, ?)",
                 event_rows,
             )
         conn.execute("COMMIT")
@@ -144,7 +144,7 @@ def seed_sqlite(path, count, prefix, start, out, events):
         out.write(f"{selector}\t{credential}\t{name}\n")
         rows.append((selector, verifier, name, TOKEN_TYPE, ENVIRONMENT, sqlite_time(created)))
         if events:
-            event_rows.append((ACTOR, now, snapshot(selector, name, created)))
+            event_rows.append((ACTOR, now, snapshot(selector, name, created), selector))
         done += 1
         if len(rows) >= BATCH:
             flush()
@@ -194,12 +194,12 @@ def seed_postgres(url, count, prefix, start, out, events):
             if events:
                 spill.write(
                     f"api-token-created\t{ACTOR}\t{now}\t"
-                    f"{copy_escape(snapshot(selector, name, created))}\t\\N\n"
+                    f"{copy_escape(snapshot(selector, name, created))}\t\\N\t{selector}\n"
                 )
             done += 1
         pipe.write("\\.\n")
         if events:
-            pipe.write("COPY events (event_type, created_by, created_at, data, pre_data) FROM STDIN;\n")
+            pipe.write("COPY events (event_type, created_by, created_at, data, pre_data, selector) FROM STDIN;\n")
             spill.seek(0)
             for line in spill:
                 pipe.write(line)
