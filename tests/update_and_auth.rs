@@ -1,9 +1,8 @@
 //! End to end: `PUT /api/admin/api-tokens/:token` and authentication, every
 //! case of the contract (§1, §2, §3 and the PUT part of §4) over real HTTP.
 
-mod common;
-
-use common::{encode, random_part, spawn_app, spawn_with, Response};
+use keywarden_test_support::app::{random_part, spawn_app, spawn_with, TestApp};
+use keywarden_test_support::http::{encode, Response};
 use serde_json::json;
 
 const FUTURE: &str = "2040-01-01T00:00:00.000Z";
@@ -15,7 +14,7 @@ const CLIENT: &str = "default:production.operator-client";
 const FRONTEND: &str = "default:development.operator-frontend";
 
 /// An app with operator-chosen (legacy format) tokens of every type.
-async fn bootstrapped() -> common::TestApp {
+async fn bootstrapped() -> TestApp {
     let mut app = spawn_with(
         &[
             ("INIT_ADMIN_API_TOKENS", &format!("{ADMIN_A},{ADMIN_B}")),

@@ -627,9 +627,7 @@ mod postgres {
 
     /// `None` (the case is skipped) without `TEST_POSTGRES_URL`.
     pub async fn fresh() -> Option<PostgresFixture> {
-        let database = tokio::task::spawn_blocking(TestDatabase::create)
-            .await
-            .unwrap()?;
+        let database = TestDatabase::fresh().await?;
         let repository =
             PostgresRepository::open(database.url().to_string(), PostgresOptions::default())
                 .await
