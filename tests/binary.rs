@@ -2,6 +2,11 @@
 //! fresh working directory, the first admin credential on standard output
 //! exactly once, SQLite under ./data, a clean exit on SIGTERM, and the
 //! command-line tools working on the same database as a running server.
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers fail the test loudly"
+)]
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;

@@ -13,7 +13,6 @@ use crate::auth::Acting;
 use crate::dto::{self, EnvironmentList, EventList, ProjectList, TokenList};
 use crate::error::{ApiError, ErrorKind};
 use crate::extract::{json_body, last_segment};
-#[allow(unused_imports)] // named in the OpenAPI annotations
 use crate::openapi::{
     AdminResponses, ApiTokenList, ApiTokenSchema, CreateTokenRequest, ErrorBody, Health,
     StorageUnavailable, UpdateExpiryRequest,

@@ -77,8 +77,11 @@ impl TestDatabase {
     /// Runs SQL on the server's maintenance connection (not in this database),
     /// e.g. to cut this database off and let it back.
     pub fn execute_on_server(&self, sql: &str) {
-        let mut admin = PgConnection::establish(&self.base_url).unwrap();
-        diesel::sql_query(sql).execute(&mut admin).unwrap();
+        let mut admin = PgConnection::establish(&self.base_url)
+            .unwrap_or_else(|e| panic!("TEST_POSTGRES_URL does not connect: {e}"));
+        diesel::sql_query(sql)
+            .execute(&mut admin)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 }
 

@@ -1,5 +1,6 @@
 //! The repository contract: every case runs against a fresh database per test.
 //! Each backend instantiates the same cases through `contract_suite!`.
+#![expect(clippy::unwrap_used, reason = "test helpers fail the test loudly")]
 
 use std::sync::Arc;
 

@@ -1,6 +1,11 @@
 //! The change feeds: what one instance learns of the writes of another that
 //! shares its database, and that it is not told of its own writes (its view
 //! already holds them, and re-reading them would double the cost of a write).
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers fail the test loudly"
+)]
 
 use std::time::Duration;
 

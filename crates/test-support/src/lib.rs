@@ -7,6 +7,11 @@
 //!
 //! Being a library, its unused helpers are not warned about per test binary,
 //! as they would be in a `tests/common` module.
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test harness fails the test loudly"
+)]
 
 pub mod app;
 pub mod http;
