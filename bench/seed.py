@@ -43,6 +43,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import kwbench  # noqa: E402
+
 ENVIRONMENT = "development"
 TOKEN_TYPE = "backend"
 ACTOR = "admin"  # the name of the bootstrap admin token that "created" them
@@ -166,12 +169,12 @@ def copy_escape(text: str) -> str:
 def seed_postgres(url, count, prefix, start, out, events):
     """Streams COPY data into one psql session (one transaction)."""
     env = dict(os.environ, PGOPTIONS="-c synchronous_commit=off")
-    check = subprocess.run(
-        ["psql", url, "-XAtq", "-c", f"SELECT count(*) FROM environments WHERE name = '{ENVIRONMENT}'"],
-        capture_output=True, text=True, env=env,
-    )
-    if check.returncode != 0 or check.stdout.strip() != "1":
-        sys.exit(f"seed.py: cannot find environment {ENVIRONMENT!r}: {check.stderr.strip()}")
+    try:
+        found = kwbench.psql(url, f"SELECT count(*) FROM environments WHERE name = '{ENVIRONMENT}'", env)
+    except subprocess.CalledProcessError as error:
+        sys.exit(f"seed.py: cannot query the database: {error.stderr.strip()}")
+    if found.strip() != "1":
+        sys.exit(f"seed.py: cannot find environment {ENVIRONMENT!r}")
     psql = subprocess.Popen(
         ["psql", url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-f", "-"],
         stdin=subprocess.PIPE, text=True, env=env,
