@@ -9,11 +9,13 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use clap::{Parser, Subcommand};
-use keywarden_application::{ApiTokenService, ApiTokenUseCases, AppError, CreateToken, Principal};
+use keywarden_application::{
+    check_init_tokens, operator, AppError, CreateToken, OperatorCommands, Principal,
+};
 use keywarden_domain::{format_millis, parse_offset_date_time, representable, ApiToken, TokenRef};
 
 use crate::storage::Storage;
-use crate::{OsRandom, Settings, StartupError, SystemClock};
+use crate::{Settings, StartupError};
 
 /// The name audit events record for changes made here.
 const ACTOR: &str = "cli";
@@ -131,16 +133,12 @@ pub enum CommandError {
     Usage(String),
 }
 
-/// Opens storage and the service for a one-off command.
-async fn service(settings: &Settings) -> Result<ApiTokenService, CommandError> {
+/// Opens storage and the operator's commands over it. Opening writes
+/// nothing but pending migrations; each command writes only what it changes.
+async fn commands(settings: &Settings) -> Result<Arc<dyn OperatorCommands>, CommandError> {
     let storage = Storage::open(settings).await?;
-    Ok(ApiTokenService::open(
-        storage.repository,
-        Arc::new(SystemClock),
-        Arc::new(OsRandom),
-        settings.service_settings().map_err(StartupError::from)?,
-    )
-    .await?)
+    let declared = settings.service_settings().map_err(StartupError::from)?;
+    Ok(operator(storage.adapters(), &declared))
 }
 
 /// Runs every command but `serve`, printing to standard output.
@@ -166,7 +164,7 @@ pub async fn run(command: Command, settings: Settings) -> Result<ExitCode, Comma
             let declared = settings.service_settings().map_err(StartupError::from)?;
             keywarden_persistence_adapter::DatabaseUrl::parse(&settings.database.url)
                 .map_err(StartupError::from)?;
-            ApiTokenService::check_init_tokens(&declared, &settings.init_tokens())?;
+            check_init_tokens(&declared, &settings.init_tokens())?;
             println!("{settings:#?}");
             println!("configuration is valid");
             Ok(ExitCode::SUCCESS)
@@ -189,7 +187,7 @@ pub async fn run(command: Command, settings: Settings) -> Result<ExitCode, Comma
                         })?,
                 ),
             };
-            let service = service(&settings).await?;
+            let commands = commands(&settings).await?;
             let request = CreateToken {
                 token_name: name,
                 token_type,
@@ -198,7 +196,7 @@ pub async fn run(command: Command, settings: Settings) -> Result<ExitCode, Comma
                 project: None,
                 expires_at,
             };
-            let (token, credential) = service.create_operator_token(&actor, request).await?;
+            let (token, credential) = commands.create_token(&actor, request).await?;
             println!(
                 "created {} token {:?} (selector {}). Its credential follows; it is shown only this once:",
                 token.token_type(),
@@ -209,8 +207,8 @@ pub async fn run(command: Command, settings: Settings) -> Result<ExitCode, Comma
             Ok(ExitCode::SUCCESS)
         }
         Command::Tokens(TokensCommand::List) => {
-            let service = service(&settings).await?;
-            print_tokens(&service.list_tokens().await?);
+            let commands = commands(&settings).await?;
+            print_tokens(&commands.list_tokens().await?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Tokens(TokensCommand::Expire { token, at }) => {
@@ -220,15 +218,15 @@ pub async fn run(command: Command, settings: Settings) -> Result<ExitCode, Comma
                 })?,
                 None => Utc::now(),
             };
-            let service = service(&settings).await?;
-            let found = service
+            let commands = commands(&settings).await?;
+            let found = commands
                 .update_expiry(&actor, TokenRef::parse(&token), at)
                 .await?;
             Ok(report(found, &format!("expires at {}", format_millis(&at))))
         }
         Command::Tokens(TokensCommand::Delete { token }) => {
-            let service = service(&settings).await?;
-            let found = service
+            let commands = commands(&settings).await?;
+            let found = commands
                 .delete_token(&actor, TokenRef::parse(&token))
                 .await?;
             Ok(report(found, "deleted"))

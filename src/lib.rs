@@ -1,10 +1,12 @@
 //! The composition root: reads settings, builds the storage adapter the
-//! database URL names, the application service and the HTTP server, and runs
-//! them. The only crate that names concrete adapters.
+//! database URL names, the application's use cases and the HTTP server, and
+//! runs them with their background tasks. The only crate that names concrete
+//! adapters; of the application it sees only the inbound ports.
 
 pub mod cli;
 pub mod settings;
 mod storage;
+mod supervisor;
 mod system;
 pub mod telemetry;
 
@@ -14,20 +16,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::rt::task::JoinHandle;
 use actix_web::{App, HttpServer};
 use keywarden_application::{
-    ApiTokenService, AppError, Bootstrap, ExternalChange, RepositoryError,
+    start, AppError, Bootstrap, ChangeFollower, CredentialAuthority, ExternalChange,
+    PeriodicResync, RepositoryError, SeenFlusher,
 };
 use keywarden_domain::Credential;
 use keywarden_http_adapter::{configure, BodyLimit, MetricsRenderer, RequestLimits};
 use keywarden_persistence_adapter::UrlError;
 use tokio::sync::mpsc::UnboundedReceiver;
-use tokio::sync::oneshot;
-use tracing::{info, warn};
+use tracing::info;
 
 pub use settings::Settings;
 use storage::Storage;
+use supervisor::Supervisor;
 pub use system::{OsRandom, SystemClock};
 
 #[derive(Debug, thiserror::Error)]
@@ -51,10 +53,10 @@ pub enum StartupError {
 }
 
 /// Renders every metric, after bringing the gauges read at scrape time up to date.
-fn metrics_renderer(service: Arc<ApiTokenService>) -> MetricsRenderer {
+fn metrics_renderer(credentials: Arc<dyn CredentialAuthority>) -> MetricsRenderer {
     let handle = telemetry::metrics();
     Arc::new(move || {
-        metrics::gauge!("keywarden_credentials").set(service.credential_count() as f64);
+        metrics::gauge!("keywarden_credentials").set(credentials.credential_count() as f64);
         handle.run_upkeep();
         handle.render()
     })
@@ -64,7 +66,7 @@ fn metrics_renderer(service: Arc<ApiTokenService>) -> MetricsRenderer {
 pub struct Application {
     port: u16,
     server: Server,
-    service: Arc<ApiTokenService>,
+    credentials: Arc<dyn CredentialAuthority>,
     generated_admin: Option<Credential>,
     seen_flush_interval: Duration,
     /// Changes other processes make to the same database.
@@ -94,17 +96,14 @@ impl Application {
         let storage = Storage::open(&settings).await?;
         let external_changes = Some(storage.follow_changes()?);
         let resync_interval = storage.periodic_resync(&settings);
-        let repository = storage.repository;
-        let (service, bootstrap) = ApiTokenService::start(
-            repository,
-            Arc::new(SystemClock),
-            Arc::new(OsRandom),
+        let started = start(
+            storage.adapters(),
             settings.service_settings()?,
             settings.init_tokens(),
         )
         .await
         .map_err(StartupError::Service)?;
-        let generated_admin = match bootstrap {
+        let generated_admin = match started.bootstrap {
             Bootstrap::Generated(credential) => Some(credential),
             Bootstrap::Inserted(count) => {
                 info!(count, "inserted the bootstrap tokens from configuration");
@@ -112,15 +111,14 @@ impl Application {
             }
             Bootstrap::AlreadyInitialised => None,
         };
-        let service = Arc::new(service);
-
-        let usecases: Arc<dyn keywarden_application::ApiTokenUseCases> = service.clone();
+        let usecases = started.usecases;
+        let credentials = started.credentials;
         let body_limit = BodyLimit(settings.server.body_limit_bytes);
         let request_limits = RequestLimits {
             max_path_bytes: settings.server.max_path_bytes,
             max_header_bytes: settings.server.max_header_bytes,
         };
-        let metrics = metrics_renderer(Arc::clone(&service));
+        let metrics = metrics_renderer(Arc::clone(&credentials));
         let mut server = HttpServer::new(move || {
             App::new().configure(configure(
                 Arc::clone(&usecases),
@@ -143,13 +141,13 @@ impl Application {
         system::trim_memory_periodically();
         info!(
             port,
-            tokens = service.credential_count(),
+            tokens = credentials.credential_count(),
             "keywarden is listening"
         );
         Ok(Self {
             port,
             server,
-            service,
+            credentials,
             generated_admin,
             seen_flush_interval: Duration::from_millis(
                 settings.tokens.seen_flush_interval_ms.max(10),
@@ -169,87 +167,34 @@ impl Application {
         self.generated_admin.as_ref()
     }
 
-    /// Serves until SIGINT/SIGTERM (or the server is stopped), writing last-seen
-    /// times periodically and once more after the last request.
+    /// Serves until SIGINT/SIGTERM (or the server is stopped), with the
+    /// background tasks running beside it; they stop after the last request,
+    /// the last-seen flusher writing once more.
     ///
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(mut self) -> io::Result<()> {
-        let (stop_flushing, flushing_stopped) = oneshot::channel();
-        let flusher = self.spawn_seen_flusher(flushing_stopped);
-        let mut background = Vec::new();
+        let credentials = &self.credentials;
+        let mut background = Supervisor::default();
         if let Some(changes) = self.external_changes.take() {
-            background.push(self.spawn_change_follower(changes));
+            background.start(
+                "change-feed",
+                ChangeFollower::new(Arc::clone(credentials), changes),
+            );
         }
         if let Some(interval) = self.resync_interval {
-            background.push(self.spawn_resync(interval));
+            background.start(
+                "resync",
+                PeriodicResync::new(Arc::clone(credentials), interval),
+            );
         }
+        // Last, so it stops last: its final flush sees every sighting.
+        background.start(
+            "last-seen",
+            SeenFlusher::new(Arc::clone(credentials), self.seen_flush_interval),
+        );
         let outcome = self.server.await;
-        for task in background {
-            task.abort();
-        }
-        // Let a flush in progress finish (it puts back what it fails to write),
-        // then write whatever is left.
-        let _ = stop_flushing.send(());
-        let _ = flusher.await;
-        match self.service.flush_seen().await {
-            Ok(count) => info!(count, "wrote the last-seen times at shutdown"),
-            Err(error) => warn!(error = %error, "could not write the last-seen times at shutdown"),
-        }
+        background.shutdown().await;
         outcome
-    }
-
-    fn spawn_seen_flusher(&self, mut stop: oneshot::Receiver<()>) -> JoinHandle<()> {
-        let service = Arc::clone(&self.service);
-        let interval = self.seen_flush_interval;
-        actix_web::rt::spawn(async move {
-            let mut ticks = actix_web::rt::time::interval(interval);
-            loop {
-                tokio::select! {
-                    _ = ticks.tick() => {
-                        if let Err(error) = service.flush_seen().await {
-                            warn!(error = %error, "could not write last-seen times; will retry");
-                        }
-                    }
-                    _ = &mut stop => return,
-                }
-            }
-        })
-    }
-
-    /// Applies what the change feed reports, in order.
-    fn spawn_change_follower(
-        &self,
-        mut changes: UnboundedReceiver<ExternalChange>,
-    ) -> JoinHandle<()> {
-        let service = Arc::clone(&self.service);
-        actix_web::rt::spawn(async move {
-            while let Some(change) = changes.recv().await {
-                let mut change = change;
-                // A failed refresh must not leave the view behind: fall back to
-                // a full reload, and keep trying until one succeeds.
-                while let Err(error) = service.apply_external(change).await {
-                    warn!(error = %error, "could not apply another instance's change; reloading");
-                    actix_web::rt::time::sleep(Duration::from_millis(200)).await;
-                    change = ExternalChange::Unknown;
-                }
-            }
-        })
-    }
-
-    /// A periodic full reload, in case a notification was lost without the
-    /// connection dropping.
-    fn spawn_resync(&self, interval: Duration) -> JoinHandle<()> {
-        let service = Arc::clone(&self.service);
-        actix_web::rt::spawn(async move {
-            let mut ticks = actix_web::rt::time::interval(interval);
-            ticks.tick().await;
-            loop {
-                ticks.tick().await;
-                if let Err(error) = service.refresh_view().await {
-                    warn!(error = %error, "periodic credential reload failed; will retry");
-                }
-            }
-        })
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use config::{Config, Environment as EnvSource, File, FileFormat};
 use keywarden_application::{InitToken, ServiceSettings};
 use keywarden_domain::{Credential, Environment, EnvironmentName, Project, ProjectId, TokenType};
-use keywarden_persistence_adapter::{PostgresOptions, SqliteOptions};
+use keywarden_persistence_adapter::{PostgresOptions, SqliteOptions, WriteEngineTuning};
 use serde::Deserialize;
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
@@ -108,6 +108,12 @@ pub struct DatabaseSettings {
     pub busy_timeout_ms: u64,
     pub statement_timeout_ms: u64,
     pub resync_interval_secs: u64,
+    pub write_batch_max: usize,
+    pub checkpoint_interval_ms: u64,
+    pub background_checkpoint_interval_ms: u64,
+    pub checkpoint_fresh_ms: u64,
+    pub checkpoint_overdue_ms: u64,
+    pub own_write_ranges_max: usize,
 }
 
 /// A PostgreSQL URL may carry a password.
@@ -120,7 +126,51 @@ impl fmt::Debug for DatabaseSettings {
             .field("busy_timeout_ms", &self.busy_timeout_ms)
             .field("statement_timeout_ms", &self.statement_timeout_ms)
             .field("resync_interval_secs", &self.resync_interval_secs)
+            .field("write_batch_max", &self.write_batch_max)
+            .field("checkpoint_interval_ms", &self.checkpoint_interval_ms)
+            .field(
+                "background_checkpoint_interval_ms",
+                &self.background_checkpoint_interval_ms,
+            )
+            .field("checkpoint_fresh_ms", &self.checkpoint_fresh_ms)
+            .field("checkpoint_overdue_ms", &self.checkpoint_overdue_ms)
+            .field("own_write_ranges_max", &self.own_write_ranges_max)
             .finish()
+    }
+}
+
+impl DatabaseSettings {
+    /// Values the database would reject or the write engine cannot run with.
+    fn validate(&self) -> Result<(), SettingsError> {
+        let positive = [
+            ("write_batch_max", self.write_batch_max as u64),
+            ("checkpoint_interval_ms", self.checkpoint_interval_ms),
+            (
+                "background_checkpoint_interval_ms",
+                self.background_checkpoint_interval_ms,
+            ),
+            ("own_write_ranges_max", self.own_write_ranges_max as u64),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            return Err(SettingsError::Invalid(format!(
+                "database.{key} must be at least 1"
+            )));
+        }
+        // SQLite's busy_timeout and PostgreSQL's statement_timeout are ints.
+        let milliseconds = [
+            ("busy_timeout_ms", self.busy_timeout_ms),
+            ("statement_timeout_ms", self.statement_timeout_ms),
+        ];
+        if let Some((key, _)) = milliseconds
+            .iter()
+            .find(|(_, value)| i32::try_from(*value).is_err())
+        {
+            return Err(SettingsError::Invalid(format!(
+                "database.{key} must be at most {}",
+                i32::MAX
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -275,7 +325,9 @@ impl Settings {
                     .map_err(|e| SettingsError::Invalid(format!("{name}: {e}")))?
             };
         }
-        Ok(builder.build()?.try_deserialize()?)
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.database.validate()?;
+        Ok(settings)
     }
 
     pub fn sqlite_options(&self) -> SqliteOptions {
@@ -283,6 +335,16 @@ impl Settings {
             max_connections: self.database.max_connections.max(1),
             acquire_timeout: Duration::from_millis(self.database.acquire_timeout_ms),
             busy_timeout: Duration::from_millis(self.database.busy_timeout_ms),
+            engine: WriteEngineTuning {
+                max_batch: self.database.write_batch_max,
+                checkpoint_interval: Duration::from_millis(self.database.checkpoint_interval_ms),
+                background_checkpoint_interval: Duration::from_millis(
+                    self.database.background_checkpoint_interval_ms,
+                ),
+                checkpoint_fresh: Duration::from_millis(self.database.checkpoint_fresh_ms),
+                checkpoint_overdue: Duration::from_millis(self.database.checkpoint_overdue_ms),
+                max_own_write_ranges: self.database.own_write_ranges_max,
+            },
         }
     }
 
@@ -549,6 +611,41 @@ mod tests {
         );
         let text = load_err(&[("KEYWARDEN__PROJECTS", "web")]);
         assert!(text.contains("projects"), "{text}");
+    }
+
+    #[test]
+    fn the_write_engine_defaults_are_the_measured_ones() {
+        let settings = load(&[]);
+        assert_eq!(
+            settings.sqlite_options().engine,
+            WriteEngineTuning::default()
+        );
+        let settings = load(&[
+            ("KEYWARDEN__DATABASE__WRITE_BATCH_MAX", "16"),
+            ("KEYWARDEN__DATABASE__CHECKPOINT_FRESH_MS", "0"),
+        ]);
+        let engine = settings.sqlite_options().engine;
+        assert_eq!(engine.max_batch, 16);
+        assert_eq!(engine.checkpoint_fresh, Duration::ZERO);
+    }
+
+    #[test]
+    fn unusable_database_values_are_refused_by_name() {
+        for (key, value) in [
+            ("WRITE_BATCH_MAX", "0"),
+            ("CHECKPOINT_INTERVAL_MS", "0"),
+            ("BACKGROUND_CHECKPOINT_INTERVAL_MS", "0"),
+            ("OWN_WRITE_RANGES_MAX", "0"),
+            ("BUSY_TIMEOUT_MS", "2147483648"),
+            ("STATEMENT_TIMEOUT_MS", "2147483648"),
+        ] {
+            let env = [(format!("KEYWARDEN__DATABASE__{key}"), value.to_string())].into();
+            let error = Settings::load(None, env).expect_err(key).to_string();
+            assert!(
+                error.contains(&format!("database.{}", key.to_lowercase())),
+                "{error}"
+            );
+        }
     }
 
     #[test]

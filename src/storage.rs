@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keywarden_application::{error_chain, ApiTokenRepository, ExternalChange};
+use keywarden_application::{error_chain, Adapters, ApiTokenRepository, ExternalChange};
 use keywarden_persistence_adapter::{DatabaseUrl, PostgresRepository, SqliteRepository};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
-use crate::{Settings, StartupError};
+use crate::{OsRandom, Settings, StartupError, SystemClock};
 
 enum Backend {
     Sqlite(SqliteRepository),
@@ -17,7 +17,7 @@ enum Backend {
 }
 
 pub(crate) struct Storage {
-    pub repository: Arc<dyn ApiTokenRepository>,
+    repository: Arc<dyn ApiTokenRepository>,
     backend: Backend,
 }
 
@@ -43,6 +43,16 @@ impl Storage {
                     backend: Backend::Postgres(repository),
                 })
             }
+        }
+    }
+
+    /// What the use cases run over: this repository, and the system's clock
+    /// and randomness.
+    pub fn adapters(&self) -> Adapters {
+        Adapters {
+            repository: Arc::clone(&self.repository),
+            clock: Arc::new(SystemClock),
+            secrets: Arc::new(OsRandom),
         }
     }
 

@@ -638,3 +638,76 @@ fn a_misspelt_setting_stops_start_up_with_one_line_naming_it() {
         "nothing was created before the configuration was read"
     );
 }
+
+/// Creates an admin token named `name` with the command line; returns its
+/// credential.
+fn create_admin(dir: &Path, name: &str) -> String {
+    let (ok, stdout, stderr) = run(
+        dir,
+        &["tokens", "create", "--type", "admin", "--name", name],
+    );
+    assert!(ok, "{stderr}");
+    stdout.lines().last().unwrap().to_string()
+}
+
+/// The SQLite file's content and modification time, and what its
+/// write-ahead log holds (none when it is gone): a write changes the log, or
+/// the file if checkpointed.
+fn database_state(dir: &Path) -> (Vec<u8>, std::time::SystemTime, Vec<u8>) {
+    let data = dir.join("data");
+    let file = data.join("keywarden.db");
+    (
+        std::fs::read(&file).unwrap(),
+        std::fs::metadata(&file).unwrap().modified().unwrap(),
+        std::fs::read(data.join("keywarden.db-wal")).unwrap_or_default(),
+    )
+}
+
+#[test]
+fn listing_tokens_writes_nothing_to_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    create_admin(dir.path(), "ops");
+    // Closing the database checkpoints what the create left in the log.
+    let (ok, _, stderr) = run(dir.path(), &["migrate"]);
+    assert!(ok, "{stderr}");
+    let before = database_state(dir.path());
+    // A project declared since then is not added by a command that creates
+    // nothing.
+    std::fs::write(
+        dir.path().join("later.toml"),
+        "[[projects]]\nid = \"default\"\nname = \"Default\"\n\n\
+         [[projects]]\nid = \"later\"\nname = \"Later\"\n",
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = run(dir.path(), &["tokens", "list", "--config", "later.toml"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains(" ops "), "{stdout}");
+    assert!(
+        database_state(dir.path()) == before,
+        "tokens list changed the database or its write-ahead log"
+    );
+}
+
+#[test]
+fn stopping_the_server_writes_the_last_seen_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = create_admin(dir.path(), "ops");
+    // No periodic flush comes during the test: only the one at shutdown can
+    // write the time.
+    let server = start_with(
+        dir.path(),
+        &[("KEYWARDEN__TOKENS__SEEN_FLUSH_INTERVAL_MS", "3600000")],
+    );
+    assert_eq!(server.get("/api/admin/api-tokens", &admin), 200);
+    let (clean, _) = server.stop();
+    assert!(clean);
+
+    let (ok, stdout, _) = run(dir.path(), &["tokens", "list"]);
+    assert!(ok);
+    let row = stdout
+        .lines()
+        .find(|line| line.contains(" ops "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let seen = row.split_whitespace().last().unwrap();
+    assert_ne!(seen, "-", "last seen was never written: {stdout}");
+}

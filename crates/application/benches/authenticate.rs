@@ -1,7 +1,7 @@
-//! Micro-benchmark of `ApiTokenService::authenticate_admin`: the in-memory
+//! Micro-benchmark of `ApiTokenUseCases::authenticate_admin`: the in-memory
 //! credential view (a `HashMap` behind an `RwLock`) at 1k and 1M tokens, plus
 //! the SHA-256, selector parsing and last-seen bookkeeping each call does.
-//! The service is started over `MockApiTokenRepository` (feature `mocks`),
+//! The use cases are started over `MockApiTokenRepository` (feature `mocks`),
 //! which is only called at start-up; the clock and the secret generator are
 //! tiny real implementations so no mock bookkeeping lands in the measured path.
 //!
@@ -17,7 +17,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use keywarden_application::{
-    ApiTokenService, ApiTokenUseCases, AppError, BoxError, Clock, InitToken,
+    start, Adapters, ApiTokenUseCases, AppError, BoxError, Clock, InitToken,
     MockApiTokenRepository, SecretGenerator, ServiceSettings, StoredCredential,
 };
 use keywarden_domain::{
@@ -84,7 +84,7 @@ fn token(i: u64, token_type: TokenType) -> (ApiToken, Credential) {
 }
 
 struct Fixture {
-    service: ApiTokenService,
+    service: Arc<dyn ApiTokenUseCases>,
     v2_admin: Credential,
     backend: Vec<Credential>,
 }
@@ -153,18 +153,20 @@ fn fixture(size: usize) -> Fixture {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let (service, _) = runtime
-        .block_on(ApiTokenService::start(
-            Arc::new(repository),
-            Arc::new(SystemClock),
-            Arc::new(FixedSecrets),
+    let started = runtime
+        .block_on(start(
+            Adapters {
+                repository: Arc::new(repository),
+                clock: Arc::new(SystemClock),
+                secrets: Arc::new(FixedSecrets),
+            },
             settings,
             Vec::<InitToken>::new(),
         ))
         .unwrap();
-    assert_eq!(service.credential_count(), size.max(2));
+    assert_eq!(started.credentials.credential_count(), size.max(2));
     Fixture {
-        service,
+        service: started.usecases,
         v2_admin,
         backend,
     }

@@ -1,6 +1,7 @@
 //! Errors of the use cases and of the storage port. The HTTP adapter maps
 //! `AppError` to status codes; nothing here knows about them.
 
+use keywarden_domain::DomainError;
 use thiserror::Error;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -73,6 +74,12 @@ impl AppError {
             field,
         }
     }
+}
+
+/// A broken domain rule as the use cases report it, naming the request field
+/// to blame when there is one.
+pub(crate) fn invalid(error: DomainError, field: Option<&'static str>) -> AppError {
+    AppError::validation(error.to_string(), field)
 }
 
 impl From<RepositoryError> for AppError {

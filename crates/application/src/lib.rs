@@ -1,20 +1,37 @@
 //! keywarden's use cases: managing API tokens and authenticating the callers
 //! of the Admin API. The outbound ports (storage, clock, randomness) and the
-//! inbound port the HTTP adapter drives are defined here as traits; adapters
-//! implement or call them, and nothing in this crate knows HTTP or SQL.
+//! inbound ports the adapters and the composition root drive are traits
+//! defined here; each job (Admin API, operator commands, the credential view,
+//! bootstrap, the catalog, background loops) has its own type behind them,
+//! and nothing in this crate knows HTTP or SQL.
 
+mod admin;
+mod assembly;
+mod background;
+mod bootstrap;
+mod catalog;
+mod credentials;
 mod error;
 mod ports;
 mod seen;
-mod service;
+#[cfg(test)]
+mod testing;
+mod tokens;
 mod usecases;
 mod view;
 
+pub use assembly::{operator, start, Adapters, ServiceSettings, Started};
+pub use background::{
+    stop_signal, BackgroundTask, ChangeFollower, PeriodicResync, SeenFlusher, Stop, Stopper,
+};
+pub use bootstrap::{check_init_tokens, Bootstrap, InitToken};
 pub use error::{error_chain, AppError, BoxError, RepositoryError};
 pub use ports::{ApiTokenRepository, Clock, ExpiryChange, SecretGenerator, StoredCredential};
 #[cfg(any(test, feature = "mocks"))]
 pub use ports::{MockApiTokenRepository, MockClock, MockSecretGenerator};
-pub use service::{ApiTokenService, Bootstrap, ExternalChange, InitToken, ServiceSettings};
+pub use usecases::{
+    ApiTokenUseCases, CreateToken, CredentialAuthority, EventQuery, ExternalChange,
+    OperatorCommands, Principal,
+};
 #[cfg(any(test, feature = "mocks"))]
-pub use usecases::MockApiTokenUseCases;
-pub use usecases::{ApiTokenUseCases, CreateToken, EventQuery, Principal};
+pub use usecases::{MockApiTokenUseCases, MockCredentialAuthority, MockOperatorCommands};

@@ -1,5 +1,7 @@
-//! The inbound port: what the Admin API (or any other driver) can ask of
-//! keywarden, and the request/identity types that cross it.
+//! The inbound ports: what the Admin API ([`ApiTokenUseCases`]), the
+//! operator's command line ([`OperatorCommands`]) and the serving process's
+//! background work ([`CredentialAuthority`]) can ask of keywarden, and the
+//! request/identity types that cross them.
 
 use std::sync::Arc;
 
@@ -143,4 +145,85 @@ pub trait ApiTokenUseCases: Send + Sync {
     /// # Errors
     /// `Unavailable` when storage does not answer.
     async fn ready(&self) -> Result<(), AppError>;
+}
+
+/// What the operator's command line asks of keywarden, working on the
+/// database directly. The same rules as the Admin API apply, except that
+/// admin tokens may be created.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait OperatorCommands: Send + Sync {
+    /// Creates a token of any type, admin included, after adding the declared
+    /// projects and environments that storage lacks (none are removed).
+    ///
+    /// # Errors
+    /// As for [`ApiTokenUseCases::create_token`], admin tokens aside.
+    async fn create_token(
+        &self,
+        actor: &Principal,
+        request: CreateToken,
+    ) -> Result<(ApiToken, Credential), AppError>;
+
+    /// Every token, newest first. Writes nothing.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn list_tokens(&self) -> Result<Vec<ApiToken>, AppError>;
+
+    /// As [`ApiTokenUseCases::update_expiry`].
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn update_expiry(
+        &self,
+        actor: &Principal,
+        target: TokenRef,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, AppError>;
+
+    /// As [`ApiTokenUseCases::delete_token`].
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn delete_token(&self, actor: &Principal, target: TokenRef) -> Result<bool, AppError>;
+}
+
+/// Changes made by another instance sharing the database, as a change feed
+/// reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExternalChange {
+    /// These tokens were created, changed or deleted.
+    Tokens(Vec<Selector>),
+    /// Changes may have been missed (the feed reconnected): reload everything.
+    Unknown,
+}
+
+/// The credential view of a serving process, as its background work keeps it
+/// exact: reloads, other instances' changes, and the batched last-seen times
+/// authentication records.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait CredentialAuthority: Send + Sync {
+    /// Reloads the view from storage (at start, and whenever this instance
+    /// may have missed changes).
+    ///
+    /// # Errors
+    /// Storage errors; the previous view stays in place then.
+    async fn refresh_view(&self) -> Result<(), AppError>;
+
+    /// Brings the view up to date with changes another instance made.
+    ///
+    /// # Errors
+    /// Storage errors; the view keeps what it had.
+    async fn apply_external(&self, change: ExternalChange) -> Result<(), AppError>;
+
+    /// Writes the batched last-seen instants; returns how many. On failure
+    /// the batch is kept for the next flush.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn flush_seen(&self) -> Result<usize, AppError>;
+
+    /// Number of live credentials in memory.
+    fn credential_count(&self) -> usize;
 }

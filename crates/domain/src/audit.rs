@@ -1,32 +1,23 @@
-//! Audit events: what changed, who changed it, and the token before and after,
-//! described by the same secret-free snapshot that reads return.
+//! Audit events: what changed, who changed it, and the token's public facts
+//! before and after. How an event is shown (HTTP) or stored (persistence) is
+//! the adapters' business: the domain only says what it records.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
-use crate::time::serde_millis;
-use crate::ApiToken;
+use crate::{ApiToken, EnvironmentScope, Projects, Selector, TokenName, TokenType};
 
-/// A token as the contract shows it on reads (and in audit events). `secret`
-/// carries the selector, never the credential.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TokenSnapshot {
-    pub secret: String,
-    pub token_name: String,
-    #[serde(rename = "type")]
-    pub token_type: String,
-    pub project: String,
-    pub projects: Vec<String>,
-    pub environment: String,
-    #[serde(with = "serde_millis::option")]
+/// The public facts of a token at the time of an event: everything but its
+/// verifier and revision, so an audit trail can never leak a credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenFacts {
+    pub selector: Selector,
+    pub name: TokenName,
+    pub token_type: TokenType,
+    pub projects: Projects,
+    pub environment: EnvironmentScope,
     pub expires_at: Option<DateTime<Utc>>,
-    #[serde(with = "serde_millis")]
     pub created_at: DateTime<Utc>,
-    #[serde(with = "serde_millis::option")]
     pub seen_at: Option<DateTime<Utc>>,
-    pub alias: Option<String>,
-    pub secure: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,18 +48,27 @@ impl EventType {
 }
 
 /// One change to one token, recorded in the same transaction as the change.
+/// Built by the constructors below (or `restore`), so it always names its token.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEvent {
+    subject: Selector,
     pub event_type: EventType,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
-    pub data: Option<TokenSnapshot>,
-    pub pre_data: Option<TokenSnapshot>,
+    pub data: Option<TokenFacts>,
+    pub pre_data: Option<TokenFacts>,
 }
 
 impl AuditEvent {
     pub fn token_created(token: &ApiToken, actor: &str, at: DateTime<Utc>) -> Self {
-        Self::new(EventType::ApiTokenCreated, actor, at, Some(token), None)
+        Self::new(
+            EventType::ApiTokenCreated,
+            actor,
+            at,
+            token,
+            Some(token),
+            None,
+        )
     }
 
     pub fn token_updated(
@@ -81,29 +81,64 @@ impl AuditEvent {
             EventType::ApiTokenUpdated,
             actor,
             at,
+            after,
             Some(after),
             Some(before),
         )
     }
 
     pub fn token_deleted(before: &ApiToken, actor: &str, at: DateTime<Utc>) -> Self {
-        Self::new(EventType::ApiTokenDeleted, actor, at, None, Some(before))
+        Self::new(
+            EventType::ApiTokenDeleted,
+            actor,
+            at,
+            before,
+            None,
+            Some(before),
+        )
     }
 
+    /// `data` and `pre_data` are `subject` after and before the change.
     fn new(
         event_type: EventType,
         actor: &str,
         at: DateTime<Utc>,
+        subject: &ApiToken,
         data: Option<&ApiToken>,
         pre_data: Option<&ApiToken>,
     ) -> Self {
         Self {
+            subject: subject.selector(),
             event_type,
             created_by: actor.to_string(),
             created_at: crate::truncate_to_millis(at),
-            data: data.map(ApiToken::snapshot),
-            pre_data: pre_data.map(ApiToken::snapshot),
+            data: data.map(ApiToken::facts),
+            pre_data: pre_data.map(ApiToken::facts),
         }
+    }
+
+    /// An event read back from storage, which recorded its subject beside it.
+    pub fn restore(
+        subject: Selector,
+        event_type: EventType,
+        created_by: String,
+        created_at: DateTime<Utc>,
+        data: Option<TokenFacts>,
+        pre_data: Option<TokenFacts>,
+    ) -> Self {
+        Self {
+            subject,
+            event_type,
+            created_by,
+            created_at,
+            data,
+            pre_data,
+        }
+    }
+
+    /// The token the event is about.
+    pub fn subject(&self) -> Selector {
+        self.subject
     }
 }
 
@@ -130,17 +165,18 @@ mod tests {
     }
 
     #[test]
-    fn updated_events_carry_before_and_after_without_secrets() {
+    fn updated_events_carry_before_and_after_and_name_their_token() {
         let now = Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap();
-        let (token, credential) = crate::fixtures::token(3, "admin", TokenType::Admin, &["*"], now);
+        let (token, _) = crate::fixtures::token(3, "admin", TokenType::Admin, &["*"], now);
         let after = token.with_expiry(now);
         let event = AuditEvent::token_updated(&token, &after, "admin", now);
-        assert_eq!(event.pre_data.as_ref().unwrap().expires_at, None);
+        assert_eq!(event.pre_data, Some(token.facts()));
         assert_eq!(event.data.as_ref().unwrap().expires_at, Some(now));
-        let json = serde_json::to_string(&event.data).unwrap();
-        let random_part = credential.expose_secret().rsplit('_').next().unwrap();
-        assert!(!json.contains(random_part));
-        assert!(json.contains("\"expiresAt\":\"2030-01-01T00:00:00.000Z\""));
-        assert!(json.contains("\"type\":\"admin\""));
+        assert_eq!(event.subject(), token.selector());
+        let deleted = AuditEvent::token_deleted(&after, "admin", now);
+        assert_eq!(
+            (&deleted.data, deleted.subject()),
+            (&None, token.selector())
+        );
     }
 }

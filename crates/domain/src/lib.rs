@@ -12,7 +12,7 @@ pub mod fixtures;
 mod time;
 mod token;
 
-pub use audit::{AuditEvent, EventType, StoredEvent, TokenSnapshot};
+pub use audit::{AuditEvent, EventType, StoredEvent, TokenFacts};
 pub use catalog::{Environment, Project};
 pub use credential::{Credential, SecretMaterial, Selector, TokenRef, Verifier};
 pub use error::DomainError;

@@ -34,48 +34,6 @@ pub fn parse_offset_date_time(text: &str) -> Option<DateTime<Utc>> {
     Some(truncate_to_millis(parsed.with_timezone(&Utc))).filter(representable)
 }
 
-/// serde helpers so snapshots serialise dates exactly as the contract shows them.
-pub(crate) mod serde_millis {
-    use chrono::{DateTime, Utc};
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&super::format_millis(at))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
-        let text = String::deserialize(d)?;
-        super::parse_offset_date_time(&text)
-            .ok_or_else(|| serde::de::Error::custom(format!("invalid date-time {text:?}")))
-    }
-
-    pub mod option {
-        use chrono::{DateTime, Utc};
-        use serde::{Deserialize, Deserializer, Serializer};
-
-        pub fn serialize<S: Serializer>(
-            at: &Option<DateTime<Utc>>,
-            s: S,
-        ) -> Result<S::Ok, S::Error> {
-            match at {
-                Some(at) => super::serialize(at, s),
-                None => s.serialize_none(),
-            }
-        }
-
-        pub fn deserialize<'de, D: Deserializer<'de>>(
-            d: D,
-        ) -> Result<Option<DateTime<Utc>>, D::Error> {
-            match Option::<String>::deserialize(d)? {
-                None => Ok(None),
-                Some(text) => super::super::parse_offset_date_time(&text)
-                    .map(Some)
-                    .ok_or_else(|| serde::de::Error::custom(format!("invalid date-time {text:?}"))),
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

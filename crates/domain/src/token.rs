@@ -7,12 +7,11 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 
-use crate::audit::TokenSnapshot;
+use crate::audit::TokenFacts;
 use crate::credential::{Credential, SecretMaterial, Selector, Verifier};
 use crate::time::truncate_to_millis;
 use crate::DomainError;
 
-const MAX_NAME_CHARS: usize = 255;
 const MAX_ID_CHARS: usize = 100;
 
 /// What a token may be used for. `Client` is the older name of `Backend`; both
@@ -183,15 +182,18 @@ impl EnvironmentScope {
 pub struct TokenName(String);
 
 impl TokenName {
+    /// Longest name, in characters (Unicode scalar values).
+    pub const MAX_CHARS: usize = 255;
+
     /// Printable text: control characters (NUL among them, which PostgreSQL
     /// cannot store) are refused.
     pub fn parse(text: &str) -> Result<Self, DomainError> {
         if text.trim().is_empty()
-            || text.chars().count() > MAX_NAME_CHARS
+            || text.chars().count() > Self::MAX_CHARS
             || text.chars().any(char::is_control)
         {
             return Err(DomainError::InvalidTokenName {
-                max: MAX_NAME_CHARS,
+                max: Self::MAX_CHARS,
             });
         }
         Ok(Self(text.to_string()))
@@ -399,21 +401,17 @@ impl ApiToken {
         }
     }
 
-    /// The secret-free public description of this token: what reads return and
-    /// what audit events record.
-    pub fn snapshot(&self) -> TokenSnapshot {
-        TokenSnapshot {
-            secret: self.selector.to_string(),
-            token_name: self.name.as_str().to_string(),
-            token_type: self.token_type.as_str().to_string(),
-            project: self.projects.joined(),
-            projects: self.projects.ids(),
-            environment: self.environment.as_str().to_string(),
+    /// What an audit event records about this token: no verifier, no revision.
+    pub fn facts(&self) -> TokenFacts {
+        TokenFacts {
+            selector: self.selector,
+            name: self.name.clone(),
+            token_type: self.token_type,
+            projects: self.projects.clone(),
+            environment: self.environment.clone(),
             expires_at: self.expires_at,
             created_at: self.created_at,
             seen_at: self.seen_at,
-            alias: None,
-            secure: true,
         }
     }
 }
@@ -577,14 +575,12 @@ mod tests {
     }
 
     #[test]
-    fn snapshots_show_the_selector_never_the_secret() {
+    fn facts_are_the_public_fields() {
         let token = backend_token(Some(now()));
-        let snapshot = token.snapshot();
-        assert_eq!(snapshot.secret, token.selector().to_string());
-        assert_eq!(snapshot.project, "*");
-        assert_eq!(snapshot.projects, vec!["*"]);
-        assert_eq!(snapshot.environment, "development");
-        assert!(snapshot.secure);
-        assert_eq!(snapshot.alias, None);
+        let facts = token.facts();
+        assert_eq!(facts.selector, token.selector());
+        assert_eq!(facts.projects, Projects::All);
+        assert_eq!(facts.environment, env("development"));
+        assert_eq!(facts.expires_at, Some(now()));
     }
 }

@@ -1,137 +1,252 @@
-//! Request and response bodies in the contract's camelCase. Requests are
-//! checked field by field from parsed JSON so each error names its field
-//! (`/body/expiresAt`) and unknown fields are ignored.
+//! Request and response bodies in the contract's camelCase. Each request body
+//! is one type that serde reads and utoipa describes, so the served document
+//! states the rules the server applies; unknown fields are ignored.
 
 use chrono::{DateTime, Utc};
 use keywarden_application::CreateToken;
 use keywarden_domain::{
-    format_millis, parse_offset_date_time, ApiToken, Credential, Environment, Project, StoredEvent,
-    TokenSnapshot,
+    format_millis, parse_offset_date_time, ApiToken, Credential, Environment, EventType, Project,
+    StoredEvent, TokenFacts, TokenName, TokenType,
 };
-use serde::Serialize;
-use serde_json::{Map, Value};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
+use crate::presentation::{wire_type, Shown};
+
+// ---- request bodies ---------------------------------------------------------
+//
+// One type per body: serde reads it (through `extract::json_body`, which names
+// the field to blame) and utoipa describes it, each rule stated once below.
+
+/// A token's new expiry (`PUT /api/admin/api-tokens/:token`); a past
+/// instant expires the token now. Unknown fields are ignored.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct UpdateExpiryRequest {
+    #[serde(deserialize_with = "date_time")]
+    #[schema(schema_with = date_time_schema)]
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A new client, backend or frontend token (`POST /api/admin/api-tokens`).
+/// Unknown fields, a client-chosen `secret` among them, are ignored; `null`
+/// stands for "not given", as in Unleash.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CreateTokenRequest {
+    #[schema(schema_with = token_name_schema, required = true)]
+    token_name: Option<String>,
+    /// The older name Unleash still accepts for `tokenName`; undocumented.
+    #[schema(ignore)]
+    username: Option<String>,
+    #[serde(rename = "type")]
+    #[schema(schema_with = token_type_schema)]
+    token_type: String,
+    /// Default `development`.
+    environment: Option<String>,
+    /// Default `["*"]`.
+    #[schema(min_items = 1)]
+    projects: Option<Vec<String>>,
+    /// One project id (or `*`); not together with `projects`.
+    project: Option<String>,
+    #[serde(default, deserialize_with = "optional_date_time")]
+    #[schema(schema_with = optional_date_time_schema)]
+    expires_at: Option<DateTime<Utc>>,
+}
+
+impl CreateTokenRequest {
+    /// The use case's request; its rules (known environment, the name, …)
+    /// are the application's.
+    pub(crate) fn into_command(self) -> Result<CreateToken, ApiError> {
+        let token_name = self
+            .token_name
+            .or(self.username)
+            .ok_or_else(|| ApiError::bad_data("/body/tokenName", "tokenName is required."))?;
+        Ok(CreateToken {
+            token_name,
+            token_type: self.token_type,
+            environment: self.environment,
+            projects: self.projects,
+            project: self.project,
+            expires_at: self.expires_at,
+        })
+    }
+}
 
 const DATE_TIME_HINT: &str =
     "must be a date-time with a UTC offset, such as 2030-01-01T00:00:00Z or 2030-01-01T02:00:00+02:00";
 
-fn object(body: Value) -> Result<Map<String, Value>, ApiError> {
-    match body {
-        Value::Object(map) => Ok(map),
-        _ => Err(ApiError::bad_data(
-            "/body",
-            "The request body must be a JSON object.",
-        )),
+/// RFC 3339 with an offset, converted to UTC and truncated to milliseconds.
+fn date_time<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+    optional_date_time(d)?.ok_or_else(|| D::Error::custom(DATE_TIME_HINT))
+}
+
+fn optional_date_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    match Option::<String>::deserialize(d).map_err(|_| D::Error::custom(DATE_TIME_HINT))? {
+        None => Ok(None),
+        Some(text) => parse_offset_date_time(&text)
+            .map(Some)
+            .ok_or_else(|| D::Error::custom(format!("{DATE_TIME_HINT}; got {text:?}"))),
     }
 }
 
-fn date_time(value: &Value, field: &str) -> Result<DateTime<Utc>, ApiError> {
-    let path = format!("/body/{field}");
-    match value {
-        Value::String(text) => parse_offset_date_time(text).ok_or_else(|| {
-            ApiError::bad_data(&path, format!("{field} {DATE_TIME_HINT}; got {text:?}."))
-        }),
-        _ => Err(ApiError::bad_data(
-            &path,
-            format!("{field} {DATE_TIME_HINT}."),
-        )),
+/// The shortest date-time with an offset, `2030-01-01T00:00:00Z`: tells a
+/// client (or a fuzzer) that a date alone will not do.
+const SHORTEST_DATE_TIME: usize = 20;
+
+fn date_time_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+            utoipa::openapi::KnownFormat::DateTime,
+        )))
+        .min_length(Some(SHORTEST_DATE_TIME))
+        .description(Some(
+            "RFC 3339 with a UTC offset; stored in UTC with millisecond precision.",
+        ))
+        .examples(["2040-01-01T00:00:00Z"])
+        .build()
+}
+
+fn optional_date_time_schema() -> Object {
+    let mut schema = date_time_schema();
+    schema.schema_type = [Type::String, Type::Null].into_iter().collect();
+    schema
+}
+
+/// Unicode `White_Space`, what `str::trim` strips (ECMA-262's `\s` differs:
+/// it has U+FEFF, which is not white space).
+const WHITE_SPACE: &[(char, char)] = &[
+    ('\u{9}', '\u{D}'),
+    (' ', ' '),
+    ('\u{85}', '\u{85}'),
+    ('\u{A0}', '\u{A0}'),
+    ('\u{1680}', '\u{1680}'),
+    ('\u{2000}', '\u{200A}'),
+    ('\u{2028}', '\u{2029}'),
+    ('\u{202F}', '\u{202F}'),
+    ('\u{205F}', '\u{205F}'),
+    ('\u{3000}', '\u{3000}'),
+];
+
+/// General category `Cc`, what `char::is_control` means.
+const CONTROL: &[(char, char)] = &[('\u{0}', '\u{1F}'), ('\u{7F}', '\u{9F}')];
+
+/// `TokenName`'s rule as an ECMA-262 pattern: no control character, and at
+/// least one that is not white space.
+fn token_name_pattern() -> String {
+    fn class(ranges: &[(char, char)]) -> String {
+        let escape = |c: char| format!("\\u{:04X}", u32::from(c));
+        ranges
+            .iter()
+            .map(|&(first, last)| match first == last {
+                true => escape(first),
+                false => format!("{}-{}", escape(first), escape(last)),
+            })
+            .collect()
     }
+    let control = class(CONTROL);
+    let white_space = class(WHITE_SPACE);
+    format!("^[^{control}]*[^{control}{white_space}][^{control}]*$")
 }
 
-/// `PUT /api/admin/api-tokens/:token` → the new expiry.
-pub(crate) fn update_expiry(body: Value) -> Result<DateTime<Utc>, ApiError> {
-    let body = object(body)?;
-    match body.get("expiresAt") {
-        None | Some(Value::Null) => Err(ApiError::bad_data(
-            "/body/expiresAt",
-            "expiresAt is required: send {\"expiresAt\": \"2030-01-01T00:00:00Z\"}.",
-        )),
-        Some(value) => date_time(value, "expiresAt"),
-    }
+fn token_name_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(TokenName::MAX_CHARS))
+        .pattern(Some(token_name_pattern()))
+        .description(Some(
+            "Not unique. Printable: no control characters, not only white space.",
+        ))
+        .build()
 }
 
-fn optional_string(body: &Map<String, Value>, field: &str) -> Result<Option<String>, ApiError> {
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => Ok(Some(text.clone())),
-        Some(_) => Err(ApiError::bad_data(
-            &format!("/body/{field}"),
-            format!("{field} must be a string."),
-        )),
-    }
-}
-
-fn required_string(body: &Map<String, Value>, field: &str) -> Result<String, ApiError> {
-    optional_string(body, field)?.ok_or_else(|| {
-        ApiError::bad_data(&format!("/body/{field}"), format!("{field} is required."))
-    })
-}
-
-/// `POST /api/admin/api-tokens` → the create request, types checked; the
-/// rules (known environment, …) are the application's.
-pub(crate) fn create_token(body: Value) -> Result<CreateToken, ApiError> {
-    let body = object(body)?;
-    // `username` is the older name Unleash still accepts for `tokenName`.
-    let token_name = match optional_string(&body, "tokenName")? {
-        Some(name) => name,
-        None => optional_string(&body, "username")?
-            .ok_or_else(|| ApiError::bad_data("/body/tokenName", "tokenName is required."))?,
+/// The types a request may create, in any case (`Client`), as Unleash's own
+/// document states it: `[Cc][Ll]…`.
+fn token_type_schema() -> Object {
+    let any_case = |name: &str| -> String {
+        name.chars()
+            .map(|c| format!("[{}{}]", c.to_ascii_uppercase(), c))
+            .collect()
     };
-    let projects = match body.get("projects") {
-        None | Some(Value::Null) => None,
-        Some(Value::Array(items)) => Some(
-            items
-                .iter()
-                .map(|item| match item {
-                    Value::String(id) => Ok(id.clone()),
-                    _ => Err(ApiError::bad_data(
-                        "/body/projects",
-                        "projects must be an array of project ids.",
-                    )),
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
-        Some(_) => {
-            return Err(ApiError::bad_data(
-                "/body/projects",
-                "projects must be an array of project ids.",
-            ))
+    let names: Vec<String> = [TokenType::Client, TokenType::Backend, TokenType::Frontend]
+        .into_iter()
+        .map(|kind| any_case(kind.as_str()))
+        .collect();
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(format!("^({})$", names.join("|"))))
+        .description(Some("`client`, `backend` or `frontend`, in any case."))
+        .build()
+}
+
+/// A token as the contract shows it on reads, in events and (with the whole
+/// credential as `secret`) once on creation. Otherwise `secret` carries the
+/// selector, never the credential.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct TokenBody {
+    secret: String,
+    token_name: String,
+    #[serde(rename = "type")]
+    token_type: &'static str,
+    project: String,
+    projects: Vec<String>,
+    environment: String,
+    expires_at: Option<String>,
+    created_at: String,
+    seen_at: Option<String>,
+    /// Always null (kept for Unleash's shape).
+    alias: Option<String>,
+    /// Always true.
+    secure: bool,
+}
+
+impl TokenBody {
+    /// The one mapping from a token to its JSON: reads, events and creation
+    /// all go through it, `when` saying which of Unleash's presentations applies.
+    pub(crate) fn shown(facts: &TokenFacts, when: Shown) -> Self {
+        Self {
+            secret: facts.selector.to_string(),
+            token_name: facts.name.as_str().to_string(),
+            token_type: wire_type(facts.token_type, when),
+            project: facts.projects.joined(),
+            projects: facts.projects.ids(),
+            environment: facts.environment.as_str().to_string(),
+            expires_at: facts.expires_at.as_ref().map(format_millis),
+            created_at: format_millis(&facts.created_at),
+            seen_at: facts.seen_at.as_ref().map(format_millis),
+            alias: None,
+            secure: true,
         }
-    };
-    let expires_at = match body.get("expiresAt") {
-        None | Some(Value::Null) => None,
-        Some(value) => Some(date_time(value, "expiresAt")?),
-    };
-    Ok(CreateToken {
-        token_name,
-        token_type: required_string(&body, "type")?,
-        environment: optional_string(&body, "environment")?,
-        projects,
-        project: optional_string(&body, "project")?,
-        expires_at,
-    })
+    }
 }
 
 #[derive(Serialize)]
 pub(crate) struct TokenList {
-    pub tokens: Vec<TokenSnapshot>,
+    pub tokens: Vec<TokenBody>,
 }
 
 impl TokenList {
     pub(crate) fn of(tokens: &[ApiToken]) -> Self {
         Self {
-            tokens: tokens.iter().map(ApiToken::snapshot).collect(),
+            tokens: tokens
+                .iter()
+                .map(|token| TokenBody::shown(&token.facts(), Shown::OnRead))
+                .collect(),
         }
     }
 }
 
 /// The one response that carries the whole credential.
-pub(crate) fn created(token: &ApiToken, credential: &Credential) -> TokenSnapshot {
-    TokenSnapshot {
+pub(crate) fn created(token: &ApiToken, credential: &Credential) -> TokenBody {
+    TokenBody {
         secret: credential.expose_secret().to_string(),
-        ..token.snapshot()
+        ..TokenBody::shown(&token.facts(), Shown::AsCreated)
     }
 }
 
@@ -148,10 +263,10 @@ pub(crate) struct EventBody {
     created_at: String,
     /// The token after the change.
     #[schema(value_type = Option<crate::openapi::ApiTokenSchema>)]
-    data: Option<TokenSnapshot>,
+    data: Option<TokenBody>,
     /// The token before the change.
     #[schema(value_type = Option<crate::openapi::ApiTokenSchema>)]
-    pre_data: Option<TokenSnapshot>,
+    pre_data: Option<TokenBody>,
     /// Always empty.
     tags: Vec<String>,
     /// Always null (kept for Unleash's shape).
@@ -174,17 +289,32 @@ impl EventList {
             version: 1,
             events: events
                 .into_iter()
-                .map(|stored| EventBody {
-                    id: stored.id,
-                    event_type: stored.event.event_type.as_str(),
-                    created_by: stored.event.created_by,
-                    created_at: format_millis(&stored.event.created_at),
-                    data: stored.event.data,
-                    pre_data: stored.event.pre_data,
-                    tags: Vec::new(),
-                    feature_name: None,
-                    project: None,
-                    environment: None,
+                .map(|stored| {
+                    // The created event shows the token as the create response did.
+                    let when = match stored.event.event_type {
+                        EventType::ApiTokenCreated => Shown::AsCreated,
+                        _ => Shown::OnRead,
+                    };
+                    EventBody {
+                        id: stored.id,
+                        event_type: stored.event.event_type.as_str(),
+                        created_by: stored.event.created_by,
+                        created_at: format_millis(&stored.event.created_at),
+                        data: stored
+                            .event
+                            .data
+                            .as_ref()
+                            .map(|token| TokenBody::shown(token, when)),
+                        pre_data: stored
+                            .event
+                            .pre_data
+                            .as_ref()
+                            .map(|token| TokenBody::shown(token, when)),
+                        tags: Vec::new(),
+                        feature_name: None,
+                        project: None,
+                        environment: None,
+                    }
                 })
                 .collect(),
         }
@@ -271,8 +401,14 @@ impl EnvironmentList {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde::de::DeserializeOwned;
+    use serde_json::{json, Value};
 
+    fn parse<T: DeserializeOwned>(body: Value) -> Result<T, ApiError> {
+        crate::extract::typed_body(body)
+    }
+
+    /// The `details[].path` of a 400.
     fn path_of(error: ApiError) -> String {
         let response = actix_web::ResponseError::error_response(&error);
         assert_eq!(response.status(), 400);
@@ -281,38 +417,39 @@ mod tests {
 
     #[test]
     fn update_expiry_bodies() {
+        let request: UpdateExpiryRequest =
+            parse(json!({"expiresAt": "2030-01-01T02:00:00.1234+02:00", "x": 1})).unwrap();
         assert_eq!(
-            format_millis(
-                &update_expiry(json!({"expiresAt": "2030-01-01T02:00:00.1234+02:00", "x": 1}))
-                    .unwrap()
-            ),
+            format_millis(&request.expires_at),
             "2030-01-01T00:00:00.123Z"
         );
         for (body, path) in [
-            (json!({}), "/body/expiresAt"),
-            (json!({"expiresAt": null}), "/body/expiresAt"),
-            (json!({"expiresAt": 1893456000}), "/body/expiresAt"),
-            (json!({"expiresAt": "banana"}), "/body/expiresAt"),
-            (json!({"expiresAt": "2030-01-01"}), "/body/expiresAt"),
+            (json!({}), "/body/expiresAt\""),
+            (json!({"expiresAt": null}), "/body/expiresAt\""),
+            (json!({"expiresAt": 1893456000}), "/body/expiresAt\""),
+            (json!({"expiresAt": "banana"}), "/body/expiresAt\""),
+            (json!({"expiresAt": "2030-01-01"}), "/body/expiresAt\""),
             (
                 json!({"expiresAt": "2030-01-01T00:00:00"}),
-                "/body/expiresAt",
+                "/body/expiresAt\"",
             ),
             (json!([]), "/body\""),
             (json!("2030-01-01T00:00:00Z"), "/body\""),
             (json!(null), "/body\""),
         ] {
-            let debug = path_of(update_expiry(body.clone()).unwrap_err());
+            let debug = path_of(parse::<UpdateExpiryRequest>(body.clone()).err().unwrap());
             assert!(debug.contains(path), "{body}: {debug}");
         }
     }
 
     #[test]
     fn create_bodies() {
-        let request = create_token(json!({
+        let request = parse::<CreateTokenRequest>(json!({
             "username": "legacy-name", "type": "client", "projects": ["a", "b"],
             "expiresAt": "2030-01-01T00:00:00Z", "secret": "*:*.chosen-by-client"
         }))
+        .unwrap()
+        .into_command()
         .unwrap();
         assert_eq!(request.token_name, "legacy-name");
         assert_eq!(
@@ -320,33 +457,88 @@ mod tests {
             Some(vec!["a".to_string(), "b".to_string()])
         );
         assert!(request.expires_at.is_some());
+        let request = parse::<CreateTokenRequest>(json!({
+            "tokenName": "new", "username": "old", "type": "Backend", "environment": null,
+            "project": null, "projects": null, "expiresAt": null
+        }))
+        .unwrap()
+        .into_command()
+        .unwrap();
+        assert_eq!(request.token_name, "new", "tokenName wins over username");
+        assert_eq!(request.token_type, "Backend");
+        assert!(request.environment.is_none() && request.project.is_none());
+        assert!(request.projects.is_none() && request.expires_at.is_none());
         for (body, path) in [
-            (json!({"type": "client"}), "/body/tokenName"),
-            (json!({"tokenName": 5, "type": "client"}), "/body/tokenName"),
-            (json!({"tokenName": "x"}), "/body/type"),
+            (json!({"type": "client"}), "/body/tokenName\""),
+            (
+                json!({"tokenName": 5, "type": "client"}),
+                "/body/tokenName\"",
+            ),
+            (json!({"tokenName": "x"}), "/body/type\""),
+            (json!({"tokenName": "x", "type": null}), "/body/type\""),
             (
                 json!({"tokenName": "x", "type": "client", "projects": "default"}),
-                "/body/projects",
+                "/body/projects\"",
             ),
             (
                 json!({"tokenName": "x", "type": "client", "projects": [1]}),
-                "/body/projects",
+                "/body/projects\"",
             ),
             (
                 json!({"tokenName": "x", "type": "client", "project": ["a"]}),
-                "/body/project",
+                "/body/project\"",
             ),
             (
                 json!({"tokenName": "x", "type": "client", "environment": 3}),
-                "/body/environment",
+                "/body/environment\"",
             ),
             (
                 json!({"tokenName": "x", "type": "client", "expiresAt": "soon"}),
-                "/body/expiresAt",
+                "/body/expiresAt\"",
             ),
+            (json!(["x"]), "/body\""),
         ] {
-            let debug = path_of(create_token(body.clone()).unwrap_err());
+            let error = match parse::<CreateTokenRequest>(body.clone()) {
+                Ok(request) => request.into_command().err().unwrap(),
+                Err(error) => error,
+            };
+            let debug = path_of(error);
             assert!(debug.contains(path), "{body}: {debug}");
         }
+    }
+
+    #[test]
+    fn token_bodies_keep_the_contract_shape_byte_for_byte() {
+        use chrono::TimeZone;
+        use keywarden_domain::{
+            EnvironmentName, EnvironmentScope, NewToken, Projects, SecretMaterial, TokenName,
+            TokenType,
+        };
+        let created_at = Utc.with_ymd_and_hms(2030, 1, 2, 3, 4, 5).unwrap();
+        let (token, credential) = NewToken::new(
+            TokenName::parse("my sdk").unwrap(),
+            TokenType::Client,
+            Projects::from_ids(["b", "a"]).unwrap(),
+            EnvironmentScope::Named(EnvironmentName::parse("development").unwrap()),
+            Some(Utc.with_ymd_and_hms(2040, 1, 1, 0, 0, 0).unwrap()),
+        )
+        .unwrap()
+        .issue(
+            &SecretMaterial {
+                selector: [4; 16],
+                random: [5; 32],
+            },
+            created_at,
+        );
+        let selector = token.selector().to_string();
+        let tail = r#""tokenName":"my sdk","type":"client","project":"a,b","projects":["a","b"],"environment":"development","expiresAt":"2040-01-01T00:00:00.000Z","createdAt":"2030-01-02T03:04:05.000Z","seenAt":null,"alias":null,"secure":true}"#;
+        assert_eq!(
+            serde_json::to_string(&TokenBody::shown(&token.facts(), Shown::AsCreated)).unwrap(),
+            format!(r#"{{"secret":"{selector}",{tail}"#)
+        );
+        assert_eq!(
+            serde_json::to_string(&created(&token, &credential)).unwrap(),
+            format!(r#"{{"secret":"{}",{tail}"#, credential.expose_secret())
+        );
     }
 }

@@ -1,10 +1,14 @@
 //! Reading requests strictly: path parameters percent-decoded exactly once
 //! (invalid encodings are a 400, not a guess), the JSON content type (415),
-//! and bodies read under a size limit (413) and parsed as JSON (400).
+//! and bodies read under a size limit (413), parsed as JSON and read into
+//! their type (400 naming the field to blame: `/body/expiresAt`).
+
+use std::fmt;
 
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{web, HttpRequest};
-use serde_json::Value;
+use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, MapAccess, Visitor};
+use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ErrorKind};
 
@@ -64,8 +68,11 @@ fn is_json(req: &HttpRequest) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-/// Checks the content type, then reads and parses the body.
-pub(crate) async fn json_body(req: &HttpRequest, payload: web::Payload) -> Result<Value, ApiError> {
+/// Checks the content type, then reads the body into `T`.
+pub(crate) async fn json_body<T: DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<T, ApiError> {
     if !is_json(req) {
         return Err(ApiError::new(
             ErrorKind::ContentType,
@@ -90,12 +97,126 @@ pub(crate) async fn json_body(req: &HttpRequest, payload: web::Payload) -> Resul
         }
         Ok(Ok(bytes)) => bytes,
     };
-    serde_json::from_slice(&bytes).map_err(|error| {
+    let value = serde_json::from_slice(&bytes).map_err(|error| {
         ApiError::bad_data(
             "/body",
             format!("The request body is not valid JSON: {error}"),
         )
+    })?;
+    typed_body(value)
+}
+
+/// A JSON object read into `T`. serde's own errors do not say which field
+/// failed, so the object's fields are handed to `T` one by one and an error is
+/// tagged with the field being read (or, for a missing one, the field named).
+pub(crate) fn typed_body<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    let Value::Object(fields) = value else {
+        return Err(ApiError::bad_data(
+            "/body",
+            "The request body must be a JSON object.",
+        ));
+    };
+    T::deserialize(Fields::new(fields)).map_err(|error| match error.field {
+        Some(field) => ApiError::bad_data(
+            &format!("/body/{field}"),
+            format!("{field}: {}", error.message),
+        ),
+        None => ApiError::bad_data("/body", error.message),
     })
+}
+
+/// Why a body could not be read, and the field to blame when there is one.
+#[derive(Debug)]
+struct FieldError {
+    field: Option<String>,
+    message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for FieldError {}
+
+impl de::Error for FieldError {
+    fn custom<M: fmt::Display>(message: M) -> Self {
+        Self {
+            field: None,
+            message: message.to_string(),
+        }
+    }
+
+    fn missing_field(field: &'static str) -> Self {
+        Self {
+            field: Some(field.to_string()),
+            message: "this field is required.".to_string(),
+        }
+    }
+}
+
+/// A JSON object as a serde map that remembers which field it is reading.
+struct Fields {
+    entries: serde_json::map::IntoIter,
+    current: Option<(String, Value)>,
+}
+
+impl Fields {
+    fn new(fields: Map<String, Value>) -> Self {
+        Self {
+            entries: fields.into_iter(),
+            current: None,
+        }
+    }
+}
+
+impl<'de> de::Deserializer<'de> for Fields {
+    type Error = FieldError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, FieldError> {
+        visitor.visit_map(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+impl<'de> MapAccess<'de> for Fields {
+    type Error = FieldError;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, FieldError> {
+        let Some((name, value)) = self.entries.next() else {
+            return Ok(None);
+        };
+        let key = seed.deserialize(name.as_str().into_deserializer())?;
+        self.current = Some((name, value));
+        Ok(Some(key))
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, FieldError> {
+        let (name, value) = self
+            .current
+            .take()
+            .ok_or_else(|| de::Error::custom("a value was read before its field name"))?;
+        seed.deserialize(value).map_err(|error| FieldError {
+            field: Some(name),
+            // serde speaks of Rust's shapes; the client sent JSON.
+            message: error
+                .to_string()
+                .replace("a sequence", "an array")
+                .replace("a map", "an object"),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -2,20 +2,21 @@
 //! the contract's order (path, then content type, then body), calls one use
 //! case and shapes the answer; errors go through `ApiError`.
 
-use actix_web::http::header::LOCATION;
+use actix_web::http::header::{HeaderValue, ALLOW, LOCATION};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use keywarden_application::{ApiTokenUseCases, EventQuery};
 use keywarden_domain::TokenRef;
-use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::Acting;
-use crate::dto::{self, EnvironmentList, EventList, ProjectList, TokenList};
+use crate::dto::{
+    self, CreateTokenRequest, EnvironmentList, EventList, ProjectList, TokenList,
+    UpdateExpiryRequest,
+};
 use crate::error::{ApiError, ErrorKind};
 use crate::extract::{json_body, last_segment};
 use crate::openapi::{
-    AdminResponses, ApiTokenList, ApiTokenSchema, CreateTokenRequest, ErrorBody, Health,
-    StorageUnavailable, UpdateExpiryRequest,
+    AdminResponses, ApiTokenList, ApiTokenSchema, ErrorBody, Health, StorageUnavailable,
 };
 
 pub(crate) type UseCases = web::Data<dyn ApiTokenUseCases>;
@@ -45,8 +46,10 @@ pub(crate) async fn update_api_token(
     usecases: UseCases,
 ) -> Result<HttpResponse, ApiError> {
     let target = TokenRef::parse(&last_segment(&req)?);
-    let expires_at = dto::update_expiry(json_body(&req, payload).await?)?;
-    usecases.update_expiry(&actor, target, expires_at).await?;
+    let body: UpdateExpiryRequest = json_body(&req, payload).await?;
+    usecases
+        .update_expiry(&actor, target, body.expires_at)
+        .await?;
     Ok(HttpResponse::Ok().finish())
 }
 
@@ -114,7 +117,9 @@ pub(crate) async fn create_api_token(
     payload: web::Payload,
     usecases: UseCases,
 ) -> Result<HttpResponse, ApiError> {
-    let request = dto::create_token(json_body(&req, payload).await?)?;
+    let request = json_body::<CreateTokenRequest>(&req, payload)
+        .await?
+        .into_command()?;
     let (token, credential) = usecases.create_token(&actor, request).await?;
     Ok(HttpResponse::Created()
         .insert_header((
@@ -151,11 +156,41 @@ pub(crate) async fn delete_api_token(
     Ok(HttpResponse::Ok().finish())
 }
 
-#[derive(Deserialize)]
-struct EventParams {
-    #[serde(rename = "type")]
-    event_type: Option<String>,
-    limit: Option<i64>,
+/// `?type=` and `?limit=`, each at most once, so a 400 can name the one to
+/// blame; other parameters are ignored.
+fn event_query(query: &str) -> Result<EventQuery, ApiError> {
+    let limit_error = || {
+        ApiError::bad_data(
+            "/query/limit",
+            "limit must be a whole number of at least 0.",
+        )
+    };
+    let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
+        .map_err(|_| ApiError::bad_data("/query", "The query string is not valid."))?
+        .into_inner();
+    let (mut event_type, mut limit) = (None, None);
+    for (name, value) in pairs {
+        let slot = match name.as_str() {
+            "type" => &mut event_type,
+            "limit" => &mut limit,
+            _ => continue,
+        };
+        if slot.replace(value).is_some() {
+            return Err(ApiError::bad_data(
+                &format!("/query/{name}"),
+                format!("{name} may be given only once."),
+            ));
+        }
+    }
+    let limit = match limit {
+        None => None,
+        Some(text) => match text.parse::<i64>() {
+            // The use case caps it at 1000 anyway.
+            Ok(limit) if limit >= 0 => Some(u32::try_from(limit).unwrap_or(u32::MAX)),
+            _ => return Err(limit_error()),
+        },
+    };
+    Ok(EventQuery { event_type, limit })
 }
 
 #[utoipa::path(
@@ -169,7 +204,7 @@ struct EventParams {
     ),
     responses(
         (status = 200, description = "The events", body = EventList),
-        (status = 400, description = "limit is not a whole number", body = ErrorBody),
+        (status = 400, description = "limit is not a whole number, or a parameter is repeated", body = ErrorBody),
         AdminResponses,
         StorageUnavailable,
     ),
@@ -179,29 +214,7 @@ pub(crate) async fn list_events(
     req: HttpRequest,
     usecases: UseCases,
 ) -> Result<HttpResponse, ApiError> {
-    let params = web::Query::<EventParams>::from_query(req.query_string()).map_err(|_| {
-        ApiError::bad_data(
-            "/query/limit",
-            "limit must be a whole number of at least 0.",
-        )
-    })?;
-    let params = params.into_inner();
-    if params.limit.is_some_and(i64::is_negative) {
-        return Err(ApiError::bad_data(
-            "/query/limit",
-            "limit must be a whole number of at least 0.",
-        ));
-    }
-    // The use case caps it at 1000 anyway.
-    let limit = params
-        .limit
-        .map(|limit| u32::try_from(limit).unwrap_or(u32::MAX));
-    let events = usecases
-        .events(EventQuery {
-            event_type: params.event_type,
-            limit,
-        })
-        .await?;
+    let events = usecases.events(event_query(req.query_string())?).await?;
     Ok(HttpResponse::Ok().json(EventList::of(events)))
 }
 
@@ -310,7 +323,7 @@ pub(crate) async fn not_found(req: HttpRequest) -> HttpResponse {
 
 /// A handler answering 405 with the methods the resource does allow.
 pub(crate) fn not_allowed(
-    allow: &'static str,
+    allow: HeaderValue,
 ) -> impl Fn(HttpRequest) -> std::future::Ready<HttpResponse> + Clone + 'static {
     move |req: HttpRequest| {
         let mut response = ApiError::new(
@@ -318,11 +331,21 @@ pub(crate) fn not_allowed(
             format!("{} is not supported on {}.", req.method(), req.path()),
         )
         .error_response();
-        response.headers_mut().insert(
-            actix_web::http::header::ALLOW,
-            actix_web::http::header::HeaderValue::from_static(allow),
-        );
+        response.headers_mut().insert(ALLOW, allow.clone());
         std::future::ready(response)
+    }
+}
+
+/// `OPTIONS`: 204 with the methods the resource allows.
+pub(crate) fn options(
+    allow: HeaderValue,
+) -> impl Fn() -> std::future::Ready<HttpResponse> + Clone + 'static {
+    move || {
+        std::future::ready(
+            HttpResponse::NoContent()
+                .insert_header((ALLOW, allow.clone()))
+                .finish(),
+        )
     }
 }
 

@@ -11,11 +11,14 @@ mod handlers;
 mod limits;
 mod observe;
 mod openapi;
+mod presentation;
 
 use std::sync::Arc;
 
+use actix_web::http::header::HeaderValue;
+use actix_web::http::Method;
 use actix_web::middleware::from_fn;
-use actix_web::web;
+use actix_web::{guard, web, Resource, Route};
 use keywarden_application::ApiTokenUseCases;
 
 pub use error::{ApiError, ErrorKind};
@@ -25,6 +28,36 @@ pub use openapi::{document as openapi_document, ApiDoc};
 
 /// Renders the Prometheus text exposition of every metric.
 pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// One path and the handler for each method it answers. Every `GET` also
+/// answers `HEAD` (actix-http sends the GET's headers, `Content-Length`
+/// included, and drops the body); `OPTIONS` answers 204 with `Allow`; any
+/// other method 405 with `Allow` and the error body (RFC 9110), rather than
+/// 404. A path that answers every method (`/api/verify`) is a plain
+/// `web::resource(..).to(..)` instead.
+fn endpoint(path: &str, routes: Vec<(Method, Route)>) -> Resource {
+    let mut allow = Vec::new();
+    let mut resource = web::resource(path);
+    for (method, route) in routes {
+        allow.push(method.to_string());
+        resource = resource.route(if method == Method::GET {
+            allow.push(Method::HEAD.to_string());
+            route.guard(guard::Any(guard::Get()).or(guard::Head()))
+        } else {
+            route.guard(guard::Method(method))
+        });
+    }
+    allow.push(Method::OPTIONS.to_string());
+    // Method names are tokens, always a valid header value.
+    let allow = HeaderValue::from_str(&allow.join(", ")).unwrap_or(HeaderValue::from_static(""));
+    resource
+        .route(
+            web::route()
+                .guard(guard::Options())
+                .to(handlers::options(allow.clone())),
+        )
+        .default_service(web::to(handlers::not_allowed(allow)))
+}
 
 /// Registers every route on an `App`, around `usecases`.
 pub fn configure(
@@ -36,13 +69,7 @@ pub fn configure(
     move |cfg| {
         use handlers::*;
 
-        // Every known path answers other methods with 405 and the `Allow`
-        // header (RFC 9110), rather than 404.
-        let only_get = |path: &'static str, handler| {
-            web::resource(path)
-                .route(handler)
-                .default_service(web::to(not_allowed("GET")))
-        };
+        let get = |path: &str, handler: Route| endpoint(path, vec![(Method::GET, handler)]);
         cfg.app_data(web::Data::from(usecases))
             .app_data(body_limit)
             .app_data(request_limits)
@@ -52,32 +79,31 @@ pub fn configure(
             web::scope("")
                 .wrap(from_fn(limits::enforce))
                 .wrap(from_fn(observe::observe))
-                .service(only_get("/health", web::get().to(get_health)))
-                .service(only_get("/ready", web::get().to(get_ready)))
-                .service(only_get(
-                    "/internal-backstage/prometheus",
-                    web::get().to(get_metrics),
-                ))
-                .service(only_get("/docs/openapi.json", web::get().to(get_openapi)))
+                .service(get("/health", web::to(get_health)))
+                .service(get("/ready", web::to(get_ready)))
+                .service(get("/internal-backstage/prometheus", web::to(get_metrics)))
+                .service(get("/docs/openapi.json", web::to(get_openapi)))
                 .service(
                     web::scope("/api/admin")
                         .wrap(from_fn(auth::require_admin))
-                        .service(
-                            web::resource("/api-tokens")
-                                .get(list_api_tokens)
-                                .post(create_api_token)
-                                .default_service(web::to(not_allowed("GET, POST"))),
-                        )
-                        .service(
-                            web::resource("/api-tokens/{token}")
-                                .get(get_api_tokens_by_name)
-                                .put(update_api_token)
-                                .delete(delete_api_token)
-                                .default_service(web::to(not_allowed("GET, PUT, DELETE"))),
-                        )
-                        .service(only_get("/events", web::get().to(list_events)))
-                        .service(only_get("/projects", web::get().to(list_projects)))
-                        .service(only_get("/environments", web::get().to(list_environments)))
+                        .service(endpoint(
+                            "/api-tokens",
+                            vec![
+                                (Method::GET, web::to(list_api_tokens)),
+                                (Method::POST, web::to(create_api_token)),
+                            ],
+                        ))
+                        .service(endpoint(
+                            "/api-tokens/{token}",
+                            vec![
+                                (Method::GET, web::to(get_api_tokens_by_name)),
+                                (Method::PUT, web::to(update_api_token)),
+                                (Method::DELETE, web::to(delete_api_token)),
+                            ],
+                        ))
+                        .service(get("/events", web::to(list_events)))
+                        .service(get("/projects", web::to(list_projects)))
+                        .service(get("/environments", web::to(list_environments)))
                         .default_service(web::to(not_found)),
                 )
                 .default_service(web::to(not_found)),

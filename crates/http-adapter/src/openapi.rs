@@ -1,12 +1,15 @@
 //! The OpenAPI 3 document, generated from the handlers' `#[utoipa::path]`
 //! annotations and the schemas below, and served at `/docs/openapi.json`.
-//! Response DTOs carry their own schemas; the token is described by
-//! `ApiTokenSchema`, which a test keeps equal to what reads serialise.
+//! Request bodies and response DTOs carry their own schemas; the token is
+//! described by `ApiTokenSchema`, which a test keeps equal to what reads
+//! serialise.
 
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 
-use crate::dto::{EnvironmentList, EventList, ProjectList};
+use crate::dto::{
+    CreateTokenRequest, EnvironmentList, EventList, ProjectList, UpdateExpiryRequest,
+};
 use crate::handlers;
 
 /// A token as reads and audit events show it.
@@ -19,7 +22,8 @@ pub(crate) struct ApiTokenSchema {
     #[schema(example = "*:development.v2_X8sJk2m0Q9aBcDeFgHiJkL_…")]
     secret: String,
     token_name: String,
-    /// `client`, `backend`, `frontend` or `admin`, as created.
+    /// `client`, `backend`, `frontend` or `admin`. A backend token reads back as
+    /// `client`, as in Unleash; only its create response says `backend`.
     #[serde(rename = "type")]
     token_type: String,
     /// `projects` joined with `,`.
@@ -42,41 +46,6 @@ pub(crate) struct ApiTokenSchema {
 #[derive(ToSchema)]
 pub(crate) struct ApiTokenList {
     tokens: Vec<ApiTokenSchema>,
-}
-
-#[expect(dead_code, reason = "read by the OpenAPI derive, never built")]
-#[derive(ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct UpdateExpiryRequest {
-    /// RFC 3339 with a UTC offset; stored in UTC with millisecond precision.
-    /// A past instant expires the token now.
-    #[schema(format = DateTime, min_length = 20, example = "2040-01-01T00:00:00Z")]
-    expires_at: String,
-}
-
-#[expect(dead_code, reason = "read by the OpenAPI derive, never built")]
-#[derive(ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct CreateTokenRequest {
-    token_name: String,
-    /// `client`, `backend` or `frontend` (any case).
-    #[serde(rename = "type")]
-    token_type: String,
-    /// Default `development`.
-    #[schema(nullable = false)]
-    #[serde(default)]
-    environment: Option<String>,
-    /// Default `["*"]`.
-    #[schema(nullable = false)]
-    #[serde(default)]
-    projects: Option<Vec<String>>,
-    /// One project id (or `*`); not together with `projects`.
-    #[schema(nullable = false)]
-    #[serde(default)]
-    project: Option<String>,
-    #[schema(value_type = Option<String>, format = DateTime, min_length = 20)]
-    #[serde(default)]
-    expires_at: Option<String>,
 }
 
 #[expect(dead_code, reason = "read by the OpenAPI derive, never built")]
@@ -189,43 +158,32 @@ pub fn document() -> String {
         .unwrap_or_else(|_| "{}".to_string())
 }
 
-/// A token name: printable, not only spaces (what `TokenName` accepts).
-const TOKEN_NAME_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$";
-
 /// The document as this deployment serves it: the create request names the
-/// declared environments and projects (and the other rules the server
-/// enforces), so a client — or a fuzzer — can tell what will be accepted.
+/// declared environments and projects, so a client — or a fuzzer — can tell
+/// what will be accepted. Everything else comes from the types; this adds
+/// only the deployment's data and the one rule across two fields that a
+/// derive cannot state (`project` and `projects` not both).
 pub fn document_for(environments: &[String], projects: &[String]) -> String {
     let Ok(mut document) = serde_json::to_value(ApiDoc::openapi()) else {
         return "{}".to_string();
     };
     if let Some(create) = document.pointer_mut("/components/schemas/CreateTokenRequest") {
         let properties = &mut create["properties"];
-        properties["type"]["enum"] = serde_json::json!(["client", "backend", "frontend"]);
-        properties["tokenName"]["minLength"] = 1.into();
-        properties["tokenName"]["maxLength"] = 255.into();
-        properties["tokenName"]["pattern"] = TOKEN_NAME_PATTERN.into();
-        // null stands for "not given", as in Unleash.
-        for field in ["environment", "project", "projects"] {
-            let declared = properties[field]["type"].clone();
-            properties[field]["type"] = serde_json::json!([declared, "null"]);
-        }
-        if !environments.is_empty() {
-            let mut names: Vec<serde_json::Value> =
-                environments.iter().map(|n| n.as_str().into()).collect();
-            names.push(serde_json::Value::Null);
-            properties["environment"]["enum"] = names.into();
-        }
         let ids: Vec<&str> = std::iter::once("*")
             .chain(projects.iter().map(String::as_str))
             .collect();
-        let mut project = serde_json::json!(ids);
-        if let Some(values) = project.as_array_mut() {
-            values.push(serde_json::Value::Null);
-        }
-        properties["project"]["enum"] = project;
+        // The nullable fields take `null` as well.
+        let or_null = |values: &[&str]| {
+            let values: Vec<Option<&str>> =
+                values.iter().copied().map(Some).chain([None]).collect();
+            serde_json::json!(values)
+        };
         properties["projects"]["items"]["enum"] = serde_json::json!(ids);
-        properties["projects"]["minItems"] = 1.into();
+        properties["project"]["enum"] = or_null(&ids);
+        if !environments.is_empty() {
+            let names: Vec<&str> = environments.iter().map(String::as_str).collect();
+            properties["environment"]["enum"] = or_null(&names);
+        }
         // Not both, unless one of them is null.
         create["not"] = serde_json::json!({
             "required": ["project", "projects"],

@@ -8,13 +8,14 @@ mod rows;
 mod schema;
 mod sql;
 mod sqlite;
+mod statements;
+mod stored_event;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 mod url;
-mod writer;
 
 pub use postgres::{PostgresOptions, PostgresRepository};
-pub use sqlite::{SqliteOptions, SqliteRepository};
+pub use sqlite::{SqliteOptions, SqliteRepository, WriteEngineTuning};
 
 /// The embedded migrations of each backend (`migrations/<backend>`).
 pub mod migrations {

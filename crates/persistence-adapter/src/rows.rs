@@ -9,10 +9,11 @@ use diesel::Queryable;
 use keywarden_application::{RepositoryError, StoredCredential};
 use keywarden_domain::{
     ApiToken, AuditEvent, Environment, EnvironmentName, EnvironmentScope, EventType, Project,
-    ProjectId, Projects, Selector, StoredEvent, TokenName, TokenSnapshot, TokenType, Verifier,
+    ProjectId, Projects, Selector, StoredEvent, TokenName, TokenType, Verifier,
 };
 
 use crate::error::corrupt;
+use crate::stored_event;
 
 #[derive(Debug, Queryable)]
 pub(crate) struct TokenRow {
@@ -128,6 +129,7 @@ pub(crate) fn environment_column(token: &ApiToken) -> Option<String> {
     }
 }
 
+/// An `events` row, in column order.
 #[derive(Debug, Queryable)]
 pub(crate) struct EventRow {
     pub id: i64,
@@ -136,40 +138,31 @@ pub(crate) struct EventRow {
     pub created_at: DateTime<Utc>,
     pub data: Option<String>,
     pub pre_data: Option<String>,
+    pub selector: String,
+    pub format: i32,
 }
 
 impl EventRow {
     pub(crate) fn into_event(self) -> Result<StoredEvent, RepositoryError> {
         let id = self.id;
+        let bad = |what: String| corrupt(format!("event {id}: {what}"));
         let event_type = EventType::parse(&self.event_type)
-            .ok_or_else(|| corrupt(format!("event {id}: unknown type {:?}", self.event_type)))?;
-        let snapshot = |json: Option<String>| -> Result<Option<TokenSnapshot>, RepositoryError> {
-            json.map(|json| serde_json::from_str(&json))
-                .transpose()
-                .map_err(|e| corrupt(format!("event {id}: {e}")))
-        };
+            .ok_or_else(|| bad(format!("unknown type {:?}", self.event_type)))?;
+        let subject = Selector::parse(&self.selector)
+            .ok_or_else(|| bad(format!("bad selector {:?}", self.selector)))?;
+        let facts = |text: Option<String>| stored_event::decode(self.format, text.as_deref());
         Ok(StoredEvent {
             id,
-            event: AuditEvent {
+            event: AuditEvent::restore(
+                subject,
                 event_type,
-                created_by: self.created_by,
-                created_at: self.created_at,
-                data: snapshot(self.data)?,
-                pre_data: snapshot(self.pre_data)?,
-            },
+                self.created_by,
+                self.created_at,
+                facts(self.data).map_err(bad)?,
+                facts(self.pre_data).map_err(bad)?,
+            ),
         })
     }
-}
-
-/// The JSON text stored in `events.data` / `events.pre_data`.
-pub(crate) fn snapshot_json(
-    snapshot: &Option<TokenSnapshot>,
-) -> Result<Option<String>, RepositoryError> {
-    snapshot
-        .as_ref()
-        .map(serde_json::to_string)
-        .transpose()
-        .map_err(|e| RepositoryError::Internal(Box::new(e)))
 }
 
 #[derive(Debug, Queryable)]

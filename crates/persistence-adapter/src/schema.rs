@@ -1,71 +1,153 @@
 //! The tables, as both `migrations/sqlite` and `migrations/postgres` create
-//! them. Only the timestamp type differs between the backends (diesel's
-//! `TimestamptzSqlite` and `Timestamptz`), so each backend instantiates this
-//! one definition with its own.
+//! them, in one definition for both backends. The one column type they name
+//! differently is the timestamp (`TIMESTAMP` text on SQLite, `timestamptz` on
+//! PostgreSQL; diesel's `TimestamptzSqlite` and `Timestamptz`): here it is
+//! keywarden's own SQL type [`sql_types::UtcTime`], which each backend reads
+//! and writes exactly as diesel's chrono support does for its native type. One
+//! schema is what lets every statement be written once (`crate::statements`).
 
-macro_rules! tables {
-    ($timestamp:ident) => {
-        diesel::table! {
-            projects (id) {
-                id -> Text,
-                name -> Text,
-                description -> Nullable<Text>,
-                created_at -> $timestamp,
-            }
-        }
+use chrono::{DateTime, Utc};
+use diesel::backend::Backend;
+use diesel::deserialize::{self, FromSql};
+use diesel::expression::AsExpression;
+use diesel::pg::Pg;
+use diesel::serialize::{self, Output, ToSql};
+use diesel::sql_types::{HasSqlType, Timestamptz, TimestamptzSqlite};
+use diesel::sqlite::Sqlite;
 
-        diesel::table! {
-            environments (name) {
-                name -> Text,
-                kind -> Text,
-                sort_order -> Integer,
-                enabled -> Bool,
-                created_at -> $timestamp,
-            }
-        }
-
-        diesel::table! {
-            api_tokens (id) {
-                id -> BigInt,
-                selector -> Text,
-                verifier -> Binary,
-                token_name -> Text,
-                token_type -> Text,
-                all_projects -> Bool,
-                environment -> Nullable<Text>,
-                expires_at -> Nullable<$timestamp>,
-                created_at -> $timestamp,
-                seen_at -> Nullable<$timestamp>,
-                revision -> BigInt,
-            }
-        }
-
-        diesel::table! {
-            api_token_projects (selector, project) {
-                selector -> Text,
-                project -> Text,
-            }
-        }
-
-        diesel::table! {
-            events (id) {
-                id -> BigInt,
-                event_type -> Text,
-                created_by -> Text,
-                created_at -> $timestamp,
-                data -> Nullable<Text>,
-                pre_data -> Nullable<Text>,
-            }
-        }
-
-        diesel::allow_tables_to_appear_in_same_query!(
-            projects,
-            environments,
-            api_tokens,
-            api_token_projects,
-            events,
-        );
-    };
+pub(crate) mod sql_types {
+    /// A UTC instant, stored as each backend stores diesel's chrono times.
+    #[derive(
+        Debug, Clone, Copy, Default, diesel::sql_types::SqlType, diesel::query_builder::QueryId,
+    )]
+    pub struct UtcTime;
 }
 
-pub(crate) use tables;
+use sql_types::UtcTime;
+
+impl HasSqlType<UtcTime> for Pg {
+    fn metadata(lookup: &mut Self::MetadataLookup) -> Self::TypeMetadata {
+        <Pg as HasSqlType<Timestamptz>>::metadata(lookup)
+    }
+}
+
+impl HasSqlType<UtcTime> for Sqlite {
+    fn metadata(lookup: &mut Self::MetadataLookup) -> Self::TypeMetadata {
+        <Sqlite as HasSqlType<TimestamptzSqlite>>::metadata(lookup)
+    }
+}
+
+impl ToSql<UtcTime, Pg> for DateTime<Utc> {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        <Self as ToSql<Timestamptz, Pg>>::to_sql(self, out)
+    }
+}
+
+impl ToSql<UtcTime, Sqlite> for DateTime<Utc> {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
+        <Self as ToSql<TimestamptzSqlite, Sqlite>>::to_sql(self, out)
+    }
+}
+
+impl FromSql<UtcTime, Pg> for DateTime<Utc> {
+    fn from_sql(value: <Pg as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
+        <Self as FromSql<Timestamptz, Pg>>::from_sql(value)
+    }
+}
+
+impl FromSql<UtcTime, Sqlite> for DateTime<Utc> {
+    fn from_sql(value: <Sqlite as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
+        <Self as FromSql<TimestamptzSqlite, Sqlite>>::from_sql(value)
+    }
+}
+
+/// An instant as a statement parameter. (Optional instants bind as
+/// `Option<DateTime<Utc>>` directly; a present one needs a type of ours to
+/// say it is a `UtcTime`.)
+#[derive(Debug, Clone, Copy, AsExpression)]
+#[diesel(sql_type = UtcTime)]
+pub(crate) struct At(pub DateTime<Utc>);
+
+impl<DB: Backend> ToSql<UtcTime, DB> for At
+where
+    DateTime<Utc>: ToSql<UtcTime, DB>,
+{
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, DB>) -> serialize::Result {
+        self.0.to_sql(out)
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::sql_types::UtcTime;
+
+    projects (id) {
+        id -> Text,
+        name -> Text,
+        description -> Nullable<Text>,
+        created_at -> UtcTime,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::sql_types::UtcTime;
+
+    environments (name) {
+        name -> Text,
+        kind -> Text,
+        sort_order -> Integer,
+        enabled -> Bool,
+        created_at -> UtcTime,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::sql_types::UtcTime;
+
+    api_tokens (id) {
+        id -> BigInt,
+        selector -> Text,
+        verifier -> Binary,
+        token_name -> Text,
+        token_type -> Text,
+        all_projects -> Bool,
+        environment -> Nullable<Text>,
+        expires_at -> Nullable<UtcTime>,
+        created_at -> UtcTime,
+        seen_at -> Nullable<UtcTime>,
+        revision -> BigInt,
+    }
+}
+
+diesel::table! {
+    api_token_projects (selector, project) {
+        selector -> Text,
+        project -> Text,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::sql_types::UtcTime;
+
+    events (id) {
+        id -> BigInt,
+        event_type -> Text,
+        created_by -> Text,
+        created_at -> UtcTime,
+        data -> Nullable<Text>,
+        pre_data -> Nullable<Text>,
+        selector -> Text,
+        format -> Integer,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    projects,
+    environments,
+    api_tokens,
+    api_token_projects,
+    events,
+);

@@ -391,3 +391,71 @@ fn the_migration_sets_match() {
         "same migration names for both backends"
     );
 }
+
+// ---- data written before a migration ----------------------------------------
+
+/// An event as the first release stored it (no `selector` column yet).
+const OLD_EVENT: &str = "INSERT INTO events (event_type, created_by, created_at, data, pre_data)
+     VALUES ('api-token-deleted', 'cli', '2030-01-01 00:00:00+00:00', NULL,
+             '{\"secret\":\"abc\",\"tokenName\":\"x\"}')";
+
+#[derive(QueryableByName, Debug, PartialEq)]
+struct Subject {
+    #[diesel(sql_type = Text)]
+    selector: String,
+    #[diesel(sql_type = Integer)]
+    format: i32,
+}
+
+const SUBJECTS: &str = "SELECT selector, format FROM events ORDER BY id";
+
+fn backfilled() -> Vec<Subject> {
+    vec![Subject {
+        selector: "abc".into(),
+        format: 1,
+    }]
+}
+
+#[test]
+fn sqlite_events_written_before_get_their_subject_and_keep_their_ids() {
+    let (_dir, mut conn) = sqlite();
+    conn.run_next_migration(migrations::SQLITE).unwrap();
+    conn.batch_execute(OLD_EVENT).unwrap();
+    conn.batch_execute(OLD_EVENT).unwrap();
+    conn.batch_execute("DELETE FROM events WHERE id = 2")
+        .unwrap();
+    conn.run_pending_migrations(migrations::SQLITE).unwrap();
+    assert_eq!(
+        diesel::sql_query(SUBJECTS)
+            .load::<Subject>(&mut conn)
+            .unwrap(),
+        backfilled()
+    );
+    // AUTOINCREMENT survives the rebuild: id 2 is not handed out again.
+    conn.batch_execute(
+        "INSERT INTO events (event_type, created_by, created_at, selector)
+         VALUES ('api-token-created', 'cli', '2030-01-01 00:00:00+00:00', 'def')",
+    )
+    .unwrap();
+    let ids = diesel::sql_query("SELECT selector AS name FROM events WHERE id = 3")
+        .load::<Name>(&mut conn)
+        .unwrap();
+    assert_eq!(ids.len(), 1);
+}
+
+#[test]
+fn postgres_events_written_before_get_their_subject() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let mut conn = PgConnection::establish(database.url()).unwrap();
+    conn.run_next_migration(migrations::POSTGRES).unwrap();
+    conn.batch_execute(OLD_EVENT).unwrap();
+    conn.run_pending_migrations(migrations::POSTGRES).unwrap();
+    assert_eq!(
+        diesel::sql_query(SUBJECTS)
+            .load::<Subject>(&mut conn)
+            .unwrap(),
+        backfilled()
+    );
+}

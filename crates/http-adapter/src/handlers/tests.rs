@@ -488,6 +488,37 @@ async fn events_pass_filters_through() {
 }
 
 #[actix_web::test]
+async fn event_query_errors_name_the_parameter_to_blame() {
+    for (query, path) in [
+        ("type=a&type=b", "/query/type"),
+        ("limit=1&limit=2", "/query/limit"),
+        ("limit=lots", "/query/limit"),
+        ("limit=-1", "/query/limit"),
+        ("type=a&limit=lots", "/query/limit"),
+    ] {
+        let req = TestRequest::get()
+            .uri(&format!("/api/admin/events?{query}"))
+            .insert_header((AUTHORIZATION, ADMIN));
+        let (status, body) = call_json(authenticating(), req).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert_eq!(body["details"][0]["path"], path, "{query}: {body}");
+    }
+    let mut usecases = authenticating();
+    usecases
+        .expect_events()
+        .with(eq(keywarden_application::EventQuery {
+            event_type: Some("api-token-created".into()),
+            limit: None,
+        }))
+        .returning(|_| Ok(Vec::new()));
+    let req = TestRequest::get()
+        .uri("/api/admin/events?type=api-token-created&unknown=1&unknown=2")
+        .insert_header((AUTHORIZATION, ADMIN));
+    let (status, _) = call_json(usecases, req).await;
+    assert_eq!(status, StatusCode::OK, "unknown parameters are ignored");
+}
+
+#[actix_web::test]
 async fn service_endpoints_need_no_credential() {
     let (status, body) = call_json(
         MockApiTokenUseCases::new(),
@@ -580,6 +611,56 @@ async fn the_openapi_document_lists_exactly_the_routes_served() {
     }
 }
 
+/// The served patterns accept exactly what the server accepts: the token
+/// name's for every character (U+FEFF among them, which ECMA-262's `\s`
+/// would refuse), the type's for every spelling the domain takes.
+#[test]
+fn the_served_patterns_agree_with_the_domain() {
+    let document: Value = serde_json::from_str(&crate::openapi_document()).unwrap();
+    let properties = &document["components"]["schemas"]["CreateTokenRequest"]["properties"];
+    let pattern = |field: &str| {
+        let pattern = properties[field]["pattern"].as_str().unwrap();
+        // Escapes like `\s` mean different sets in ECMA-262 and in the regex
+        // crate; `\uXXXX` means the same code point in both.
+        assert!(
+            pattern
+                .split('\\')
+                .skip(1)
+                .all(|after| after.starts_with('u')),
+            "{field}: {pattern}"
+        );
+        regex::Regex::new(pattern).unwrap_or_else(|e| panic!("{field}: {e}"))
+    };
+    let name = pattern("tokenName");
+    let accepted = |text: &str| TokenName::parse(text).is_ok();
+    // Every White_Space and Cc character is in the Basic Multilingual Plane.
+    let astral = (0x10000..=0x10FFFF).step_by(0x1001);
+    for c in (0..=0xFFFF).chain(astral).filter_map(char::from_u32) {
+        for text in [c.to_string(), format!("a{c}"), format!("{c}{c}")] {
+            assert_eq!(name.is_match(&text), accepted(&text), "{text:?}");
+        }
+    }
+    for text in [
+        "\u{FEFF}",
+        " x ",
+        "\t",
+        "a\nb",
+        " \u{3000} ",
+        "名前",
+        "x\u{0}",
+    ] {
+        assert_eq!(name.is_match(text), accepted(text), "{text:?}");
+    }
+    let kind = pattern("type");
+    for text in [
+        "client", "CLIENT", "Backend", "frontend", "fRoNtEnD", "admin", "Admin", "clients",
+        " client", "", "back end",
+    ] {
+        let creatable = TokenType::parse(text).is_ok_and(|kind| !kind.is_admin());
+        assert_eq!(kind.is_match(text), creatable, "{text:?}");
+    }
+}
+
 #[test]
 fn the_token_schema_matches_what_reads_serialise() {
     let document: Value = serde_json::from_str(&crate::openapi_document()).unwrap();
@@ -591,13 +672,15 @@ fn the_token_schema_matches_what_reads_serialise() {
         .cloned()
         .collect();
     let (token, _) = issued();
-    let serialised: std::collections::BTreeSet<String> = serde_json::to_value(token.snapshot())
-        .unwrap()
-        .as_object()
-        .unwrap()
-        .keys()
-        .cloned()
-        .collect();
+    let serialised: std::collections::BTreeSet<String> = serde_json::to_value(
+        crate::dto::TokenBody::shown(&token.facts(), crate::presentation::Shown::AsCreated),
+    )
+    .unwrap()
+    .as_object()
+    .unwrap()
+    .keys()
+    .cloned()
+    .collect();
     assert_eq!(properties, serialised);
     let security = &document["components"]["securitySchemes"]["adminToken"];
     assert_eq!(security["in"], "header");
@@ -640,15 +723,23 @@ fn admin_routes_document_their_authentication_failures() {
 async fn other_methods_on_known_paths_answer_405_with_allow() {
     let app = test::init_service(App::new().configure(routes(permissive()))).await;
     for (method, path, allow) in [
-        ("TRACE", "/health", "GET"),
-        ("POST", "/ready", "GET"),
-        ("DELETE", "/internal-backstage/prometheus", "GET"),
-        ("PUT", "/docs/openapi.json", "GET"),
-        ("PATCH", "/api/admin/api-tokens", "GET, POST"),
-        ("TRACE", "/api/admin/api-tokens/x", "GET, PUT, DELETE"),
-        ("POST", "/api/admin/events", "GET"),
-        ("DELETE", "/api/admin/projects", "GET"),
-        ("PUT", "/api/admin/environments", "GET"),
+        ("TRACE", "/health", "GET, HEAD, OPTIONS"),
+        ("POST", "/ready", "GET, HEAD, OPTIONS"),
+        (
+            "DELETE",
+            "/internal-backstage/prometheus",
+            "GET, HEAD, OPTIONS",
+        ),
+        ("PUT", "/docs/openapi.json", "GET, HEAD, OPTIONS"),
+        ("PATCH", "/api/admin/api-tokens", "GET, HEAD, POST, OPTIONS"),
+        (
+            "TRACE",
+            "/api/admin/api-tokens/x",
+            "GET, HEAD, PUT, DELETE, OPTIONS",
+        ),
+        ("POST", "/api/admin/events", "GET, HEAD, OPTIONS"),
+        ("DELETE", "/api/admin/projects", "GET, HEAD, OPTIONS"),
+        ("PUT", "/api/admin/environments", "GET, HEAD, OPTIONS"),
     ] {
         let req = TestRequest::default()
             .method(method.parse().unwrap())
@@ -671,8 +762,12 @@ async fn other_methods_on_known_paths_answer_405_with_allow() {
     }
 }
 
+/// The whole served schema of each request body — types, formats, patterns,
+/// required fields, nullability — and the deployment's environments and
+/// projects, so a change to a body type shows up here as a change to the
+/// document clients read.
 #[actix_web::test]
-async fn the_served_document_names_the_declared_environments_and_projects() {
+async fn the_served_request_body_schemas_are_exactly_these() {
     let mut usecases = MockApiTokenUseCases::new();
     usecases.expect_environments().returning(|| {
         vec![keywarden_domain::Environment {
@@ -692,30 +787,86 @@ async fn the_served_document_names_the_declared_environments_and_projects() {
     let (status, document) =
         call_json(usecases, TestRequest::get().uri("/docs/openapi.json")).await;
     assert_eq!(status, StatusCode::OK);
-    let create = &document["components"]["schemas"]["CreateTokenRequest"];
-    assert_eq!(
-        create["properties"]["environment"]["enum"],
-        json!(["production", null])
+    let not_control = r"[^\u0000-\u001F\u007F-\u009F]";
+    let token_name_pattern = format!(
+        r"^{not_control}*[^\u0000-\u001F\u007F-\u009F\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028-\u2029\u202F\u205F\u3000]{not_control}*$"
     );
-    assert_eq!(
-        create["properties"]["project"]["enum"],
-        json!(["*", "web", null])
-    );
-    assert_eq!(
-        create["properties"]["projects"]["type"],
-        json!(["array", "null"])
-    );
-    assert_eq!(
-        create["properties"]["projects"]["items"]["enum"],
-        json!(["*", "web"])
-    );
-    assert_eq!(
-        create["properties"]["type"]["enum"],
-        json!(["client", "backend", "frontend"])
-    );
-    assert_eq!(create["not"]["required"], json!(["project", "projects"]));
-    let pattern = create["properties"]["tokenName"]["pattern"]
-        .as_str()
-        .unwrap();
-    assert!(pattern.starts_with("^[^\\u0000-"), "{pattern}");
+    let expires_at = |types: Value| {
+        json!({
+            "type": types,
+            "format": "date-time",
+            "minLength": 20,
+            "description": "RFC 3339 with a UTC offset; stored in UTC with millisecond precision.",
+            "examples": ["2040-01-01T00:00:00Z"]
+        })
+    };
+    let expected = json!({
+        "UpdateExpiryRequest": {
+            "type": "object",
+            "description": "A token's new expiry (`PUT /api/admin/api-tokens/:token`); a past\ninstant expires the token now. Unknown fields are ignored.",
+            "required": ["expiresAt"],
+            "properties": {"expiresAt": expires_at(json!("string"))}
+        },
+        "CreateTokenRequest": {
+            "type": "object",
+            "description": "A new client, backend or frontend token (`POST /api/admin/api-tokens`).\nUnknown fields, a client-chosen `secret` among them, are ignored; `null`\nstands for \"not given\", as in Unleash.",
+            "required": ["tokenName", "type"],
+            "properties": {
+                "tokenName": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 255,
+                    "pattern": token_name_pattern,
+                    "description": "Not unique. Printable: no control characters, not only white space."
+                },
+                "type": {
+                    "type": "string",
+                    "pattern": "^([Cc][Ll][Ii][Ee][Nn][Tt]|[Bb][Aa][Cc][Kk][Ee][Nn][Dd]|[Ff][Rr][Oo][Nn][Tt][Ee][Nn][Dd])$",
+                    "description": "`client`, `backend` or `frontend`, in any case."
+                },
+                "environment": {
+                    "type": ["string", "null"],
+                    "enum": ["production", null],
+                    "description": "Default `development`."
+                },
+                "projects": {
+                    "type": ["array", "null"],
+                    "items": {"type": "string", "enum": ["*", "web"]},
+                    "minItems": 1,
+                    "description": "Default `[\"*\"]`."
+                },
+                "project": {
+                    "type": ["string", "null"],
+                    "enum": ["*", "web", null],
+                    "description": "One project id (or `*`); not together with `projects`."
+                },
+                "expiresAt": expires_at(json!(["string", "null"]))
+            },
+            "not": {
+                "required": ["project", "projects"],
+                "properties": {"project": {"type": "string"}, "projects": {"type": "array"}}
+            }
+        }
+    });
+    let schemas = &document["components"]["schemas"];
+    for (name, schema) in expected.as_object().unwrap() {
+        assert_eq!(&schemas[name], schema, "{name}");
+    }
+    for (path, method, name) in [
+        (
+            "/api/admin/api-tokens/{token}",
+            "put",
+            "UpdateExpiryRequest",
+        ),
+        ("/api/admin/api-tokens", "post", "CreateTokenRequest"),
+    ] {
+        assert_eq!(
+            document["paths"][path][method]["requestBody"],
+            json!({
+                "required": true,
+                "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}}
+            }),
+            "{method} {path}"
+        );
+    }
 }

@@ -14,7 +14,7 @@ use keywarden_domain::Selector;
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{info, warn};
 
-use super::pool::OwnBackends;
+use super::pool::{set_statement_timeout, OwnBackends};
 use super::CHANGES_CHANNEL;
 
 /// How often pending notifications are read: the bound on how stale another
@@ -30,19 +30,21 @@ const RETRY: Duration = Duration::from_millis(500);
 /// background and asks for a full reload once it listens.
 pub(crate) fn spawn(
     url: String,
+    statement_timeout: Duration,
     own: Arc<OwnBackends>,
     changes: UnboundedSender<ExternalChange>,
 ) -> std::io::Result<JoinHandle<()>> {
-    let first = connect(&url)
+    let first = connect(&url, statement_timeout)
         .map_err(|error| warn!(error = %error, "change feed will start late"))
         .ok();
     std::thread::Builder::new()
         .name("keywarden-change-feed".into())
-        .spawn(move || run(&url, &own, &changes, first))
+        .spawn(move || run(&url, statement_timeout, &own, &changes, first))
 }
 
 fn run(
     url: &str,
+    statement_timeout: Duration,
     own: &OwnBackends,
     changes: &UnboundedSender<ExternalChange>,
     first: Option<PgConnection>,
@@ -51,7 +53,10 @@ fn run(
     let mut first = first;
     while !changes.is_closed() {
         let listening_since_start = first.is_some();
-        let mut conn = match first.take().map_or_else(|| connect(url), Ok) {
+        let mut conn = match first
+            .take()
+            .map_or_else(|| connect(url, statement_timeout), Ok)
+        {
             Ok(conn) => conn,
             Err(error) => {
                 warn!(error = %error, "change feed cannot connect; retrying");
@@ -74,9 +79,13 @@ fn run(
     }
 }
 
-fn connect(url: &str) -> Result<PgConnection, Box<dyn std::error::Error>> {
+/// The listener's connection, with the statement timeout of every other.
+fn connect(
+    url: &str,
+    statement_timeout: Duration,
+) -> Result<PgConnection, Box<dyn std::error::Error>> {
     let mut conn = PgConnection::establish(&super::with_connect_timeout(url))?;
-    diesel::sql_query("SET statement_timeout = 5000").execute(&mut conn)?;
+    set_statement_timeout(&mut conn, statement_timeout)?;
     diesel::sql_query(format!("LISTEN {CHANGES_CHANNEL}")).execute(&mut conn)?;
     Ok(conn)
 }
@@ -111,5 +120,46 @@ fn listen(
             last_check = Instant::now();
         }
         std::thread::sleep(POLL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::sql_types::Text;
+    use diesel::QueryableByName;
+
+    use super::*;
+    use crate::postgres::{PostgresOptions, PostgresRepository};
+    use crate::testing::TestDatabase;
+
+    #[derive(QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = Text)]
+        statement_timeout: String,
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_listener_takes_the_configured_statement_timeout() {
+        let Some(database) = TestDatabase::create() else {
+            return;
+        };
+        let options = PostgresOptions {
+            statement_timeout: Duration::from_millis(1234),
+            ..PostgresOptions::default()
+        };
+        let repository = PostgresRepository::open(database.url().to_string(), options)
+            .await
+            .unwrap();
+        let (url, timeout) = repository.listener_settings();
+        let shown = tokio::task::spawn_blocking(move || {
+            let mut conn = connect(&url, timeout).unwrap();
+            diesel::sql_query("SHOW statement_timeout")
+                .get_result::<Setting>(&mut conn)
+                .unwrap()
+                .statement_timeout
+        })
+        .await
+        .unwrap();
+        assert_eq!(shown, "1234ms");
     }
 }

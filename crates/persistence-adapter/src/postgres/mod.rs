@@ -6,9 +6,10 @@
 
 mod listener;
 mod pool;
-mod schema;
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
@@ -19,6 +20,9 @@ pub use self::pool::PostgresOptions;
 pub use self::pool::MIGRATIONS;
 use self::pool::{OwnBackends, PgPool};
 use crate::error::TxError;
+use crate::rows::TokenRow;
+use crate::sql::{with_connection, Dialect, SqlRepository};
+use crate::statements;
 
 /// The channel on which changes are announced (the payload is the selector).
 pub(crate) const CHANGES_CHANNEL: &str = "keywarden_token_changes";
@@ -39,12 +43,8 @@ pub(crate) fn with_connect_timeout(url: &str) -> String {
     format!("{url}{separator}connect_timeout={CONNECT_TIMEOUT_SECS}")
 }
 
-#[derive(Clone)]
-pub struct PostgresRepository {
-    pool: PgPool,
-    url: String,
-    own: Arc<OwnBackends>,
-}
+/// The repository over a PostgreSQL database several instances may share.
+pub type PostgresRepository = SqlRepository<PostgresDatabase>;
 
 impl PostgresRepository {
     /// Connects, applies pending migrations (one instance at a time) and pools
@@ -54,13 +54,41 @@ impl PostgresRepository {
     /// `Unavailable` when the server cannot be reached; `Internal` when a
     /// migration fails.
     pub async fn open(url: String, options: PostgresOptions) -> Result<Self, RepositoryError> {
+        PostgresDatabase::open(url, options).await.map(Self::new)
+    }
+}
+
+/// PostgreSQL's side of `PostgresRepository`: the pool and what listening
+/// for other instances' changes needs.
+#[derive(Clone)]
+pub struct PostgresDatabase {
+    pool: PgPool,
+    url: String,
+    /// The pool's statement timeout, for the listener's connection too.
+    statement_timeout: Duration,
+    own: Arc<OwnBackends>,
+}
+
+impl PostgresDatabase {
+    /// Connects, applies pending migrations (one instance at a time) and pools
+    /// connections.
+    ///
+    /// # Errors
+    /// `Unavailable` when the server cannot be reached; `Internal` when a
+    /// migration fails.
+    pub async fn open(url: String, options: PostgresOptions) -> Result<Self, RepositoryError> {
         let url = with_connect_timeout(&url);
         let (opened, own) = (url.clone(), Arc::new(OwnBackends::default()));
-        let backends = Arc::clone(&own);
+        let (backends, statement_timeout) = (Arc::clone(&own), options.statement_timeout);
         let pool = tokio::task::spawn_blocking(move || pool::open(&opened, &options, backends))
             .await
             .map_err(|e| RepositoryError::Internal(Box::new(e)))??;
-        Ok(Self { pool, url, own })
+        Ok(Self {
+            pool,
+            url,
+            statement_timeout,
+            own,
+        })
     }
 
     /// Starts following the changes other instances announce, delivered to
@@ -72,15 +100,21 @@ impl PostgresRepository {
         &self,
         changes: tokio::sync::mpsc::UnboundedSender<keywarden_application::ExternalChange>,
     ) -> std::io::Result<std::thread::JoinHandle<()>> {
-        listener::spawn(self.url.clone(), Arc::clone(&self.own), changes)
+        let (url, statement_timeout) = self.listener_settings();
+        listener::spawn(url, statement_timeout, Arc::clone(&self.own), changes)
     }
 
-    /// PostgreSQL runs writers concurrently; the row and advisory locks order
-    /// the ones that conflict. (Batching them in one transaction would hold
-    /// row locks across unrelated writes, and two instances batching in
-    /// different orders would deadlock.)
-    fn writer(&self) -> Option<&crate::writer::Writer<PgConnection>> {
-        None
+    /// Where the listener connects, and its statement timeout.
+    fn listener_settings(&self) -> (String, Duration) {
+        (self.url.clone(), self.statement_timeout)
+    }
+}
+
+impl Dialect for PostgresDatabase {
+    type Conn = PgConnection;
+
+    fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
     /// READ COMMITTED gives each statement its own snapshot: a token deleted
@@ -95,12 +129,26 @@ impl PostgresRepository {
             .run(work)
     }
 
-    /// READ COMMITTED; the row and advisory locks below make it race-free.
-    fn write_transaction<T, F>(conn: &mut PgConnection, work: F) -> Result<T, TxError>
+    /// PostgreSQL runs writers concurrently, each in a READ COMMITTED
+    /// transaction of its own; the row and advisory locks order the ones that
+    /// conflict. (Batching them in one transaction would hold row locks
+    /// across unrelated writes, and two instances batching in different
+    /// orders would deadlock.)
+    fn write<T, F>(&self, work: F) -> impl Future<Output = Result<T, RepositoryError>> + Send
     where
-        F: FnOnce(&mut PgConnection) -> Result<T, TxError>,
+        T: Send + 'static,
+        F: FnOnce(&mut PgConnection) -> Result<T, TxError> + Send + 'static,
     {
-        conn.transaction(work)
+        with_connection(&self.pool, move |conn| conn.transaction(work))
+    }
+
+    fn rows_for_change(
+        conn: &mut PgConnection,
+        selector: String,
+    ) -> Result<Vec<TokenRow>, TxError> {
+        Ok(statements::tokens_with_selector(selector)
+            .for_update()
+            .load::<TokenRow>(conn)?)
     }
 
     /// Counting and inserting must not interleave, or two instances could
@@ -144,13 +192,6 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for Announce<'_> {
 }
 
 impl RunQueryDsl<PgConnection> for Announce<'_> {}
-
-crate::sql::sql_repository!(
-    PostgresRepository,
-    PgConnection,
-    super::schema,
-    locking = for_update
-);
 
 #[cfg(test)]
 mod tests {

@@ -75,21 +75,28 @@ fn backend_pid(conn: &mut PgConnection) -> diesel::QueryResult<i32> {
         .pid)
 }
 
+/// Applies the configured statement timeout to a session: every connection
+/// but the migrating one (which may wait long on another instance's
+/// migration) gets it.
+pub(super) fn set_statement_timeout(
+    conn: &mut PgConnection,
+    timeout: Duration,
+) -> diesel::QueryResult<()> {
+    conn.batch_execute(&format!("SET statement_timeout = {}", timeout.as_millis()))
+}
+
 #[derive(Debug)]
 struct SessionSettings {
-    statement_timeout_ms: u128,
+    statement_timeout: Duration,
     own: Arc<OwnBackends>,
 }
 
 impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSettings {
     fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
-        conn.batch_execute(&format!(
-            "SET statement_timeout = {}",
-            self.statement_timeout_ms
-        ))
-        .and_then(|()| backend_pid(conn))
-        .map(|pid| self.own.set(pid, true))
-        .map_err(diesel::r2d2::Error::QueryError)
+        set_statement_timeout(conn, self.statement_timeout)
+            .and_then(|()| backend_pid(conn))
+            .map(|pid| self.own.set(pid, true))
+            .map_err(diesel::r2d2::Error::QueryError)
     }
 
     /// A broken connection cannot say its process id; it stays listed, which
@@ -121,7 +128,7 @@ pub(crate) fn open(
         // connections are noticed when used, and the pool then replaces them.
         .test_on_check_out(false)
         .connection_customizer(Box::new(SessionSettings {
-            statement_timeout_ms: options.statement_timeout.as_millis(),
+            statement_timeout: options.statement_timeout,
             own,
         }))
         .build(ConnectionManager::new(url))

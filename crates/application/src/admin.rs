@@ -1,0 +1,102 @@
+//! `AdminApi`: the use cases the Admin API drives ([`ApiTokenUseCases`]),
+//! composed from the credential authority, the shared token commands (admin
+//! tokens refused) and the catalog synced at start.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use keywarden_domain::{
+    ApiToken, Credential, Environment, EventType, Project, StoredEvent, TokenName, TokenRef,
+};
+use tracing::warn;
+
+use crate::catalog::Catalog;
+use crate::credentials::Credentials;
+use crate::tokens::Tokens;
+use crate::usecases::{ApiTokenUseCases, CreateToken, EventQuery, Principal};
+use crate::{ApiTokenRepository, AppError};
+
+const DEFAULT_EVENT_LIMIT: u32 = 100;
+const MAX_EVENT_LIMIT: u32 = 1000;
+
+/// The Admin API's use cases over one serving process's state.
+pub(crate) struct AdminApi {
+    pub(crate) repository: Arc<dyn ApiTokenRepository>,
+    pub(crate) credentials: Arc<Credentials>,
+    pub(crate) tokens: Tokens,
+    pub(crate) catalog: Catalog,
+}
+
+#[async_trait]
+impl ApiTokenUseCases for AdminApi {
+    fn authenticate_admin(&self, presented: &str) -> Result<Principal, AppError> {
+        self.credentials.authenticate_admin(presented)
+    }
+
+    async fn update_expiry(
+        &self,
+        actor: &Principal,
+        target: TokenRef,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, AppError> {
+        self.tokens.update_expiry(actor, target, expires_at).await
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<ApiToken>, AppError> {
+        self.tokens.list().await
+    }
+
+    async fn tokens_named(&self, name: &str) -> Result<Vec<ApiToken>, AppError> {
+        // No stored token has a name that is not a valid one (e.g. with NUL).
+        if TokenName::parse(name).is_err() {
+            return Ok(Vec::new());
+        }
+        Ok(self.repository.find_by_name(name).await?)
+    }
+
+    async fn create_token(
+        &self,
+        actor: &Principal,
+        request: CreateToken,
+    ) -> Result<(ApiToken, Credential), AppError> {
+        self.tokens.create(&self.catalog, actor, request).await
+    }
+
+    async fn delete_token(&self, actor: &Principal, target: TokenRef) -> Result<bool, AppError> {
+        self.tokens.delete(actor, target).await
+    }
+
+    async fn events(&self, query: EventQuery) -> Result<Vec<StoredEvent>, AppError> {
+        let limit = query
+            .limit
+            .unwrap_or(DEFAULT_EVENT_LIMIT)
+            .min(MAX_EVENT_LIMIT);
+        // Only these types exist; any other filter matches nothing, and is
+        // never sent to storage.
+        let event_type = match query.event_type.as_deref().map(EventType::parse) {
+            None => None,
+            Some(Some(known)) => Some(known),
+            Some(None) => return Ok(Vec::new()),
+        };
+        Ok(self.repository.events(event_type, limit).await?)
+    }
+
+    fn projects(&self) -> Vec<Project> {
+        self.catalog.projects().to_vec()
+    }
+
+    fn environments(&self) -> Vec<Environment> {
+        self.catalog.environments().to_vec()
+    }
+
+    async fn ready(&self) -> Result<(), AppError> {
+        self.repository.ping().await.map_err(|error| {
+            warn!(error = %error, "readiness check failed");
+            AppError::from(error)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

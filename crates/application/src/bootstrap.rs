@@ -1,0 +1,105 @@
+//! Bootstrap: the first tokens of an empty database — the operator's init
+//! tokens, or one generated admin token — and checking init tokens without
+//! storage for `keywarden config check`.
+
+use chrono::Utc;
+use keywarden_domain::{Credential, EnvironmentScope, NewToken, Projects, TokenName, TokenType};
+
+use crate::catalog::Catalog;
+use crate::error::invalid;
+use crate::{Adapters, AppError, ServiceSettings};
+
+/// Name recorded as the creator of bootstrap tokens.
+const BOOTSTRAP_ACTOR: &str = "system";
+/// Name given to bootstrap tokens, as Unleash does.
+const BOOTSTRAP_TOKEN_NAME: &str = "admin";
+
+/// An operator-chosen credential to insert on first start.
+#[derive(Debug, Clone)]
+pub struct InitToken {
+    pub token_type: TokenType,
+    pub credential: Credential,
+}
+
+/// What start-up did about the first tokens.
+#[derive(Debug)]
+pub enum Bootstrap {
+    /// Tokens existed already; nothing was inserted.
+    AlreadyInitialised,
+    /// The operator's init tokens were inserted.
+    Inserted(usize),
+    /// No init tokens were given: this admin credential was made, and must be
+    /// shown to the operator now because it is never available again.
+    Generated(Credential),
+}
+
+fn bootstrap_name() -> Result<TokenName, AppError> {
+    TokenName::parse(BOOTSTRAP_TOKEN_NAME).map_err(|e| invalid(e, None))
+}
+
+/// On an empty database, inserts the operator's init tokens or, without any,
+/// one generated admin token. Does nothing when tokens exist.
+///
+/// # Errors
+/// `Validation` for an init token that breaks the rules or names unknown
+/// reference data; storage errors as they come.
+pub(crate) async fn bootstrap(
+    adapters: &Adapters,
+    catalog: &Catalog,
+    init_tokens: Vec<InitToken>,
+) -> Result<Bootstrap, AppError> {
+    let now = adapters.clock.now();
+    let name = bootstrap_name()?;
+    let mut generated = None;
+    let tokens = if init_tokens.is_empty() {
+        let new = NewToken::new(
+            name,
+            TokenType::Admin,
+            Projects::All,
+            EnvironmentScope::All,
+            None,
+        )
+        .map_err(|e| invalid(e, None))?;
+        let material = adapters.secrets.generate().map_err(AppError::Internal)?;
+        let (token, credential) = new.issue(&material, now);
+        generated = Some(credential);
+        vec![token]
+    } else {
+        init_tokens
+            .iter()
+            .map(|init| catalog.init_token(init, name.clone(), now))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let count = tokens.len();
+    if !adapters
+        .repository
+        .insert_initial(tokens, BOOTSTRAP_ACTOR, now)
+        .await?
+    {
+        return Ok(Bootstrap::AlreadyInitialised);
+    }
+    Ok(match generated {
+        Some(credential) => Bootstrap::Generated(credential),
+        None => Bootstrap::Inserted(count),
+    })
+}
+
+/// Checks bootstrap tokens against the rules and the declared projects and
+/// environments, without storage (for `keywarden config check`).
+///
+/// # Errors
+/// `Validation` naming the first offending token.
+pub fn check_init_tokens(
+    settings: &ServiceSettings,
+    init_tokens: &[InitToken],
+) -> Result<(), AppError> {
+    let catalog = Catalog::declared(settings.projects.clone(), settings.environments.clone());
+    let name = bootstrap_name()?;
+    for init in init_tokens {
+        catalog.init_token(init, name.clone(), chrono::DateTime::<Utc>::UNIX_EPOCH)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

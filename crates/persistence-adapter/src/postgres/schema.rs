@@ -1,3 +1,0 @@
-//! The PostgreSQL tables: timestamps as `timestamptz`.
-
-crate::schema::tables!(Timestamptz);

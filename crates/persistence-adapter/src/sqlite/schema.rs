@@ -1,3 +1,0 @@
-//! The SQLite tables: timestamps as UTC text.
-
-crate::schema::tables!(TimestamptzSqlite);

@@ -1,0 +1,420 @@
+//! Every statement the repository runs, written once against the one schema
+//! (`crate::schema`), and [`Statements`]: what a connection type must be able
+//! to run for the repository to work on it.
+//!
+//! diesel proves per query type that a query runs on a backend, so code
+//! generic over the connection has to name each query's type in a bound.
+//! `#[dsl::auto_type]` names them (each constructor below also defines a type
+//! alias of its own name), and `Statements` states every bound once, as
+//! supertraits, which Rust carries to each generic caller; the compiler checks
+//! them for SQLite and PostgreSQL at the two `impl Statements` lines. (diesel's
+//! `MultiConnection` would not need the bounds, but it cannot express
+//! `ON CONFLICT`, and our pools and the SQLite group-commit writer hold the
+//! backends' own connection types.) The few statements diesel's builder cannot
+//! type for both backends, or that must stay prepared on a connection for
+//! throughput, are written out as `QueryFragment`s generic over the backend.
+
+use chrono::{DateTime, Utc};
+use diesel::backend::Backend;
+use diesel::dsl;
+use diesel::prelude::*;
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::query_dsl::methods::ExecuteDsl;
+use diesel::query_dsl::LoadQuery;
+use diesel::serialize::ToSql;
+use diesel::sql_types::HasSqlType;
+use diesel::sql_types::{Bool, Integer, Nullable, Text};
+use diesel::{PgConnection, SqliteConnection};
+
+use crate::rows::{CredentialRow, EnvironmentRow, EventRow, ProjectRow, TokenRow};
+use crate::schema::sql_types::UtcTime;
+use crate::schema::{api_token_projects, api_tokens, environments, events, projects, At};
+
+/// A connection that loads rows `U` with query `Q`.
+pub(crate) trait Loads<Q, U> {
+    fn load_rows(&mut self, query: Q) -> QueryResult<Vec<U>>;
+}
+
+impl<C, Q, U> Loads<Q, U> for C
+where
+    C: Connection,
+    Q: RunQueryDsl<C> + LoadQuery<'static, C, U>,
+{
+    fn load_rows(&mut self, query: Q) -> QueryResult<Vec<U>> {
+        query.load(self)
+    }
+}
+
+/// A connection that executes statement `Q`, answering the rows it changed.
+pub(crate) trait Executes<Q> {
+    fn run(&mut self, statement: Q) -> QueryResult<usize>;
+}
+
+impl<C, Q> Executes<Q> for C
+where
+    C: Connection,
+    Q: RunQueryDsl<C> + ExecuteDsl<C>,
+{
+    fn run(&mut self, statement: Q) -> QueryResult<usize> {
+        statement.execute(self)
+    }
+}
+
+/// Everything the repository runs, as one capability of a connection type.
+pub(crate) trait Statements:
+    Connection
+    + Loads<tokens_with_selector, TokenRow>
+    + Loads<tokens_in, TokenRow>
+    + Loads<tokens_named, TokenRow>
+    + Loads<all_tokens, TokenRow>
+    + Loads<links_of, (String, String)>
+    + Loads<links_in, (String, String)>
+    + Loads<all_links, (String, String)>
+    + Loads<credentials, CredentialRow>
+    + Loads<token_count, i64>
+    + Loads<newest_events, EventRow>
+    + Loads<newest_events_of_type, EventRow>
+    + Loads<catalog_projects, ProjectRow>
+    + Loads<catalog_environments, EnvironmentRow>
+    + Executes<insert_token>
+    + Executes<insert_links>
+    + Executes<insert_event>
+    + Executes<delete_token>
+    + Executes<mark_seen>
+    + Executes<prune_projects>
+    + Executes<prune_environments>
+    + for<'a> Executes<SetExpiry<'a>>
+    + for<'a> Executes<UpsertProject<'a>>
+    + for<'a> Executes<UpsertEnvironment<'a>>
+    + Executes<diesel::query_builder::SqlQuery>
+{
+}
+
+impl Statements for SqliteConnection {}
+impl Statements for PgConnection {}
+
+// ---- reads ------------------------------------------------------------------
+
+/// The columns `TokenRow` reads, in its field order.
+#[dsl::auto_type]
+fn token_columns() -> _ {
+    (
+        api_tokens::selector,
+        api_tokens::verifier,
+        api_tokens::token_name,
+        api_tokens::token_type,
+        api_tokens::all_projects,
+        api_tokens::environment,
+        api_tokens::expires_at,
+        api_tokens::created_at,
+        api_tokens::seen_at,
+        api_tokens::revision,
+    )
+}
+
+#[dsl::auto_type]
+fn tokens() -> _ {
+    api_tokens::table.select(token_columns())
+}
+
+/// Newest first; insertion order breaks ties within a millisecond.
+#[dsl::auto_type]
+fn newest_tokens_first() -> _ {
+    (api_tokens::created_at.desc(), api_tokens::id.desc())
+}
+
+#[dsl::auto_type]
+pub(crate) fn tokens_with_selector(selector: String) -> _ {
+    tokens().filter(api_tokens::selector.eq(selector))
+}
+
+#[dsl::auto_type]
+pub(crate) fn tokens_in(selectors: Vec<String>) -> _ {
+    tokens().filter(api_tokens::selector.eq_any(selectors))
+}
+
+#[dsl::auto_type]
+pub(crate) fn tokens_named(name: String) -> _ {
+    tokens()
+        .filter(api_tokens::token_name.eq(name))
+        .order(newest_tokens_first())
+}
+
+#[dsl::auto_type]
+pub(crate) fn all_tokens() -> _ {
+    tokens().order(newest_tokens_first())
+}
+
+#[dsl::auto_type]
+pub(crate) fn all_links() -> _ {
+    api_token_projects::table.select((api_token_projects::selector, api_token_projects::project))
+}
+
+#[dsl::auto_type]
+pub(crate) fn links_of(selector: String) -> _ {
+    all_links().filter(api_token_projects::selector.eq(selector))
+}
+
+#[dsl::auto_type]
+pub(crate) fn links_in(selectors: Vec<String>) -> _ {
+    all_links().filter(api_token_projects::selector.eq_any(selectors))
+}
+
+#[dsl::auto_type]
+pub(crate) fn credentials() -> _ {
+    api_tokens::table.select((
+        api_tokens::selector,
+        api_tokens::verifier,
+        api_tokens::token_name,
+        api_tokens::token_type,
+        api_tokens::expires_at,
+        api_tokens::revision,
+    ))
+}
+
+#[dsl::auto_type]
+pub(crate) fn token_count() -> _ {
+    api_tokens::table.count()
+}
+
+#[dsl::auto_type]
+pub(crate) fn newest_events(limit: i64) -> _ {
+    events::table.order(events::id.desc()).limit(limit)
+}
+
+#[dsl::auto_type]
+pub(crate) fn newest_events_of_type(event_type: String, limit: i64) -> _ {
+    events::table
+        .filter(events::event_type.eq(event_type))
+        .order(events::id.desc())
+        .limit(limit)
+}
+
+#[dsl::auto_type]
+pub(crate) fn catalog_projects() -> _ {
+    projects::table
+        .select((projects::id, projects::name, projects::description))
+        .order(projects::id)
+}
+
+#[dsl::auto_type]
+pub(crate) fn catalog_environments() -> _ {
+    environments::table
+        .select((
+            environments::name,
+            environments::kind,
+            environments::sort_order,
+            environments::enabled,
+        ))
+        .order((environments::sort_order, environments::name))
+}
+
+// ---- writes -----------------------------------------------------------------
+
+#[derive(Insertable)]
+#[diesel(table_name = api_tokens, treat_none_as_default_value = false)]
+pub(crate) struct NewToken {
+    pub selector: String,
+    pub verifier: Vec<u8>,
+    pub token_name: String,
+    pub token_type: String,
+    pub all_projects: bool,
+    pub environment: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_at: At,
+    pub seen_at: Option<DateTime<Utc>>,
+    pub revision: i64,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = api_token_projects)]
+pub(crate) struct NewLink {
+    pub selector: String,
+    pub project: String,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = events, treat_none_as_default_value = false)]
+pub(crate) struct NewEvent {
+    pub event_type: String,
+    pub created_by: String,
+    pub created_at: At,
+    pub data: Option<String>,
+    pub pre_data: Option<String>,
+    pub selector: String,
+    pub format: i32,
+}
+
+#[dsl::auto_type]
+pub(crate) fn insert_token(row: NewToken) -> _ {
+    dsl::insert_into(api_tokens::table).values(row)
+}
+
+#[dsl::auto_type]
+pub(crate) fn insert_links(rows: Vec<NewLink>) -> _ {
+    dsl::insert_into(api_token_projects::table).values(rows)
+}
+
+#[dsl::auto_type]
+pub(crate) fn insert_event(row: NewEvent) -> _ {
+    dsl::insert_into(events::table).values(row)
+}
+
+#[dsl::auto_type]
+pub(crate) fn delete_token(selector: String) -> _ {
+    dsl::delete(api_tokens::table.filter(api_tokens::selector.eq(selector)))
+}
+
+/// Moves `seen_at` forward to `at`, never back.
+#[dsl::auto_type]
+pub(crate) fn mark_seen(selector: String, at: At) -> _ {
+    dsl::update(
+        api_tokens::table
+            .filter(api_tokens::selector.eq(selector))
+            .filter(api_tokens::seen_at.is_null().or(api_tokens::seen_at.lt(at))),
+    )
+    .set(api_tokens::seen_at.eq(at))
+}
+
+/// Deletes the projects not in `keep` that no token links to.
+#[dsl::auto_type]
+pub(crate) fn prune_projects(keep: Vec<String>) -> _ {
+    dsl::delete(
+        projects::table
+            .filter(dsl::not(projects::id.eq_any(keep)))
+            .filter(dsl::not(projects::id.eq_any(
+                api_token_projects::table.select(api_token_projects::project),
+            ))),
+    )
+}
+
+/// Deletes the environments not in `keep` that no token is bound to.
+#[dsl::auto_type]
+pub(crate) fn prune_environments(keep: Vec<String>) -> _ {
+    dsl::delete(
+        environments::table
+            .filter(dsl::not(environments::name.eq_any(keep)))
+            .filter(dsl::not(
+                environments::name.nullable().eq_any(
+                    api_tokens::table
+                        .select(api_tokens::environment)
+                        .filter(api_tokens::environment.is_not_null()),
+                ),
+            )),
+    )
+}
+
+/// `UPDATE api_tokens SET expires_at = ?, revision = revision + 1
+/// WHERE selector = ?`, written out so that the connection keeps it
+/// prepared: diesel prepares its `update` builder anew every time, and this
+/// is the statement every PUT runs.
+pub(crate) struct SetExpiry<'a> {
+    pub expires_at: Option<DateTime<Utc>>,
+    pub selector: &'a str,
+}
+
+impl QueryId for SetExpiry<'_> {
+    type QueryId = SetExpiry<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<DB> QueryFragment<DB> for SetExpiry<'_>
+where
+    DB: Backend + HasSqlType<UtcTime>,
+    DateTime<Utc>: ToSql<UtcTime, DB>,
+    str: ToSql<Text, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql("UPDATE api_tokens SET expires_at = ");
+        out.push_bind_param::<Nullable<UtcTime>, _>(&self.expires_at)?;
+        out.push_sql(", revision = revision + 1 WHERE selector = ");
+        out.push_bind_param::<Text, _>(self.selector)?;
+        Ok(())
+    }
+}
+
+impl<C> RunQueryDsl<C> for SetExpiry<'_> {}
+
+/// Inserts a project or updates the one with its id. (Both backends accept
+/// this `ON CONFLICT` clause; diesel's builder types it per backend.)
+pub(crate) struct UpsertProject<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub description: Option<&'a str>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl QueryId for UpsertProject<'_> {
+    type QueryId = UpsertProject<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<DB> QueryFragment<DB> for UpsertProject<'_>
+where
+    DB: Backend + HasSqlType<UtcTime>,
+    DateTime<Utc>: ToSql<UtcTime, DB>,
+    str: ToSql<Text, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql("INSERT INTO projects (id, name, description, created_at) VALUES (");
+        out.push_bind_param::<Text, _>(self.id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(self.name)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<Text>, _>(&self.description)?;
+        out.push_sql(", ");
+        out.push_bind_param::<UtcTime, _>(&self.created_at)?;
+        out.push_sql(
+            ") ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
+             description = excluded.description",
+        );
+        Ok(())
+    }
+}
+
+impl<C> RunQueryDsl<C> for UpsertProject<'_> {}
+
+/// Inserts an environment or updates the one with its name.
+pub(crate) struct UpsertEnvironment<'a> {
+    pub name: &'a str,
+    pub kind: &'a str,
+    pub sort_order: i32,
+    pub enabled: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl QueryId for UpsertEnvironment<'_> {
+    type QueryId = UpsertEnvironment<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<DB> QueryFragment<DB> for UpsertEnvironment<'_>
+where
+    DB: Backend + HasSqlType<UtcTime> + HasSqlType<Bool>,
+    DateTime<Utc>: ToSql<UtcTime, DB>,
+    str: ToSql<Text, DB>,
+    i32: ToSql<Integer, DB>,
+    bool: ToSql<Bool, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql(
+            "INSERT INTO environments (name, kind, sort_order, enabled, created_at) VALUES (",
+        );
+        out.push_bind_param::<Text, _>(self.name)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(self.kind)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Integer, _>(&self.sort_order)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Bool, _>(&self.enabled)?;
+        out.push_sql(", ");
+        out.push_bind_param::<UtcTime, _>(&self.created_at)?;
+        out.push_sql(
+            ") ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, \
+             sort_order = excluded.sort_order, enabled = excluded.enabled",
+        );
+        Ok(())
+    }
+}
+
+impl<C> RunQueryDsl<C> for UpsertEnvironment<'_> {}
