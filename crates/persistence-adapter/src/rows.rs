@@ -142,24 +142,26 @@ pub(crate) struct EventRow {
     pub format: i32,
 }
 
-impl EventRow {
-    pub(crate) fn into_event(self) -> Result<StoredEvent, RepositoryError> {
-        let id = self.id;
+impl TryFrom<EventRow> for StoredEvent {
+    type Error = RepositoryError;
+
+    fn try_from(row: EventRow) -> Result<Self, RepositoryError> {
+        let id = row.id;
         let bad = |what: String| corrupt(format!("event {id}: {what}"));
-        let event_type = EventType::parse(&self.event_type)
-            .ok_or_else(|| bad(format!("unknown type {:?}", self.event_type)))?;
-        let subject = Selector::parse(&self.selector)
-            .ok_or_else(|| bad(format!("bad selector {:?}", self.selector)))?;
-        let facts = |text: Option<String>| stored_event::decode(self.format, text.as_deref());
+        let event_type = EventType::parse(&row.event_type)
+            .ok_or_else(|| bad(format!("unknown type {:?}", row.event_type)))?;
+        let subject = Selector::parse(&row.selector)
+            .ok_or_else(|| bad(format!("bad selector {:?}", row.selector)))?;
+        let facts = |text: Option<String>| stored_event::decode(row.format, text.as_deref());
         Ok(StoredEvent {
             id,
             event: AuditEvent::restore(
                 subject,
                 event_type,
-                self.created_by,
-                self.created_at,
-                facts(self.data).map_err(bad)?,
-                facts(self.pre_data).map_err(bad)?,
+                row.created_by,
+                row.created_at,
+                facts(row.data).map_err(bad)?,
+                facts(row.pre_data).map_err(bad)?,
             ),
         })
     }
