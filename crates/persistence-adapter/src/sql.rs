@@ -22,12 +22,12 @@ use chrono::{DateTime, Utc};
 use diesel::r2d2::{ConnectionManager, Pool, R2D2Connection};
 use keywarden_application::{ApiTokenRepository, ExpiryChange, RepositoryError, StoredCredential};
 use keywarden_domain::{
-    truncate_to_millis, ApiToken, AuditEvent, Environment, EventType, Project, Projects, Selector,
+    truncate_to_millis, ApiToken, AuditEvent, Environment, EventType, Project, Selector,
     StoredEvent, TokenRef,
 };
 
 use crate::error::{pool_unavailable, TxError};
-use crate::rows::{assemble, environment_column, project_links, TokenRow};
+use crate::rows::{assemble, project_links, TokenRow};
 use crate::schema::At;
 use crate::statements::{self as st, Executes, Loads, Statements};
 use crate::stored_event;
@@ -205,22 +205,8 @@ fn change_token<D: Dialect, T>(
 fn insert_token<D: Dialect>(conn: &mut D::Conn, token: &ApiToken) -> Result<ApiToken, TxError> {
     let revision = 1;
     let selector = token.selector().to_string();
-    conn.run(st::insert_token(st::NewToken {
-        selector: selector.clone(),
-        verifier: token.verifier().as_bytes().to_vec(),
-        token_name: token.name().as_str().to_string(),
-        token_type: token.token_type().as_str().to_string(),
-        all_projects: token.projects() == &Projects::All,
-        environment: environment_column(token),
-        expires_at: token.expires_at(),
-        created_at: At(token.created_at()),
-        seen_at: token.seen_at(),
-        revision,
-    }))?;
-    let links: Vec<_> = project_links(token)
-        .into_iter()
-        .map(|(selector, project)| st::NewLink { selector, project })
-        .collect();
+    conn.run(st::insert_token(TokenRow::of(token, revision)))?;
+    let links = project_links(token);
     if !links.is_empty() {
         conn.run(st::insert_links(links))?;
     }

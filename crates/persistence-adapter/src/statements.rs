@@ -26,7 +26,7 @@ use diesel::sql_types::HasSqlType;
 use diesel::sql_types::{Bool, Integer, Nullable, Text};
 use diesel::{PgConnection, SqliteConnection};
 
-use crate::rows::{CredentialRow, EnvironmentRow, EventRow, ProjectRow, TokenRow};
+use crate::rows::{CredentialRow, EnvironmentRow, EventRow, LinkRow, ProjectRow, TokenRow};
 use crate::schema::sql_types::UtcTime;
 use crate::schema::{api_token_projects, api_tokens, environments, events, projects, At};
 
@@ -212,28 +212,6 @@ pub(crate) fn catalog_environments() -> _ {
 // ---- writes -----------------------------------------------------------------
 
 #[derive(Insertable)]
-#[diesel(table_name = api_tokens, treat_none_as_default_value = false)]
-pub(crate) struct NewToken {
-    pub selector: String,
-    pub verifier: Vec<u8>,
-    pub token_name: String,
-    pub token_type: String,
-    pub all_projects: bool,
-    pub environment: Option<String>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub created_at: At,
-    pub seen_at: Option<DateTime<Utc>>,
-    pub revision: i64,
-}
-
-#[derive(Insertable)]
-#[diesel(table_name = api_token_projects)]
-pub(crate) struct NewLink {
-    pub selector: String,
-    pub project: String,
-}
-
-#[derive(Insertable)]
 #[diesel(table_name = events, treat_none_as_default_value = false)]
 pub(crate) struct NewEvent {
     pub event_type: String,
@@ -246,12 +224,12 @@ pub(crate) struct NewEvent {
 }
 
 #[dsl::auto_type]
-pub(crate) fn insert_token(row: NewToken) -> _ {
+pub(crate) fn insert_token(row: TokenRow) -> _ {
     dsl::insert_into(api_tokens::table).values(row)
 }
 
 #[dsl::auto_type]
-pub(crate) fn insert_links(rows: Vec<NewLink>) -> _ {
+pub(crate) fn insert_links(rows: Vec<LinkRow>) -> _ {
     dsl::insert_into(api_token_projects::table).values(rows)
 }
 
