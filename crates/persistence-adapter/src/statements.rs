@@ -10,9 +10,10 @@
 //! them for SQLite and PostgreSQL at the two `impl Statements` lines. (diesel's
 //! `MultiConnection` would not need the bounds, but it cannot express
 //! `ON CONFLICT`, and our pools and the SQLite group-commit writer hold the
-//! backends' own connection types.) The few statements diesel's builder cannot
-//! type for both backends, or that must stay prepared on a connection for
-//! throughput, are written out as `QueryFragment`s generic over the backend.
+//! backends' own connection types.) The statements whose types `auto_type`
+//! cannot name (the `ON CONFLICT` upserts), or that must stay prepared on a
+//! connection for throughput (`SetExpiry`), are written out as
+//! `QueryFragment`s generic over the backend.
 
 use chrono::{DateTime, Utc};
 use diesel::backend::Backend;
@@ -22,8 +23,7 @@ use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::query_dsl::methods::ExecuteDsl;
 use diesel::query_dsl::LoadQuery;
 use diesel::serialize::ToSql;
-use diesel::sql_types::HasSqlType;
-use diesel::sql_types::{Bool, Integer, Nullable, Text};
+use diesel::sql_types::{Bool, HasSqlType, Integer, Nullable, Text};
 use diesel::{PgConnection, SqliteConnection};
 
 use crate::rows::{CredentialRow, EnvironmentRow, EventRow, LinkRow, ProjectRow, TokenRow};
@@ -314,7 +314,7 @@ where
 impl<C> RunQueryDsl<C> for SetExpiry<'_> {}
 
 /// Inserts a project or updates the one with its id. (Both backends accept
-/// this `ON CONFLICT` clause; diesel's builder types it per backend.)
+/// this `ON CONFLICT` clause; `auto_type` cannot name diesel's upsert types.)
 pub(crate) struct UpsertProject<'a> {
     pub id: &'a str,
     pub name: &'a str,
