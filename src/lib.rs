@@ -112,6 +112,7 @@ impl Application {
             Bootstrap::AlreadyInitialised => None,
         };
         let usecases = started.usecases;
+        let verification = started.verification;
         let credentials = started.credentials;
         let body_limit = BodyLimit(settings.server.body_limit_bytes);
         let request_limits = RequestLimits {
@@ -122,6 +123,7 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new().configure(configure(
                 Arc::clone(&usecases),
+                Arc::clone(&verification),
                 body_limit,
                 request_limits,
                 Arc::clone(&metrics),

@@ -10,7 +10,7 @@ use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 use crate::dto::{
     CreateTokenRequest, EnvironmentList, EventList, ProjectList, UpdateExpiryRequest,
 };
-use crate::handlers;
+use crate::{handlers, verify};
 
 /// A token as reads and audit events show it.
 #[expect(dead_code, reason = "read by the OpenAPI derive, never built")]
@@ -137,15 +137,20 @@ impl Modify for AdminTokenAuth {
         handlers::get_ready,
         handlers::get_metrics,
         handlers::get_openapi,
+        verify::validate_edge_tokens,
+        verify::verify_token,
     ),
     components(schemas(
         ApiTokenSchema, ApiTokenList, UpdateExpiryRequest, CreateTokenRequest, ErrorBody,
-        ErrorDetail, WrongTokenType, Health, EventList, ProjectList, EnvironmentList
+        ErrorDetail, WrongTokenType, Health, EventList, ProjectList, EnvironmentList,
+        verify::EdgeValidateRequest, verify::EdgeValidateResponse, verify::EdgeToken,
+        verify::VerifiedTokenBody
     )),
     modifiers(&AdminTokenAuth),
     tags(
         (name = "API tokens", description = "Create, read, expire and delete API tokens"),
         (name = "Admin", description = "Audit events and reference data"),
+        (name = "Verification", description = "Checking tokens, for the services they protect"),
         (name = "Operations", description = "Health, readiness, metrics and this document"),
     )
 )]
@@ -193,5 +198,6 @@ pub fn document_for(environments: &[String], projects: &[String]) -> String {
             }
         });
     }
+    crate::verify::declare_scope_values(&mut document, environments, projects);
     serde_json::to_string(&document).unwrap_or_else(|_| "{}".to_string())
 }

@@ -63,17 +63,8 @@ impl TokenRow {
             Verifier::from_slice(&self.verifier).ok_or_else(|| bad("bad verifier".into()))?;
         let name = TokenName::parse(&self.token_name).map_err(|e| bad(e.to_string()))?;
         let token_type = TokenType::parse(&self.token_type).map_err(|e| bad(e.to_string()))?;
-        let projects = if self.all_projects {
-            Projects::All
-        } else {
-            Projects::from_ids(projects).map_err(|e| bad(e.to_string()))?
-        };
-        let environment = match self.environment {
-            None => EnvironmentScope::All,
-            Some(name) => EnvironmentScope::Named(
-                EnvironmentName::parse(&name).map_err(|e| bad(e.to_string()))?,
-            ),
-        };
+        let projects = scope_projects(self.all_projects, projects).map_err(bad)?;
+        let environment = scope_environment(self.environment.as_deref()).map_err(bad)?;
         ApiToken::restore(
             selector,
             verifier,
@@ -97,24 +88,55 @@ pub(crate) struct CredentialRow {
     pub verifier: Vec<u8>,
     pub token_name: String,
     pub token_type: String,
+    pub all_projects: bool,
+    pub environment: Option<String>,
     pub expires_at: Option<DateTime<Utc>>,
     pub revision: i64,
 }
 
-impl TryFrom<CredentialRow> for StoredCredential {
-    type Error = RepositoryError;
-
-    fn try_from(row: CredentialRow) -> Result<Self, RepositoryError> {
-        let bad = |what: &str| corrupt(format!("token {}: {what}", row.selector));
-        Ok(Self {
-            selector: Selector::parse(&row.selector).ok_or_else(|| bad("bad selector"))?,
-            verifier: Verifier::from_slice(&row.verifier).ok_or_else(|| bad("bad verifier"))?,
-            token_type: TokenType::parse(&row.token_type).map_err(|e| bad(&e.to_string()))?,
-            expires_at: row.expires_at,
-            revision: row.revision,
-            name: row.token_name,
+impl CredentialRow {
+    /// `projects` are the row's entries in `api_token_projects`.
+    fn into_credential(self, projects: &[String]) -> Result<StoredCredential, RepositoryError> {
+        let bad = |what: &str| corrupt(format!("token {}: {what}", self.selector));
+        Ok(StoredCredential {
+            selector: Selector::parse(&self.selector).ok_or_else(|| bad("bad selector"))?,
+            verifier: Verifier::from_slice(&self.verifier).ok_or_else(|| bad("bad verifier"))?,
+            token_type: TokenType::parse(&self.token_type).map_err(|e| bad(&e.to_string()))?,
+            projects: scope_projects(self.all_projects, projects).map_err(|e| bad(&e))?,
+            environment: scope_environment(self.environment.as_deref()).map_err(|e| bad(&e))?,
+            expires_at: self.expires_at,
+            revision: self.revision,
+            name: self.token_name,
         })
     }
+}
+
+/// The `all_projects` column and the project links as the domain's `Projects`.
+fn scope_projects(all_projects: bool, links: &[String]) -> Result<Projects, String> {
+    if all_projects {
+        Ok(Projects::All)
+    } else {
+        Projects::from_ids(links).map_err(|e| e.to_string())
+    }
+}
+
+/// The `environment` column (NULL for every environment) as the domain's scope.
+fn scope_environment(column: Option<&str>) -> Result<EnvironmentScope, String> {
+    match column {
+        None => Ok(EnvironmentScope::All),
+        Some(name) => EnvironmentName::parse(name)
+            .map(EnvironmentScope::Named)
+            .map_err(|e| e.to_string()),
+    }
+}
+
+/// Project links (selector, project) grouped by selector.
+fn group_links(links: Vec<(String, String)>) -> HashMap<String, Vec<String>> {
+    let mut by_selector: HashMap<String, Vec<String>> = HashMap::new();
+    for (selector, project) in links {
+        by_selector.entry(selector).or_default().push(project);
+    }
+    by_selector
 }
 
 /// Joins token rows with their project links (selector, project).
@@ -122,14 +144,25 @@ pub(crate) fn assemble(
     rows: Vec<TokenRow>,
     links: Vec<(String, String)>,
 ) -> Result<Vec<ApiToken>, RepositoryError> {
-    let mut by_selector: HashMap<String, Vec<String>> = HashMap::new();
-    for (selector, project) in links {
-        by_selector.entry(selector).or_default().push(project);
-    }
+    let mut by_selector = group_links(links);
     rows.into_iter()
         .map(|row| {
             let projects = by_selector.remove(&row.selector).unwrap_or_default();
             row.into_token(&projects)
+        })
+        .collect()
+}
+
+/// Joins credential rows with their project links (selector, project).
+pub(crate) fn assemble_credentials(
+    rows: Vec<CredentialRow>,
+    links: Vec<(String, String)>,
+) -> Result<Vec<StoredCredential>, RepositoryError> {
+    let mut by_selector = group_links(links);
+    rows.into_iter()
+        .map(|row| {
+            let projects = by_selector.remove(&row.selector).unwrap_or_default();
+            row.into_credential(&projects)
         })
         .collect()
 }

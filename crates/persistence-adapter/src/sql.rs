@@ -27,7 +27,7 @@ use keywarden_domain::{
 };
 
 use crate::error::{pool_unavailable, TxError};
-use crate::rows::{assemble, project_links, TokenRow};
+use crate::rows::{assemble, assemble_credentials, project_links, TokenRow};
 use crate::schema::At;
 use crate::statements::{self as st, Executes, Loads, Statements};
 use crate::stored_event;
@@ -290,7 +290,13 @@ impl<D: Dialect> ApiTokenRepository for SqlRepository<D> {
     }
 
     async fn credentials(&self) -> Result<Vec<StoredCredential>, RepositoryError> {
-        with_connection(self.0.pool(), |conn| load_as(conn, st::credentials())).await
+        // One snapshot: the scope is part of what verification answers from memory.
+        read(&self.0, |conn| {
+            let rows = conn.load_rows(st::credentials())?;
+            let links = conn.load_rows(st::all_links())?;
+            Ok(assemble_credentials(rows, links)?)
+        })
+        .await
     }
 
     async fn find_by_name(&self, name: &str) -> Result<Vec<ApiToken>, RepositoryError> {

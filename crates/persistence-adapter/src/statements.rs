@@ -167,6 +167,8 @@ pub(crate) fn credentials() -> _ {
         api_tokens::verifier,
         api_tokens::token_name,
         api_tokens::token_type,
+        api_tokens::all_projects,
+        api_tokens::environment,
         api_tokens::expires_at,
         api_tokens::revision,
     ))
