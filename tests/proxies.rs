@@ -4,8 +4,7 @@
 //! upstream that echoes the `X-Token-Name` it received, with keywarden behind
 //! them. Without nginx or Caddy installed these tests say so and pass; with
 //! `CI=true` a missing proxy fails them.
-
-mod common;
+#![expect(clippy::unwrap_used, reason = "test helpers fail the test loudly")]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -14,8 +13,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{spawn_on, spawn_with, Response, TestApp};
-use keywarden_persistence_adapter::testing::TestDatabase;
+use keywarden_test_support::app::{spawn_on, spawn_with, TestApp};
+use keywarden_test_support::http::Response;
+use keywarden_test_support::TestDatabase;
 use serde_json::json;
 
 const ADMIN: &str = "*:*.proxies-admin";
@@ -313,7 +313,9 @@ async fn tokens_in_scope_reach_the_service_and_others_are_refused() {
             "{kind:?}: out of scope"
         );
         assert_eq!(through(&client, Some(ADMIN)).await.status, 403, "{kind:?}");
-        assert!(!running.logs().contains(common::random_part(&production)));
+        assert!(!running
+            .logs()
+            .contains(keywarden_test_support::app::random_part(&production)));
     }
 
     // Expired through PUT: refused by the very next request through each proxy.

@@ -2,10 +2,9 @@
 //! (verification.md §1–§3) over real HTTP, on SQLite or on PostgreSQL
 //! (`KEYWARDEN_TEST_BACKEND=postgres`).
 
-mod common;
-
-use common::{assert_error, spawn_with, Response, TestApp};
 use keywarden::settings::ProjectSettings;
+use keywarden_test_support::app::{spawn_with, TestApp};
+use keywarden_test_support::http::{assert_error, Response};
 use serde_json::{json, Value};
 
 const ADMIN: &str = "*:*.verification-admin";
@@ -146,7 +145,10 @@ async fn verify_refuses_tokens_outside_the_required_scope_naming_what_is_missing
         assert_error(&response, 403, "ForbiddenError");
         let message = response.json()["message"].as_str().unwrap().to_string();
         assert!(message.contains(named), "{query}: {message}");
-        assert!(!message.contains(common::random_part(&backend)), "{query}");
+        assert!(
+            !message.contains(keywarden_test_support::app::random_part(&backend)),
+            "{query}"
+        );
         assert_eq!(response.headers["cache-control"], "no-store");
     }
     // Admin credentials pass only where admin is listed; `*` matches anything.
@@ -329,5 +331,5 @@ async fn verifications_are_seen_and_counted_without_credentials_in_labels() {
             && line.contains("endpoint=\"edge_validate\"")
             && line.contains("result=\"ok\"")));
     assert!(!metrics.contains("metric-name-canary"));
-    assert!(!metrics.contains(common::random_part(&credential)));
+    assert!(!metrics.contains(keywarden_test_support::app::random_part(&credential)));
 }

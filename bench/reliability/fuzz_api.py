@@ -22,8 +22,9 @@ import subprocess
 import sys
 import venv
 
-import kwrel
-from kwrel import ADMIN, Client, Findings, Server, log
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+import kwbench  # noqa: E402
+from kwbench import ADMIN, Client, Findings, Server, log  # noqa: E402
 
 VERSION = "4.32.5"
 DEFAULT_CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,"
@@ -47,7 +48,7 @@ def schemathesis(version):
 
 
 def main():
-    parser = kwrel.parser(__doc__.split("\n\n")[0])
+    parser = kwbench.parser(__doc__.split("\n\n")[0])
     parser.add_argument("--checks", default=DEFAULT_CHECKS,
                         help=f"schemathesis checks, comma-separated, or all (default {DEFAULT_CHECKS})")
     parser.add_argument("--schema", help="a local OpenAPI file to use instead of /docs/openapi.json")

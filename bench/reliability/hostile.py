@@ -16,12 +16,15 @@ an answer must not be a 5xx.
 """
 
 import json
+import os
 import random
 import socket
+import sys
 import time
 
-import kwrel
-from kwrel import ADMIN, Client, Findings, Server, log
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+import kwbench  # noqa: E402
+from kwbench import ADMIN, Client, Findings, Server, log  # noqa: E402
 
 TOKENS = "/api/admin/api-tokens"
 VERIFY = "/api/verify"
@@ -299,7 +302,7 @@ def send(port, data, timeout):
 
 
 def main():
-    parser = kwrel.parser(__doc__.split("\n\n")[0])
+    parser = kwbench.parser(__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=20261128, help="random seed for the corpus")
     args = parser.parse_args()
     findings = Findings("hostile")

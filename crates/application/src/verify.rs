@@ -92,7 +92,10 @@ pub trait TokenVerification: Send + Sync {
     ///
     /// # Errors
     /// The `Refusal` saying why it may not pass.
-    #[allow(clippy::needless_lifetimes)] // mockall needs it named
+    #[expect(
+        clippy::needless_lifetimes,
+        reason = "mockall needs the lifetime named"
+    )]
     fn verify<'a>(
         &self,
         presented: Option<&'a str>,

@@ -15,7 +15,6 @@ use utoipa::ToSchema;
 use crate::auth::credential;
 use crate::error::{ApiError, ErrorKind};
 use crate::extract::{json_value, percent_decode, typed_body};
-#[allow(unused_imports)] // named in the OpenAPI annotations
 use crate::openapi::ErrorBody;
 use crate::presentation::{wire_type, Shown};
 

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use diesel::Queryable;
+use diesel::{Insertable, Queryable};
 use keywarden_application::{RepositoryError, StoredCredential};
 use keywarden_domain::{
     ApiToken, AuditEvent, Environment, EnvironmentName, EnvironmentScope, EventType, Project,
@@ -13,23 +13,47 @@ use keywarden_domain::{
 };
 
 use crate::error::corrupt;
+use crate::schema::{api_token_projects, api_tokens, At};
 use crate::stored_event;
 
-#[derive(Debug, Queryable)]
+/// An `api_tokens` row as it is read and written (without its `id`).
+#[derive(Debug, Queryable, Insertable)]
+#[diesel(table_name = api_tokens, treat_none_as_default_value = false)]
 pub(crate) struct TokenRow {
     pub selector: String,
     pub verifier: Vec<u8>,
     pub token_name: String,
     pub token_type: String,
+    /// All-projects tokens have no `api_token_projects` rows.
     pub all_projects: bool,
+    /// NULL for every environment.
     pub environment: Option<String>,
     pub expires_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
+    pub created_at: At,
     pub seen_at: Option<DateTime<Utc>>,
     pub revision: i64,
 }
 
 impl TokenRow {
+    /// `token` as stored at `revision`.
+    pub(crate) fn of(token: &ApiToken, revision: i64) -> Self {
+        Self {
+            selector: token.selector().to_string(),
+            verifier: token.verifier().as_bytes().to_vec(),
+            token_name: token.name().as_str().to_string(),
+            token_type: token.token_type().as_str().to_string(),
+            all_projects: token.projects() == &Projects::All,
+            environment: match token.environment() {
+                EnvironmentScope::All => None,
+                EnvironmentScope::Named(name) => Some(name.as_str().to_string()),
+            },
+            expires_at: token.expires_at(),
+            created_at: At(token.created_at()),
+            seen_at: token.seen_at(),
+            revision,
+        }
+    }
+
     /// `projects` are the row's entries in `api_token_projects`.
     pub(crate) fn into_token(self, projects: &[String]) -> Result<ApiToken, RepositoryError> {
         let id = self.selector.clone();
@@ -49,7 +73,7 @@ impl TokenRow {
             projects,
             environment,
             self.expires_at,
-            self.created_at,
+            self.created_at.0,
             self.seen_at,
             self.revision,
         )
@@ -147,22 +171,25 @@ pub(crate) fn assemble_credentials(
     )
 }
 
-/// The project ids to link a token to (none for all-projects tokens).
-pub(crate) fn project_links(token: &ApiToken) -> Vec<(String, String)> {
+/// An `api_token_projects` row: the token with `selector` reaches `project`.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = api_token_projects)]
+pub(crate) struct LinkRow {
+    pub selector: String,
+    pub project: String,
+}
+
+/// The rows linking a token to its projects (none for all-projects tokens).
+pub(crate) fn project_links(token: &ApiToken) -> Vec<LinkRow> {
     match token.projects() {
         Projects::All => Vec::new(),
         Projects::Listed(ids) => ids
             .iter()
-            .map(|id| (token.selector().to_string(), id.as_str().to_string()))
+            .map(|id| LinkRow {
+                selector: token.selector().to_string(),
+                project: id.as_str().to_string(),
+            })
             .collect(),
-    }
-}
-
-/// The `environment` column: NULL for every environment.
-pub(crate) fn environment_column(token: &ApiToken) -> Option<String> {
-    match token.environment() {
-        EnvironmentScope::All => None,
-        EnvironmentScope::Named(name) => Some(name.as_str().to_string()),
     }
 }
 
@@ -179,24 +206,26 @@ pub(crate) struct EventRow {
     pub format: i32,
 }
 
-impl EventRow {
-    pub(crate) fn into_event(self) -> Result<StoredEvent, RepositoryError> {
-        let id = self.id;
+impl TryFrom<EventRow> for StoredEvent {
+    type Error = RepositoryError;
+
+    fn try_from(row: EventRow) -> Result<Self, RepositoryError> {
+        let id = row.id;
         let bad = |what: String| corrupt(format!("event {id}: {what}"));
-        let event_type = EventType::parse(&self.event_type)
-            .ok_or_else(|| bad(format!("unknown type {:?}", self.event_type)))?;
-        let subject = Selector::parse(&self.selector)
-            .ok_or_else(|| bad(format!("bad selector {:?}", self.selector)))?;
-        let facts = |text: Option<String>| stored_event::decode(self.format, text.as_deref());
+        let event_type = EventType::parse(&row.event_type)
+            .ok_or_else(|| bad(format!("unknown type {:?}", row.event_type)))?;
+        let subject = Selector::parse(&row.selector)
+            .ok_or_else(|| bad(format!("bad selector {:?}", row.selector)))?;
+        let facts = |text: Option<String>| stored_event::decode(row.format, text.as_deref());
         Ok(StoredEvent {
             id,
             event: AuditEvent::restore(
                 subject,
                 event_type,
-                self.created_by,
-                self.created_at,
-                facts(self.data).map_err(bad)?,
-                facts(self.pre_data).map_err(bad)?,
+                row.created_by,
+                row.created_at,
+                facts(row.data).map_err(bad)?,
+                facts(row.pre_data).map_err(bad)?,
             ),
         })
     }

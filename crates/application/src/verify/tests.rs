@@ -32,7 +32,7 @@ fn scope(
     environment: Option<&str>,
     projects: &[&str],
 ) -> Result<RequiredScope, InvalidScope> {
-    let projects: Vec<String> = projects.iter().map(|p| p.to_string()).collect();
+    let projects: Vec<String> = projects.iter().map(ToString::to_string).collect();
     service
         .verification
         .required_scope(types, environment, &projects)

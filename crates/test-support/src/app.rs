@@ -1,17 +1,16 @@
-//! End-to-end harness: the real application (settings → adapters → server)
-//! on port 0 over a temporary SQLite file, driven over plain TCP so tests
-//! control every byte of the request line, headers and body.
-
-#![allow(dead_code)]
+//! The real application (settings → adapters → server) in-process on port 0,
+//! over a temporary SQLite file or, with `KEYWARDEN_TEST_BACKEND=postgres`, a
+//! fresh PostgreSQL database; driven through [`crate::http`].
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use keywarden::{Application, Settings};
 use keywarden_persistence_adapter::testing::TestDatabase;
 use serde_json::Value;
+
+use crate::http::{exchange, request_text, Response};
 
 pub struct TestApp {
     pub port: u16,
@@ -19,30 +18,7 @@ pub struct TestApp {
     pub admin: String,
     pub dir: tempfile::TempDir,
     /// Set when the suite runs on PostgreSQL (`KEYWARDEN_TEST_BACKEND=postgres`).
-    pub database: Option<std::sync::Arc<TestDatabase>>,
-}
-
-#[derive(Debug)]
-pub struct Response {
-    pub status: u16,
-    pub headers: HashMap<String, String>,
-    pub body: String,
-}
-
-impl Response {
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "status {} body is not JSON ({e}): {:?}",
-                self.status, self.body
-            )
-        })
-    }
-
-    /// The `name` of an error body.
-    pub fn error_name(&self) -> String {
-        self.json()["name"].as_str().unwrap_or_default().to_string()
-    }
+    pub database: Option<Arc<TestDatabase>>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -54,11 +30,11 @@ pub async fn spawn_app() -> TestApp {
 /// `KEYWARDEN_TEST_BACKEND=postgres` (and `TEST_POSTGRES_URL`) are set.
 pub async fn spawn_with(vars: &[(&str, &str)], customize: impl FnOnce(&mut Settings)) -> TestApp {
     let database = if std::env::var("KEYWARDEN_TEST_BACKEND").as_deref() == Ok("postgres") {
-        let database = actix_web::rt::task::spawn_blocking(TestDatabase::create)
-            .await
-            .unwrap()
-            .expect("KEYWARDEN_TEST_BACKEND=postgres needs TEST_POSTGRES_URL");
-        Some(std::sync::Arc::new(database))
+        assert!(
+            std::env::var_os("TEST_POSTGRES_URL").is_some(),
+            "KEYWARDEN_TEST_BACKEND=postgres needs TEST_POSTGRES_URL"
+        );
+        TestDatabase::fresh().await.map(Arc::new)
     } else {
         None
     };
@@ -68,7 +44,7 @@ pub async fn spawn_with(vars: &[(&str, &str)], customize: impl FnOnce(&mut Setti
 /// Starts an instance on `database` (several may share one), or on a fresh
 /// SQLite file when `None`.
 pub async fn spawn_on(
-    database: Option<std::sync::Arc<TestDatabase>>,
+    database: Option<Arc<TestDatabase>>,
     vars: &[(&str, &str)],
     customize: impl FnOnce(&mut Settings),
 ) -> TestApp {
@@ -119,16 +95,7 @@ impl TestApp {
         headers: &[(&str, &str)],
         body: Option<&str>,
     ) -> Response {
-        let mut request =
-            format!("{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
-        for (name, value) in headers {
-            request.push_str(&format!("{name}: {value}\r\n"));
-        }
-        if let Some(body) = body {
-            request.push_str(&format!("Content-Length: {}\r\n", body.len()));
-        }
-        request.push_str("\r\n");
-        request.push_str(body.unwrap_or_default());
+        let request = request_text(method, target, headers, body);
         let port = self.port;
         actix_web::rt::task::spawn_blocking(move || exchange(port, request.as_bytes()))
             .await
@@ -215,60 +182,7 @@ impl TestApp {
     }
 }
 
-fn exchange(port: u16, request: &[u8]) -> Response {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.write_all(request).unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|line| line.split_whitespace().nth(1))
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    let headers = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    Response {
-        status,
-        headers,
-        body: body.to_string(),
-    }
-}
-
-/// `%XX`-encodes every byte that is not unreserved.
-pub fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 /// The random part of a v2 credential, to search for where it must not be.
 pub fn random_part(credential: &str) -> &str {
     &credential[credential.len() - 43..]
-}
-
-/// `response` is an error with the contract's full body (api-tokens.md §3).
-pub fn assert_error(response: &Response, status: u16, name: &str) {
-    assert_eq!(response.status, status, "{}", response.body);
-    let body = response.json();
-    assert_eq!(body["name"], name, "{body}");
-    assert!(
-        body["id"].as_str().is_some_and(|id| id.len() == 36),
-        "{body}"
-    );
-    assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-    assert_eq!(body["details"][0]["message"], body["message"], "{body}");
 }
