@@ -181,6 +181,35 @@ pub fn redact_url(url: &str) -> String {
 pub struct TokenSettings {
     pub limit: u32,
     pub seen_flush_interval_ms: u64,
+    /// Lifetime policy (lifecycle.md §2), durations as `90s 15m 12h 30d 2w`.
+    #[serde(default)]
+    pub max_lifetime: Option<String>,
+    #[serde(default)]
+    pub default_lifetime: Option<String>,
+    #[serde(default)]
+    pub require_expiry: bool,
+}
+
+impl TokenSettings {
+    /// The lifetime policy the settings describe.
+    ///
+    /// # Errors
+    /// A duration that does not parse, named by its key.
+    pub fn lifetime(&self) -> Result<keywarden_domain::LifetimePolicy, SettingsError> {
+        let duration = |key: &str, text: &Option<String>| {
+            text.as_deref()
+                .map(|text| {
+                    keywarden_domain::parse_duration(text)
+                        .map_err(|e| SettingsError::Invalid(format!("tokens.{key}: {e}")))
+                })
+                .transpose()
+        };
+        Ok(keywarden_domain::LifetimePolicy {
+            max_lifetime: duration("max_lifetime", &self.max_lifetime)?,
+            default_lifetime: duration("default_lifetime", &self.default_lifetime)?,
+            require_expiry: self.require_expiry,
+        })
+    }
 }
 
 /// A credential from configuration; `Debug` never shows it.
@@ -332,6 +361,7 @@ impl Settings {
             token_limit: self.tokens.limit,
             projects,
             environments,
+            lifetime: self.tokens.lifetime()?,
         })
     }
 

@@ -11,6 +11,7 @@ use crate::dto::{
     CreateTokenRequest, EnvironmentList, EventList, ProjectList, UpdateExpiryRequest,
 };
 use crate::handlers;
+use crate::lifecycle::{self, EventSearchResult, RotateTokenRequest};
 
 /// A token as reads and audit events show it.
 #[allow(dead_code)]
@@ -130,7 +131,9 @@ impl Modify for AdminTokenAuth {
         handlers::get_api_tokens_by_name,
         handlers::update_api_token,
         handlers::delete_api_token,
+        lifecycle::rotate_api_token,
         handlers::list_events,
+        lifecycle::search_events,
         handlers::list_projects,
         handlers::list_environments,
         handlers::get_health,
@@ -140,7 +143,8 @@ impl Modify for AdminTokenAuth {
     ),
     components(schemas(
         ApiTokenSchema, ApiTokenList, UpdateExpiryRequest, CreateTokenRequest, ErrorBody,
-        ErrorDetail, WrongTokenType, Health, EventList, ProjectList, EnvironmentList
+        ErrorDetail, WrongTokenType, Health, EventList, ProjectList, EnvironmentList,
+        RotateTokenRequest, EventSearchResult
     )),
     modifiers(&AdminTokenAuth),
     tags(

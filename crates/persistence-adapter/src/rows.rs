@@ -140,6 +140,8 @@ pub(crate) struct EventRow {
     pub pre_data: Option<String>,
     pub selector: String,
     pub format: i32,
+    /// Read for search only (it is in `data`/`pre_data` as well).
+    pub _token_name: Option<String>,
 }
 
 impl EventRow {
@@ -150,7 +152,9 @@ impl EventRow {
             .ok_or_else(|| bad(format!("unknown type {:?}", self.event_type)))?;
         let subject = Selector::parse(&self.selector)
             .ok_or_else(|| bad(format!("bad selector {:?}", self.selector)))?;
-        let facts = |text: Option<String>| stored_event::decode(self.format, text.as_deref());
+        let facts = |text: Option<&str>| stored_event::decode(self.format, text);
+        let rotated_from =
+            stored_event::decode_rotated_from(self.format, self.data.as_deref()).map_err(bad)?;
         Ok(StoredEvent {
             id,
             event: AuditEvent::restore(
@@ -158,9 +162,10 @@ impl EventRow {
                 event_type,
                 self.created_by,
                 self.created_at,
-                facts(self.data).map_err(bad)?,
-                facts(self.pre_data).map_err(bad)?,
-            ),
+                facts(self.data.as_deref()).map_err(bad)?,
+                facts(self.pre_data.as_deref()).map_err(bad)?,
+            )
+            .rotated_from(rotated_from),
         })
     }
 }

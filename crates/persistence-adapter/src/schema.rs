@@ -118,6 +118,7 @@ diesel::table! {
         created_at -> UtcTime,
         seen_at -> Nullable<UtcTime>,
         revision -> BigInt,
+        successor -> Nullable<Text>,
     }
 }
 
@@ -141,6 +142,7 @@ diesel::table! {
         pre_data -> Nullable<Text>,
         selector -> Text,
         format -> Integer,
+        token_name -> Nullable<Text>,
     }
 }
 
