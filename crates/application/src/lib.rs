@@ -12,6 +12,8 @@ mod bootstrap;
 mod catalog;
 mod credentials;
 mod error;
+#[cfg(test)]
+mod lifecycle_tests;
 mod ports;
 mod seen;
 #[cfg(test)]

@@ -133,10 +133,12 @@ impl LifetimePolicy {
     }
 
     /// Whether a stored token breaks the policy (it was made before it):
-    /// it lives longer than `max_lifetime` from its creation, or never
-    /// expires where expiry is required.
+    /// it lives longer than `max_lifetime` from its creation (never expiring
+    /// is longer than any), or never expires where expiry is required.
     pub fn violated_by(&self, token: &ApiToken) -> bool {
-        self.check(token.expires_at(), token.created_at()).is_err()
+        let never = self.max_lifetime.map(|_| DateTime::<Utc>::MAX_UTC);
+        self.check(token.expires_at().or(never), token.created_at())
+            .is_err()
     }
 }
 
@@ -237,5 +239,8 @@ mod tests {
         assert!(p.violated_by(&stored(&ci, 1, Some(at(86_401)))));
         assert!(!p.violated_by(&stored(&ci, 1, Some(at(86_400)))));
         assert!(!LifetimePolicy::default().violated_by(&ci));
+        assert!(policy(Some("1d"), None, false).violated_by(&ci));
+        assert!(policy(None, None, true).violated_by(&ci));
+        assert!(!policy(None, Some("1d"), false).violated_by(&ci));
     }
 }
