@@ -26,6 +26,29 @@ async fn rotate(app: &TestApp, token: &str, body: Value) -> common::Response {
     .await
 }
 
+/// Rotates `token` with an overlap until `previous`; the 201 response.
+async fn rotate_until(
+    app: &TestApp,
+    token: &str,
+    previous: chrono::DateTime<Utc>,
+) -> common::Response {
+    let response = rotate(app, token, json!({"previousExpiresAt": rfc3339(previous)})).await;
+    assert_eq!(response.status, 201, "{}", response.body);
+    response
+}
+
+/// The selector of the generated admin token.
+async fn admin_selector(app: &TestApp) -> String {
+    app.tokens()
+        .await
+        .into_iter()
+        .find(|t| t["type"] == "admin")
+        .unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// A backend token answers 403 on the Admin API while valid, 401 once not.
 async fn status_of(app: &TestApp, credential: &str) -> u16 {
     app.get("/api/admin/api-tokens", credential).await.status
@@ -46,13 +69,7 @@ async fn both_credentials_work_during_the_overlap_and_the_old_one_stops_after_it
         .create(json!({"tokenName": "sdk", "type": "backend", "projects": ["default"], "expiresAt": rfc3339(expires_at)}))
         .await;
     let previous = Utc::now() + chrono::Duration::milliseconds(1500);
-    let response = rotate(
-        &app,
-        &selector,
-        json!({"previousExpiresAt": rfc3339(previous)}),
-    )
-    .await;
-    assert_eq!(response.status, 201, "{}", response.body);
+    let response = rotate_until(&app, &selector, previous).await;
     assert_eq!(response.headers["location"], "/api/admin/api-tokens/sdk");
     let body = response.json();
     let new = body["secret"].as_str().unwrap().to_string();
@@ -122,15 +139,7 @@ async fn rotation_refusals_follow_the_contract() {
     let response = rotate(&app, &selector, json!({"previousExpiresAt": "tomorrow"})).await;
     assert_eq!(response.status, 400);
     // Admin tokens: the command line only.
-    let admin_selector = app
-        .tokens()
-        .await
-        .into_iter()
-        .find(|t| t["type"] == "admin")
-        .unwrap()["secret"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let admin_selector = admin_selector(&app).await;
     let now = rfc3339(Utc::now());
     let response = rotate(&app, &admin_selector, json!({"previousExpiresAt": now})).await;
     assert_eq!(
@@ -209,15 +218,7 @@ async fn the_lifetime_policy_names_its_limit_before_looking_tokens_up() {
         .unwrap();
     assert!(expiry <= Utc::now() + chrono::Duration::days(1));
     // The first-run admin token is exempt.
-    let admin_selector = app
-        .tokens()
-        .await
-        .into_iter()
-        .find(|t| t["type"] == "admin")
-        .unwrap()["secret"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let admin_selector = admin_selector(&app).await;
     let response = app
         .put_expiry(
             &format!("/api/admin/api-tokens/{admin_selector}"),
@@ -331,14 +332,10 @@ async fn the_overlap_ends_on_every_instance_within_a_second() {
         .create(json!({"tokenName": "sdk", "type": "backend"}))
         .await;
     let previous = Utc::now() + chrono::Duration::seconds(2);
-    let response = rotate(
-        &a,
-        &selector,
-        json!({"previousExpiresAt": rfc3339(previous)}),
-    )
-    .await;
-    assert_eq!(response.status, 201, "{}", response.body);
-    let new = response.json()["secret"].as_str().unwrap().to_string();
+    let new = rotate_until(&a, &selector, previous).await.json()["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // Both work on both during the overlap (the new one once B heard of it).
     let start = Instant::now();
     while status_of(&b, &new).await != 403 {
