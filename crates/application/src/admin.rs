@@ -101,6 +101,21 @@ impl ApiTokenUseCases for AdminApi {
             .limit
             .unwrap_or(DEFAULT_SEARCH_LIMIT)
             .min(MAX_EVENT_LIMIT);
+        // No stored text holds a NUL (names refuse control characters, and
+        // PostgreSQL cannot store one): such a filter matches nothing, and
+        // is never sent to storage.
+        let search = &query.search;
+        let values = [&search.types, &search.created_by]
+            .into_iter()
+            .flatten()
+            .flatten()
+            .chain(&search.text);
+        if values.into_iter().any(|value| value.contains('\0')) {
+            return Ok(EventPage {
+                events: Vec::new(),
+                total: 0,
+            });
+        }
         Ok(self
             .repository
             .search_events(query.search, query.offset.unwrap_or(0), limit)

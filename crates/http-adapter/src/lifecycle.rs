@@ -8,7 +8,7 @@ use actix_web::http::header::LOCATION;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
 use keywarden_application::{EventPage, EventSearch, RotateToken, SearchQuery};
-use keywarden_domain::TokenRef;
+use keywarden_domain::{representable, TokenRef};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -135,8 +135,10 @@ fn day(name: &str, text: &str) -> Result<NaiveDate, ApiError> {
         .ok_or_else(|| bad(name, format!("{name} must be IS:yyyy-MM-dd; got {text:?}")))
 }
 
+/// The start of `date` in UTC; `None` past what storage can hold (the day
+/// after 9999-12-31), which bounds nothing.
 fn start_of(date: NaiveDate) -> Option<DateTime<Utc>> {
-    Some(date.and_hms_opt(0, 0, 0)?.and_utc())
+    Some(date.and_hms_opt(0, 0, 0)?.and_utc()).filter(representable)
 }
 
 fn whole_number(name: &str, text: &str) -> Result<u64, ApiError> {
