@@ -39,6 +39,18 @@ pub(crate) struct RotateTokenRequest {
     expires_at: Option<DateTime<Utc>>,
 }
 
+/// A rotation's successor as the rotation answers it: the token as created,
+/// with its credential as `secret`, and the token it replaces.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RotatedToken {
+    #[serde(flatten)]
+    token: ApiTokenSchema,
+    /// The selector of the token this one replaces.
+    rotated_from: String,
+}
+
 #[utoipa::path(
     post,
     path = "/api/admin/api-tokens/{token}/rotate",
@@ -48,7 +60,7 @@ pub(crate) struct RotateTokenRequest {
     params(("token" = String, Path, description = "The full credential or its selector, raw or percent-encoded")),
     request_body(content = RotateTokenRequest, content_type = "application/json"),
     responses(
-        (status = 201, description = "Rotated; the body is the successor with its credential and `rotatedFrom`", body = ApiTokenSchema,
+        (status = 201, description = "Rotated; the body is the successor with its credential and `rotatedFrom`", body = RotatedToken,
             headers(("Location" = String, description = "The token's get-by-name URL"))),
         (status = 400, description = "Invalid body, an admin token, previousExpiresAt later than the token's expiry, or an expiry against the lifetime policy", body = ErrorBody),
         AdminResponses,
@@ -252,6 +264,40 @@ mod tests {
         assert_eq!(query.search.text.as_deref(), Some("ci"));
         assert_eq!((query.offset, query.limit), (Some(50), Some(10)));
         assert_eq!(search_query("").unwrap(), SearchQuery::default());
+    }
+
+    #[test]
+    fn the_document_states_the_new_routes_parameters_and_bodies() {
+        let document: serde_json::Value = serde_json::from_str(&crate::openapi_document()).unwrap();
+        let search = &document["paths"]["/api/admin/search/events"]["get"];
+        let names: Vec<&str> = search["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "type",
+                "createdBy",
+                "from",
+                "to",
+                "query",
+                "offset",
+                "limit"
+            ]
+        );
+        let rotate = &document["paths"]["/api/admin/api-tokens/{token}/rotate"]["post"];
+        for status in ["201", "400", "404", "409"] {
+            assert!(rotate["responses"][status].is_object(), "{status}");
+        }
+        let schemas = &document["components"]["schemas"];
+        assert!(schemas["RotatedToken"].to_string().contains("rotatedFrom"));
+        assert_eq!(
+            schemas["RotateTokenRequest"]["required"],
+            serde_json::json!(["previousExpiresAt"])
+        );
     }
 
     #[test]

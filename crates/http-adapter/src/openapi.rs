@@ -11,7 +11,7 @@ use crate::dto::{
     CreateTokenRequest, EnvironmentList, EventList, ProjectList, UpdateExpiryRequest,
 };
 use crate::handlers;
-use crate::lifecycle::{self, EventSearchResult, RotateTokenRequest};
+use crate::lifecycle::{self, EventSearchResult, RotateTokenRequest, RotatedToken};
 
 /// A token as reads and audit events show it.
 #[allow(dead_code)]
@@ -144,7 +144,7 @@ impl Modify for AdminTokenAuth {
     components(schemas(
         ApiTokenSchema, ApiTokenList, UpdateExpiryRequest, CreateTokenRequest, ErrorBody,
         ErrorDetail, WrongTokenType, Health, EventList, ProjectList, EnvironmentList,
-        RotateTokenRequest, EventSearchResult
+        RotateTokenRequest, RotatedToken, EventSearchResult
     )),
     modifiers(&AdminTokenAuth),
     tags(
