@@ -463,6 +463,27 @@ mod tests {
     }
 
     #[test]
+    fn the_lifetime_policy_reads_operator_durations() {
+        let defaults = load(&[]).service_settings().unwrap().lifetime;
+        assert_eq!(defaults, keywarden_domain::LifetimePolicy::default());
+        let policy = load(&[
+            ("KEYWARDEN__TOKENS__MAX_LIFETIME", "365d"),
+            ("KEYWARDEN__TOKENS__DEFAULT_LIFETIME", "2w"),
+            ("KEYWARDEN__TOKENS__REQUIRE_EXPIRY", "true"),
+        ])
+        .service_settings()
+        .unwrap()
+        .lifetime;
+        assert_eq!(policy.max_lifetime, Some(chrono::Duration::days(365)));
+        assert_eq!(policy.default_lifetime, Some(chrono::Duration::weeks(2)));
+        assert!(policy.require_expiry);
+        let error = load(&[("KEYWARDEN__TOKENS__MAX_LIFETIME", "a year")])
+            .service_settings()
+            .unwrap_err();
+        assert!(error.to_string().contains("tokens.max_lifetime"), "{error}");
+    }
+
+    #[test]
     fn init_tokens_from_unleash_variables() {
         let settings = load(&[
             ("INIT_ADMIN_API_TOKENS", "*:*.one, *:*.two"),
