@@ -456,13 +456,45 @@ pub(crate) struct EventFilters {
 }
 
 impl EventFilters {
-    fn walk<'b, DB>(&'b self, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>
+    /// The day range alone, for the id bounds below.
+    fn walk_days<'b, DB>(&'b self, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>
+    where
+        DB: Backend + HasSqlType<UtcTime>,
+        DateTime<Utc>: ToSql<UtcTime, DB>,
+    {
+        if let Some(from) = &self.from {
+            out.push_sql(" AND created_at >= ");
+            out.push_bind_param::<UtcTime, _>(from)?;
+        }
+        if let Some(before) = &self.before {
+            out.push_sql(" AND created_at < ");
+            out.push_bind_param::<UtcTime, _>(before)?;
+        }
+        Ok(())
+    }
+
+    /// `FROM events WHERE …`. With `id_bounds`, a day range also bounds
+    /// `id` by the smallest and largest id it holds (read from the
+    /// `(created_at, id)` index): exact whatever the order of ids and
+    /// instants, and it lets a newest-first page walk the primary key from
+    /// the range's newest event instead of sorting the whole range.
+    fn walk<'b, DB>(&'b self, out: &mut AstPass<'_, 'b, DB>, id_bounds: bool) -> QueryResult<()>
     where
         DB: Backend + HasSqlType<UtcTime>,
         DateTime<Utc>: ToSql<UtcTime, DB>,
         String: ToSql<Text, DB>,
     {
         out.push_sql(" FROM events WHERE 1 = 1");
+        if id_bounds && (self.from.is_some() || self.before.is_some()) {
+            for (bound, aggregate) in [(" AND id >= ", "MIN"), (" AND id <= ", "MAX")] {
+                out.push_sql(bound);
+                out.push_sql("(SELECT ");
+                out.push_sql(aggregate);
+                out.push_sql("(id) FROM events WHERE 1 = 1");
+                self.walk_days(out)?;
+                out.push_sql(")");
+            }
+        }
         for (column, values) in [
             ("event_type", &self.types),
             ("created_by", &self.created_by),
@@ -483,14 +515,7 @@ impl EventFilters {
             }
             out.push_sql(")");
         }
-        if let Some(from) = &self.from {
-            out.push_sql(" AND created_at >= ");
-            out.push_bind_param::<UtcTime, _>(from)?;
-        }
-        if let Some(before) = &self.before {
-            out.push_sql(" AND created_at < ");
-            out.push_bind_param::<UtcTime, _>(before)?;
-        }
+        self.walk_days(out)?;
         if let Some(text) = &self.text {
             for (i, column) in ["event_type", "created_by", "token_name"]
                 .iter()
@@ -551,7 +576,7 @@ where
         out.push_sql(
             "SELECT id, event_type, created_by, created_at, data, pre_data, selector, format, token_name",
         );
-        self.filters.walk(&mut out)?;
+        self.filters.walk(&mut out, true)?;
         out.push_sql(" ORDER BY id DESC LIMIT ");
         out.push_bind_param::<BigInt, _>(&self.limit)?;
         out.push_sql(" OFFSET ");
@@ -569,7 +594,7 @@ where
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         out.unsafe_to_cache_prepared();
         out.push_sql("SELECT COUNT(*)");
-        self.filters.walk(&mut out)
+        self.filters.walk(&mut out, false)
     }
 }
 

@@ -771,6 +771,40 @@ pub async fn search_pages_through_every_event_once(fixture: &dyn Fixture) {
         ..EventSearch::default()
     };
     assert_eq!(search(none, 0, 100).await.total, 0);
+
+    // Ids need not follow the instants (another instance's clock): an event
+    // written last but dated day 2 is in the day range, newest by id.
+    let (late, _) = token(40, "late", &["default"], 10);
+    repository
+        .insert(
+            late.clone(),
+            AuditEvent::token_created(&late, "bob", at(2 * 86_400 + 5)),
+            100,
+        )
+        .await
+        .unwrap();
+    let days = EventSearch {
+        from: Some(at(2 * 86_400)),
+        before: Some(at(4 * 86_400)),
+        ..EventSearch::default()
+    };
+    let in_days: Vec<i64> = all_events(repository.as_ref())
+        .await
+        .into_iter()
+        .filter(|e| e.event.created_at >= at(2 * 86_400) && e.event.created_at < at(4 * 86_400))
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(in_days.len(), 5);
+    let first = search(days.clone(), 0, 3).await;
+    let rest = search(days, 3, 3).await;
+    let paged: Vec<i64> = first
+        .events
+        .iter()
+        .chain(&rest.events)
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(paged, in_days);
+    assert_eq!(first.events[0].event.subject(), late.selector());
 }
 
 /// Instantiates every case above for one backend. `$fixture` is an async
