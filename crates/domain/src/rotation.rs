@@ -89,6 +89,8 @@ impl Rotation {
             old.environment().clone(),
             expires_at,
         )
+        // The old token obeys the same scope rules, so this cannot fail; if
+        // it did, the scope is an admin one this door may not make.
         .map_err(|_| RotationRefused::AdminToken)?;
         let (successor, credential) = new.issue(&self.material, self.now);
         Ok(Rotated {
