@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use clap::{Parser, Subcommand};
 use keywarden_application::{
-    check_init_tokens, operator, AppError, CreateToken, OperatorCommands, Principal,
+    check_init_tokens, operator, AppError, CreateToken, OperatorCommands, Principal, RotateToken,
 };
 use keywarden_domain::{format_millis, parse_offset_date_time, representable, ApiToken, TokenRef};
 
@@ -78,7 +78,29 @@ pub enum TokensCommand {
         expires_in: Option<Duration>,
     },
     /// List every token (never their secrets).
-    List,
+    List {
+        /// Only the tokens that break the lifetime policy ([tokens]
+        /// max_lifetime, require_expiry): made before it changed.
+        #[arg(long)]
+        violating_policy: bool,
+    },
+    /// Replace a token (any type, admin included) by a successor with the
+    /// same name and scope; the new credential is printed as the last line, once.
+    Rotate {
+        /// The full credential or its selector.
+        token: String,
+        /// How long the old credential keeps working, such as 24h.
+        #[arg(long, value_parser = parse_lifetime, value_name = "DURATION",
+              required_unless_present = "now", conflicts_with = "now")]
+        overlap: Option<Duration>,
+        /// Cut the old credential off at once (it leaked).
+        #[arg(long)]
+        now: bool,
+        /// The new token's lifetime. Default: the old token's lifetime, else
+        /// [tokens] default_lifetime, else never.
+        #[arg(long, value_parser = parse_lifetime, value_name = "DURATION")]
+        expires_in: Option<Duration>,
+    },
     /// Expire a token now, or at --at.
     Expire {
         /// The full credential or its selector.
@@ -100,26 +122,17 @@ pub enum ConfigCommand {
     Check,
 }
 
-/// `90s`, `15m`, `12h`, `30d`, `2w`.
+/// `90s`, `15m`, `12h`, `30d`, `2w`, as the configuration writes them.
 fn parse_lifetime(text: &str) -> Result<Duration, String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: i64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a lifetime such as 30d"))?;
-    let duration = match unit {
-        "s" => Duration::try_seconds(number),
-        "m" => Duration::try_minutes(number),
-        "h" => Duration::try_hours(number),
-        "d" => Duration::try_days(number),
-        "w" => Duration::try_weeks(number),
-        _ => return Err(format!("{text:?}: use a unit of s, m, h, d or w")),
-    };
-    duration
-        .filter(|d| *d > Duration::zero())
-        .ok_or_else(|| format!("{text:?} is not a positive lifetime"))
+    keywarden_domain::parse_duration(text)
+}
+
+/// `lifetime` from now, named by `flag` when it reaches too far.
+fn from_now(lifetime: Duration, flag: &str) -> Result<chrono::DateTime<Utc>, CommandError> {
+    Utc::now()
+        .checked_add_signed(lifetime)
+        .filter(representable)
+        .ok_or_else(|| CommandError::Usage(format!("{flag} reaches past the year 9999")))
 }
 
 /// What a one-off command failed with.
@@ -176,17 +189,9 @@ pub async fn run(command: Command, settings: Settings) -> Result<ExitCode, Comma
             projects,
             expires_in,
         }) => {
-            let expires_at = match expires_in {
-                None => None,
-                Some(lifetime) => Some(
-                    Utc::now()
-                        .checked_add_signed(lifetime)
-                        .filter(representable)
-                        .ok_or_else(|| {
-                            CommandError::Usage("--expires-in reaches past the year 9999".into())
-                        })?,
-                ),
-            };
+            let expires_at = expires_in
+                .map(|lifetime| from_now(lifetime, "--expires-in"))
+                .transpose()?;
             let commands = commands(&settings).await?;
             let request = CreateToken {
                 token_name: name,
@@ -206,9 +211,45 @@ pub async fn run(command: Command, settings: Settings) -> Result<ExitCode, Comma
             println!("{}", credential.expose_secret());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Tokens(TokensCommand::List) => {
+        Command::Tokens(TokensCommand::List { violating_policy }) => {
             let commands = commands(&settings).await?;
-            print_tokens(&commands.list_tokens().await?);
+            let tokens = match violating_policy {
+                true => commands.tokens_violating_policy().await?,
+                false => commands.list_tokens().await?,
+            };
+            print_tokens(&tokens);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tokens(TokensCommand::Rotate {
+            token,
+            overlap,
+            now: _,
+            expires_in,
+        }) => {
+            // Without --overlap, --now was given (clap requires one of them).
+            let previous_expires_at = match overlap {
+                Some(overlap) => from_now(overlap, "--overlap")?,
+                None => Utc::now(),
+            };
+            let request = RotateToken {
+                previous_expires_at,
+                expires_at: expires_in
+                    .map(|lifetime| from_now(lifetime, "--expires-in"))
+                    .transpose()?,
+            };
+            let commands = commands(&settings).await?;
+            let rotated = commands
+                .rotate_token(&actor, TokenRef::parse(&token), request)
+                .await?;
+            println!(
+                "rotated {} token {:?}: the old credential (selector {}) works until {}; the new one (selector {}) follows, shown only this once:",
+                rotated.successor.token_type(),
+                rotated.successor.name().as_str(),
+                rotated.retired.selector(),
+                rotated.retired.expires_at().map_or("-".to_string(), |at| format_millis(&at)),
+                rotated.successor.selector()
+            );
+            println!("{}", rotated.credential.expose_secret());
             Ok(ExitCode::SUCCESS)
         }
         Command::Tokens(TokensCommand::Expire { token, at }) => {
@@ -332,6 +373,14 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        let rotate = |args: &[&str]| {
+            Cli::try_parse_from(["keywarden", "tokens", "rotate", "sel"].iter().chain(args))
+        };
+        assert!(rotate(&["--overlap", "24h"]).is_ok());
+        assert!(rotate(&["--now", "--expires-in", "30d"]).is_ok());
+        assert!(rotate(&[]).is_err(), "--overlap or --now is required");
+        assert!(rotate(&["--now", "--overlap", "1h"]).is_err());
+        assert!(Cli::try_parse_from(["keywarden", "tokens", "list", "--violating-policy"]).is_ok());
         assert!(Cli::try_parse_from(["keywarden"])
             .unwrap()
             .command

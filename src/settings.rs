@@ -219,6 +219,35 @@ pub fn redact_url(url: &str) -> String {
 pub struct TokenSettings {
     pub limit: u32,
     pub seen_flush_interval_ms: u64,
+    /// Lifetime policy (lifecycle.md §2), durations as `90s 15m 12h 30d 2w`.
+    #[serde(default)]
+    pub max_lifetime: Option<String>,
+    #[serde(default)]
+    pub default_lifetime: Option<String>,
+    #[serde(default)]
+    pub require_expiry: bool,
+}
+
+impl TokenSettings {
+    /// The lifetime policy the settings describe.
+    ///
+    /// # Errors
+    /// A duration that does not parse, named by its key.
+    pub fn lifetime(&self) -> Result<keywarden_domain::LifetimePolicy, SettingsError> {
+        let duration = |key: &str, text: &Option<String>| {
+            text.as_deref()
+                .map(|text| {
+                    keywarden_domain::parse_duration(text)
+                        .map_err(|e| SettingsError::Invalid(format!("tokens.{key}: {e}")))
+                })
+                .transpose()
+        };
+        Ok(keywarden_domain::LifetimePolicy {
+            max_lifetime: duration("max_lifetime", &self.max_lifetime)?,
+            default_lifetime: duration("default_lifetime", &self.default_lifetime)?,
+            require_expiry: self.require_expiry,
+        })
+    }
 }
 
 /// A credential from configuration; `Debug` never shows it.
@@ -389,6 +418,7 @@ impl Settings {
             token_limit: self.tokens.limit,
             projects,
             environments,
+            lifetime: self.tokens.lifetime()?,
         })
     }
 
@@ -489,6 +519,27 @@ mod tests {
     fn bad_values_are_errors_not_defaults() {
         let env = [("HTTP_PORT".to_string(), "eighty".to_string())].into();
         assert!(Settings::load(None, env).is_err());
+    }
+
+    #[test]
+    fn the_lifetime_policy_reads_operator_durations() {
+        let defaults = load(&[]).service_settings().unwrap().lifetime;
+        assert_eq!(defaults, keywarden_domain::LifetimePolicy::default());
+        let policy = load(&[
+            ("KEYWARDEN__TOKENS__MAX_LIFETIME", "365d"),
+            ("KEYWARDEN__TOKENS__DEFAULT_LIFETIME", "2w"),
+            ("KEYWARDEN__TOKENS__REQUIRE_EXPIRY", "true"),
+        ])
+        .service_settings()
+        .unwrap()
+        .lifetime;
+        assert_eq!(policy.max_lifetime, Some(chrono::Duration::days(365)));
+        assert_eq!(policy.default_lifetime, Some(chrono::Duration::weeks(2)));
+        assert!(policy.require_expiry);
+        let error = load(&[("KEYWARDEN__TOKENS__MAX_LIFETIME", "a year")])
+            .service_settings()
+            .unwrap_err();
+        assert!(error.to_string().contains("tokens.max_lifetime"), "{error}");
     }
 
     #[test]

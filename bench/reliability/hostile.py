@@ -227,6 +227,9 @@ def corpus(rng, short):
         add(f"PUT body text/plain {body[:30]!r}", admin("PUT", put, body, "text/plain"))
     for body in create_bodies():
         add(f"POST body {body[:40]!r}", admin("POST", TOKENS, body))
+    for body in json_bodies() + [b'{"previousExpiresAt":"2000-01-01T00:00:00Z","expiresAt":"9999-12-31T23:59:59Z"}',
+                                 b'{"previousExpiresAt":"2040-01-01T00:00:00+23:59"}']:
+        add(f"ROTATE body {body[:40]!r}", admin("POST", f"{put}/rotate", body))
 
     # The verification routes: Edge's bodies (no credential needed), and
     # /api/verify's scope in the query string, with any method.
@@ -247,6 +250,7 @@ def corpus(rng, short):
         add(f"GET name {target[:30]!r}", admin("GET", path))
         add(f"PUT token {target[:30]!r}", admin("PUT", path, VALID_PUT))
         add(f"DELETE token {target[:30]!r}", admin("DELETE", path))
+        add(f"ROTATE token {target[:30]!r}", admin("POST", path + b"/rotate", VALID_PUT))
         add(f"GET unauthenticated {target[:30]!r}", request("GET", path))
 
     # Query strings.
@@ -255,6 +259,11 @@ def corpus(rng, short):
                   "%zz", "limit=%00", "&&&", "=", "limit=0", "type=api-token-created%00"]:
         add(f"events ?{query[:30]}", admin("GET", f"/api/admin/events?{query}"))
         add(f"list ?{query[:30]}", admin("GET", f"{TOKENS}?{query}"))
+        add(f"search ?{query[:30]}", admin("GET", f"/api/admin/search/events?{query}"))
+    for query in ["type=IS:", "type=IS_ANY_OF:,", "createdBy=IS_ANY_OF:" + "a," * 5_000, "from=IS:9999-12-31",
+                  "to=IS:0000-01-01", "from=IS:2030-02-30", "query=%25_%5C", "query=%00", "offset=" + "9" * 30,
+                  "offset=18446744073709551615&limit=1000", "query=" + "q" * 20_000]:
+        add(f"search ?{query[:30]}", admin("GET", f"/api/admin/search/events?{query}"))
 
     # Random bytes and mutated valid requests.
     valid = [admin("PUT", put, VALID_PUT), admin("POST", TOKENS, b'{"tokenName":"m","type":"backend"}'),

@@ -130,6 +130,7 @@ fn fixture(size: usize) -> Fixture {
             sort_order: 100,
             enabled: true,
         }],
+        lifetime: Default::default(),
     };
     let mut repository = MockApiTokenRepository::new();
     repository.expect_sync_catalog().returning(|_, _, _| Ok(()));

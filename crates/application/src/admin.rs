@@ -7,18 +7,23 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keywarden_domain::{
-    ApiToken, Credential, Environment, EventType, Project, StoredEvent, TokenName, TokenRef,
+    ApiToken, Credential, Environment, EventType, Project, Rotated, StoredEvent, TokenName,
+    TokenRef,
 };
 use tracing::warn;
 
 use crate::catalog::Catalog;
 use crate::credentials::Credentials;
 use crate::tokens::Tokens;
-use crate::usecases::{ApiTokenUseCases, CreateToken, EventQuery, Principal};
-use crate::{ApiTokenRepository, AppError};
+use crate::usecases::{
+    ApiTokenUseCases, CreateToken, EventQuery, Principal, RotateToken, SearchQuery,
+};
+use crate::{ApiTokenRepository, AppError, EventPage};
 
 const DEFAULT_EVENT_LIMIT: u32 = 100;
 const MAX_EVENT_LIMIT: u32 = 1000;
+/// Unleash's event search pages 50 at a time by default.
+const DEFAULT_SEARCH_LIMIT: u32 = 50;
 
 /// The Admin API's use cases over one serving process's state.
 pub(crate) struct AdminApi {
@@ -80,6 +85,41 @@ impl ApiTokenUseCases for AdminApi {
             Some(None) => return Ok(Vec::new()),
         };
         Ok(self.repository.events(event_type, limit).await?)
+    }
+
+    async fn rotate_token(
+        &self,
+        actor: &Principal,
+        target: TokenRef,
+        request: RotateToken,
+    ) -> Result<Rotated, AppError> {
+        self.tokens.rotate(actor, target, request).await
+    }
+
+    async fn search_events(&self, query: SearchQuery) -> Result<EventPage, AppError> {
+        let limit = query
+            .limit
+            .unwrap_or(DEFAULT_SEARCH_LIMIT)
+            .min(MAX_EVENT_LIMIT);
+        // No stored text holds a NUL (names refuse control characters, and
+        // PostgreSQL cannot store one): such a filter matches nothing, and
+        // is never sent to storage.
+        let search = &query.search;
+        let values = [&search.types, &search.created_by]
+            .into_iter()
+            .flatten()
+            .flatten()
+            .chain(&search.text);
+        if values.into_iter().any(|value| value.contains('\0')) {
+            return Ok(EventPage {
+                events: Vec::new(),
+                total: 0,
+            });
+        }
+        Ok(self
+            .repository
+            .search_events(query.search, query.offset.unwrap_or(0), limit)
+            .await?)
     }
 
     fn projects(&self) -> Vec<Project> {

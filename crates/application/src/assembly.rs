@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use keywarden_domain::{Environment, Project};
+use std::collections::HashSet;
+
+use keywarden_domain::{Environment, LifetimePolicy, Project};
 
 use crate::admin::AdminApi;
 use crate::bootstrap::{bootstrap, Bootstrap, InitToken};
@@ -31,6 +33,8 @@ pub struct ServiceSettings {
     /// Declared reference data, made to exist in storage at start.
     pub projects: Vec<Project>,
     pub environments: Vec<Environment>,
+    /// The lifetime rules new expiries obey (bootstrap tokens are exempt).
+    pub lifetime: LifetimePolicy,
 }
 
 impl ServiceSettings {
@@ -66,7 +70,15 @@ pub async fn start(
     let repository = Arc::clone(&adapters.repository);
     let catalog =
         Catalog::sync(repository.as_ref(), settings.declared(), Undeclared::Remove).await?;
+    // Bootstrap tokens are the operator's own: the policy does not bind them.
+    let mut exempt: HashSet<_> = init_tokens
+        .iter()
+        .map(|init| init.credential.selector())
+        .collect();
     let bootstrap = bootstrap(&adapters, &catalog, init_tokens).await?;
+    if let Bootstrap::Generated(credential) = &bootstrap {
+        exempt.insert(credential.selector());
+    }
     let credentials = Arc::new(Credentials::new(
         Arc::clone(&repository),
         Arc::clone(&adapters.clock),
@@ -77,7 +89,8 @@ pub async fn start(
         settings.token_limit,
         AdminTokens::Refused,
         Some(Arc::clone(&credentials)),
-    );
+    )
+    .with_policy(settings.lifetime, exempt);
     let verification = Arc::new(Verification {
         credentials: Arc::clone(&credentials),
         catalog: catalog.clone(),
@@ -99,9 +112,5 @@ pub async fn start(
 /// The operator's commands over the configured storage. Nothing is read or
 /// written until a command runs, and a command writes only what it changes.
 pub fn operator(adapters: Adapters, settings: &ServiceSettings) -> Arc<dyn OperatorCommands> {
-    Arc::new(Operator::new(
-        adapters,
-        settings.token_limit,
-        settings.declared(),
-    ))
+    Arc::new(Operator::new(adapters, settings, settings.declared()))
 }

@@ -59,8 +59,13 @@ pub enum AppError {
     Forbidden,
     #[error("{0}")]
     NotFound(String),
+    /// A write collided with stored data (a storage detail, not for clients).
     #[error("{0}")]
     Conflict(String),
+    /// The resource's state forbids the request (e.g. a token already
+    /// rotated); the message is for the client.
+    #[error("{0}")]
+    StateConflict(String),
     #[error("service unavailable")]
     Unavailable(#[source] BoxError),
     #[error("internal error")]

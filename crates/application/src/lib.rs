@@ -12,6 +12,8 @@ mod bootstrap;
 mod catalog;
 mod credentials;
 mod error;
+#[cfg(test)]
+mod lifecycle_tests;
 mod ports;
 mod seen;
 #[cfg(test)]
@@ -27,12 +29,15 @@ pub use background::{
 };
 pub use bootstrap::{check_init_tokens, Bootstrap, InitToken};
 pub use error::{error_chain, AppError, BoxError, RepositoryError};
-pub use ports::{ApiTokenRepository, Clock, ExpiryChange, SecretGenerator, StoredCredential};
+pub use ports::{
+    ApiTokenRepository, Clock, EventPage, EventSearch, ExpiryChange, RotateOutcome,
+    SecretGenerator, StoredCredential,
+};
 #[cfg(any(test, feature = "mocks"))]
 pub use ports::{MockApiTokenRepository, MockClock, MockSecretGenerator};
 pub use usecases::{
     ApiTokenUseCases, CreateToken, CredentialAuthority, EventQuery, ExternalChange,
-    OperatorCommands, Principal,
+    OperatorCommands, Principal, RotateToken, SearchQuery,
 };
 #[cfg(any(test, feature = "mocks"))]
 pub use usecases::{MockApiTokenUseCases, MockCredentialAuthority, MockOperatorCommands};

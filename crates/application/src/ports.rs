@@ -4,8 +4,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keywarden_domain::{
-    ApiToken, AuditEvent, Environment, EnvironmentScope, EventType, Project, Projects,
-    SecretMaterial, Selector, StoredEvent, TokenRef, TokenType, Verifier,
+    ApiToken, AuditEvent, Environment, EnvironmentScope, EventType, Project, Projects, Rotated,
+    Rotation, RotationRefused, SecretMaterial, Selector, StoredEvent, TokenRef, TokenType,
+    Verifier,
 };
 
 use crate::RepositoryError;
@@ -15,6 +16,40 @@ use crate::RepositoryError;
 pub struct ExpiryChange {
     pub before: ApiToken,
     pub after: ApiToken,
+}
+
+/// What became of a rotation.
+#[derive(Debug, Clone)]
+pub enum RotateOutcome {
+    /// No token matched: nothing changed.
+    NotFound,
+    /// The token's state (or the request) broke a rule: nothing changed.
+    Refused(RotationRefused),
+    /// Committed: the old token as changed and its successor, both as stored.
+    Rotated(Box<Rotated>),
+}
+
+/// Which audit events a search matches: every filter given narrows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventSearch {
+    /// The event type is one of these.
+    pub types: Option<Vec<String>>,
+    /// `createdBy` is one of these.
+    pub created_by: Option<Vec<String>>,
+    /// Recorded at or after this instant.
+    pub from: Option<DateTime<Utc>>,
+    /// Recorded before this instant.
+    pub before: Option<DateTime<Utc>>,
+    /// Free text found, case-insensitively, in the type, the creator or the
+    /// token's name.
+    pub text: Option<String>,
+}
+
+/// One page of a search, newest first, and how many events match in all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventPage {
+    pub events: Vec<StoredEvent>,
+    pub total: u64,
 }
 
 /// What authentication needs of a stored token: loading only this, rather
@@ -135,6 +170,24 @@ pub trait ApiTokenRepository: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<Option<ExpiryChange>, RepositoryError>;
 
+    /// Rotates the token `target` refers to, in one transaction: reads it and
+    /// the successor it already has (locked against concurrent changes),
+    /// lets `rotation` decide, then stores the successor (whatever the token
+    /// limit), sets the old token's expiry and successor link, and records
+    /// `api-token-created` (with `rotated_from`) and `api-token-updated`, by
+    /// `actor` at `rotation.now`. Of concurrent rotations of one token at
+    /// most one succeeds; the others see its successor.
+    ///
+    /// # Errors
+    /// `Conflict` when the new credential collides; `Unavailable`, `Corrupt`,
+    /// `Internal`.
+    async fn rotate(
+        &self,
+        target: TokenRef,
+        rotation: Rotation,
+        actor: &str,
+    ) -> Result<RotateOutcome, RepositoryError>;
+
     /// Deletes the token `target` refers to and records `api-token-deleted` in
     /// one transaction. Returns the deleted token, or `None` when there was no
     /// match (and then records nothing).
@@ -168,6 +221,18 @@ pub trait ApiTokenRepository: Send + Sync {
         event_type: Option<EventType>,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, RepositoryError>;
+
+    /// The events `search` matches, newest first (id descending), skipping
+    /// `offset` and returning at most `limit`, with the number matched in all.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Corrupt`, `Internal`.
+    async fn search_events(
+        &self,
+        search: EventSearch,
+        offset: u64,
+        limit: u32,
+    ) -> Result<EventPage, RepositoryError>;
 
     /// The declared projects, in id order.
     ///

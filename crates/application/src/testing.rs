@@ -22,6 +22,7 @@ pub(crate) fn settings() -> ServiceSettings {
         token_limit: 10,
         projects: vec![project("default"), project("other")],
         environments: vec![environment("development"), environment("production")],
+        lifetime: keywarden_domain::LifetimePolicy::default(),
     }
 }
 

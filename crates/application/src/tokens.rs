@@ -3,20 +3,22 @@
 //! the operator's commands themselves. The front doors differ only in their
 //! [`AdminTokens`] policy and in where their catalog comes from.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keywarden_domain::{
-    ApiToken, AuditEvent, Credential, NewToken, TokenName, TokenRef, TokenType,
+    ApiToken, AuditEvent, Credential, LifetimePolicy, NewToken, Rotated, Rotation, RotationRefused,
+    Selector, TokenName, TokenRef, TokenType,
 };
 use tracing::{info, warn};
 
 use crate::catalog::{Catalog, Undeclared};
 use crate::credentials::Credentials;
 use crate::error::invalid;
-use crate::usecases::{CreateToken, OperatorCommands, Principal};
-use crate::{Adapters, AppError, RepositoryError};
+use crate::usecases::{CreateToken, OperatorCommands, Principal, RotateToken};
+use crate::{Adapters, AppError, RepositoryError, RotateOutcome, ServiceSettings};
 
 /// Whether a front door may create admin tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +39,14 @@ pub(crate) struct Tokens {
     /// change committed here; `None` where nothing authenticates (one-off
     /// commands).
     credentials: Option<Arc<Credentials>>,
+    policy: LifetimePolicy,
+    /// Bootstrap tokens, which the policy does not bind.
+    exempt: HashSet<Selector>,
+}
+
+/// A policy violation as the request's fault, naming the field.
+fn against_policy(error: impl std::fmt::Display, field: &'static str) -> AppError {
+    AppError::validation(error.to_string(), Some(field))
 }
 
 impl Tokens {
@@ -51,7 +61,94 @@ impl Tokens {
             token_limit,
             admin_tokens,
             credentials,
+            policy: LifetimePolicy::default(),
+            exempt: HashSet::new(),
         }
+    }
+
+    /// Applies `policy` to every change but those of the `exempt` tokens.
+    pub(crate) fn with_policy(self, policy: LifetimePolicy, exempt: HashSet<Selector>) -> Self {
+        Self {
+            policy,
+            exempt,
+            ..self
+        }
+    }
+
+    /// The tokens that break the lifetime policy (made before it changed).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub(crate) async fn violating_policy(&self) -> Result<Vec<ApiToken>, AppError> {
+        let mut tokens = self.list().await?;
+        tokens.retain(|token| {
+            !self.exempt.contains(&token.selector()) && self.policy.violated_by(token)
+        });
+        Ok(tokens)
+    }
+
+    /// Rotates the token `target` refers to (lifecycle §1): the policy is
+    /// checked against the request first, then storage applies the rotation's
+    /// rules to the token as committed, in the transaction that stores it.
+    ///
+    /// # Errors
+    /// As for [`crate::ApiTokenUseCases::rotate_token`].
+    pub(crate) async fn rotate(
+        &self,
+        actor: &Principal,
+        target: TokenRef,
+        request: RotateToken,
+    ) -> Result<Rotated, AppError> {
+        let now = self.adapters.clock.now();
+        let exempt = self.exempt.contains(&target.selector());
+        let policy = if exempt {
+            LifetimePolicy::default()
+        } else {
+            self.policy
+        };
+        if let Some(expires_at) = request.expires_at {
+            policy
+                .check(Some(expires_at), now)
+                .map_err(|e| against_policy(e, "expiresAt"))?;
+        }
+        let material = self
+            .adapters
+            .secrets
+            .generate()
+            .map_err(AppError::Internal)?;
+        let rotation = Rotation {
+            previous_expires_at: request.previous_expires_at,
+            expires_at: request.expires_at,
+            policy,
+            admin_allowed: self.admin_tokens == AdminTokens::Allowed,
+            material,
+            now,
+        };
+        let rotated = match self
+            .adapters
+            .repository
+            .rotate(target, rotation, actor.name())
+            .await?
+        {
+            RotateOutcome::Rotated(rotated) => *rotated,
+            RotateOutcome::NotFound => {
+                return Err(AppError::NotFound(
+                    "Could not find an API token with that credential or selector.".to_string(),
+                ))
+            }
+            RotateOutcome::Refused(refused) => return Err(refusal(refused)),
+        };
+        if let Some(credentials) = &self.credentials {
+            credentials.committed(&rotated.retired);
+            credentials.committed(&rotated.successor);
+        }
+        info!(
+            selector = %rotated.retired.selector(),
+            successor = %rotated.successor.selector(),
+            actor = actor.name(),
+            "token rotated"
+        );
+        Ok(rotated)
     }
 
     /// Creates a token whose references `catalog` resolves.
@@ -77,9 +174,13 @@ impl Tokens {
         let environment =
             catalog.resolve_environment(token_type, request.environment.as_deref())?;
         let projects = catalog.resolve_projects(&request)?;
-        let new = NewToken::new(name, token_type, projects, environment, request.expires_at)
-            .map_err(|e| invalid(e, None))?;
         let now = self.adapters.clock.now();
+        let expires_at = self
+            .policy
+            .resolve(request.expires_at, None, now)
+            .map_err(|e| against_policy(e, "expiresAt"))?;
+        let new = NewToken::new(name, token_type, projects, environment, expires_at)
+            .map_err(|e| invalid(e, None))?;
         let scope = format!(
             "Environment={} or a project of {}",
             new.environment().as_str(),
@@ -125,6 +226,13 @@ impl Tokens {
         expires_at: DateTime<Utc>,
     ) -> Result<bool, AppError> {
         let now = self.adapters.clock.now();
+        // Checked before the token is looked up: the answer does not tell
+        // whether it exists.
+        if !self.exempt.contains(&target.selector()) {
+            self.policy
+                .check(Some(expires_at), now)
+                .map_err(|e| against_policy(e, "expiresAt"))?;
+        }
         let change = self
             .adapters
             .repository
@@ -170,6 +278,20 @@ impl Tokens {
     }
 }
 
+/// A refused rotation: the token's state is a conflict, the request's
+/// content a validation error naming its field.
+fn refusal(refused: RotationRefused) -> AppError {
+    let field = match &refused {
+        RotationRefused::AlreadyExpired | RotationRefused::AlreadyRotated(_) => {
+            return AppError::StateConflict(refused.to_string())
+        }
+        RotationRefused::AdminToken => None,
+        RotationRefused::OverlapBeyondExpiry(_) => Some("previousExpiresAt"),
+        RotationRefused::Policy(_) => Some("expiresAt"),
+    };
+    AppError::validation(refused.to_string(), field)
+}
+
 /// The operator's commands. Opening them touches no storage; each command
 /// writes only what it must.
 pub(crate) struct Operator {
@@ -178,9 +300,10 @@ pub(crate) struct Operator {
 }
 
 impl Operator {
-    pub(crate) fn new(adapters: Adapters, token_limit: u32, declared: Catalog) -> Self {
+    pub(crate) fn new(adapters: Adapters, settings: &ServiceSettings, declared: Catalog) -> Self {
         Self {
-            tokens: Tokens::new(adapters, token_limit, AdminTokens::Allowed, None),
+            tokens: Tokens::new(adapters, settings.token_limit, AdminTokens::Allowed, None)
+                .with_policy(settings.lifetime, HashSet::new()),
             declared,
         }
     }
@@ -220,6 +343,19 @@ impl OperatorCommands for Operator {
 
     async fn delete_token(&self, actor: &Principal, target: TokenRef) -> Result<bool, AppError> {
         self.tokens.delete(actor, target).await
+    }
+
+    async fn rotate_token(
+        &self,
+        actor: &Principal,
+        target: TokenRef,
+        request: RotateToken,
+    ) -> Result<Rotated, AppError> {
+        self.tokens.rotate(actor, target, request).await
+    }
+
+    async fn tokens_violating_policy(&self) -> Result<Vec<ApiToken>, AppError> {
+        self.tokens.violating_policy().await
     }
 }
 

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keywarden_domain::{
-    ApiToken, Credential, Environment, Project, Selector, StoredEvent, TokenRef, TokenType,
+    ApiToken, Credential, Environment, Project, Rotated, Selector, StoredEvent, TokenRef, TokenType,
 };
 
-use crate::AppError;
+use crate::{AppError, EventPage, EventSearch};
 
 /// Who is acting: an authenticated token, or the operator at the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +65,25 @@ pub struct CreateToken {
     /// The documented singular form; exclusive with `projects`.
     pub project: Option<String>,
     pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A rotation as the client asked for it (lifecycle §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RotateToken {
+    /// When the current credential stops working (now or earlier: at once).
+    pub previous_expires_at: DateTime<Utc>,
+    /// The new credential's expiry; `None` for the default.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A page of the audit-trail search (lifecycle §3).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchQuery {
+    pub search: EventSearch,
+    /// Defaults to 0.
+    pub offset: Option<u64>,
+    /// Defaults to 50; at most 1000.
+    pub limit: Option<u32>,
 }
 
 /// Which audit events to list.
@@ -134,6 +153,29 @@ pub trait ApiTokenUseCases: Send + Sync {
     /// `Unavailable` or `Internal` when storage fails.
     async fn events(&self, query: EventQuery) -> Result<Vec<StoredEvent>, AppError>;
 
+    /// Replaces a client, backend or frontend token by a successor with the
+    /// same name and scope; the old credential works until
+    /// `previous_expires_at`. Returns both tokens as committed and the
+    /// successor's credential, which is never available again.
+    ///
+    /// # Errors
+    /// `Validation` (an admin token, an overlap beyond the old expiry, an
+    /// expiry against the policy); `NotFound`; `StateConflict` when the token
+    /// has expired or was rotated already; `Unavailable`, `Internal`.
+    async fn rotate_token(
+        &self,
+        actor: &Principal,
+        target: TokenRef,
+        request: RotateToken,
+    ) -> Result<Rotated, AppError>;
+
+    /// One page of the audit events a search matches, newest first, and how
+    /// many match in all.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn search_events(&self, query: SearchQuery) -> Result<EventPage, AppError>;
+
     /// The declared projects.
     fn projects(&self) -> Vec<Project>;
 
@@ -186,6 +228,23 @@ pub trait OperatorCommands: Send + Sync {
     /// # Errors
     /// `Unavailable` or `Internal` when storage fails.
     async fn delete_token(&self, actor: &Principal, target: TokenRef) -> Result<bool, AppError>;
+
+    /// As [`ApiTokenUseCases::rotate_token`], admin tokens included.
+    ///
+    /// # Errors
+    /// As for [`ApiTokenUseCases::rotate_token`], admin tokens aside.
+    async fn rotate_token(
+        &self,
+        actor: &Principal,
+        target: TokenRef,
+        request: RotateToken,
+    ) -> Result<Rotated, AppError>;
+
+    /// The tokens that break the lifetime policy (made before it changed).
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn tokens_violating_policy(&self) -> Result<Vec<ApiToken>, AppError>;
 }
 
 /// Changes made by another instance sharing the database, as a change feed

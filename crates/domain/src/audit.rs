@@ -57,6 +57,8 @@ pub struct AuditEvent {
     pub created_at: DateTime<Utc>,
     pub data: Option<TokenFacts>,
     pub pre_data: Option<TokenFacts>,
+    /// For a token created by rotating another: that token's selector.
+    pub rotated_from: Option<Selector>,
 }
 
 impl AuditEvent {
@@ -69,6 +71,24 @@ impl AuditEvent {
             Some(token),
             None,
         )
+    }
+
+    /// `successor` created by rotating `from`.
+    pub fn token_rotated(
+        successor: &ApiToken,
+        from: &ApiToken,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self::token_created(successor, actor, at).rotated_from(Some(from.selector()))
+    }
+
+    /// The event, recording that its token was rotated from `from`.
+    pub fn rotated_from(self, from: Option<Selector>) -> Self {
+        Self {
+            rotated_from: from,
+            ..self
+        }
     }
 
     pub fn token_updated(
@@ -114,6 +134,7 @@ impl AuditEvent {
             created_at: crate::truncate_to_millis(at),
             data: data.map(ApiToken::facts),
             pre_data: pre_data.map(ApiToken::facts),
+            rotated_from: None,
         }
     }
 
@@ -133,6 +154,7 @@ impl AuditEvent {
             created_at,
             data,
             pre_data,
+            rotated_from: None,
         }
     }
 

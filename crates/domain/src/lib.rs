@@ -9,6 +9,8 @@ mod credential;
 mod error;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fixtures;
+mod policy;
+mod rotation;
 mod scope;
 mod time;
 mod token;
@@ -17,6 +19,8 @@ pub use audit::{AuditEvent, EventType, StoredEvent, TokenFacts};
 pub use catalog::{Environment, Project};
 pub use credential::{Credential, SecretMaterial, Selector, TokenRef, Verifier};
 pub use error::DomainError;
+pub use policy::{format_duration, parse_duration, LifetimePolicy, PolicyViolation};
+pub use rotation::{Rotated, Rotation, RotationRefused};
 pub use scope::{AcceptedTypes, OutOfScope, RequiredScope};
 pub use time::{format_millis, parse_offset_date_time, representable, truncate_to_millis};
 pub use token::{

@@ -80,11 +80,13 @@ const DATE_TIME_HINT: &str =
     "must be a date-time with a UTC offset, such as 2030-01-01T00:00:00Z or 2030-01-01T02:00:00+02:00";
 
 /// RFC 3339 with an offset, converted to UTC and truncated to milliseconds.
-fn date_time<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+pub(crate) fn date_time<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
     optional_date_time(d)?.ok_or_else(|| D::Error::custom(DATE_TIME_HINT))
 }
 
-fn optional_date_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+pub(crate) fn optional_date_time<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<DateTime<Utc>>, D::Error> {
     match Option::<String>::deserialize(d).map_err(|_| D::Error::custom(DATE_TIME_HINT))? {
         None => Ok(None),
         Some(text) => parse_offset_date_time(&text)
@@ -97,7 +99,7 @@ fn optional_date_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime
 /// client (or a fuzzer) that a date alone will not do.
 const SHORTEST_DATE_TIME: usize = 20;
 
-fn date_time_schema() -> Object {
+pub(crate) fn date_time_schema() -> Object {
     ObjectBuilder::new()
         .schema_type(Type::String)
         .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
@@ -111,7 +113,7 @@ fn date_time_schema() -> Object {
         .build()
 }
 
-fn optional_date_time_schema() -> Object {
+pub(crate) fn optional_date_time_schema() -> Object {
     let mut schema = date_time_schema();
     schema.schema_type = [Type::String, Type::Null].into_iter().collect();
     schema
@@ -204,6 +206,9 @@ pub(crate) struct TokenBody {
     alias: Option<String>,
     /// Always true.
     secure: bool,
+    /// Only for a rotation's successor, as created: the old token's selector.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rotated_from: Option<String>,
 }
 
 impl TokenBody {
@@ -222,6 +227,15 @@ impl TokenBody {
             seen_at: facts.seen_at.as_ref().map(format_millis),
             alias: None,
             secure: true,
+            rotated_from: None,
+        }
+    }
+
+    /// The token, recording the selector it was rotated from.
+    pub(crate) fn rotated_from(self, from: Option<String>) -> Self {
+        Self {
+            rotated_from: from,
+            ..self
         }
     }
 }
@@ -283,40 +297,42 @@ pub(crate) struct EventList {
     events: Vec<EventBody>,
 }
 
+impl EventBody {
+    pub(crate) fn of(stored: StoredEvent) -> Self {
+        // The created event shows the token as the create response did.
+        let when = match stored.event.event_type {
+            EventType::ApiTokenCreated => Shown::AsCreated,
+            _ => Shown::OnRead,
+        };
+        let rotated_from = stored.event.rotated_from.map(|from| from.to_string());
+        EventBody {
+            id: stored.id,
+            event_type: stored.event.event_type.as_str(),
+            created_by: stored.event.created_by,
+            created_at: format_millis(&stored.event.created_at),
+            data: stored
+                .event
+                .data
+                .as_ref()
+                .map(|token| TokenBody::shown(token, when).rotated_from(rotated_from)),
+            pre_data: stored
+                .event
+                .pre_data
+                .as_ref()
+                .map(|token| TokenBody::shown(token, when)),
+            tags: Vec::new(),
+            feature_name: None,
+            project: None,
+            environment: None,
+        }
+    }
+}
+
 impl EventList {
     pub(crate) fn of(events: Vec<StoredEvent>) -> Self {
         Self {
             version: 1,
-            events: events
-                .into_iter()
-                .map(|stored| {
-                    // The created event shows the token as the create response did.
-                    let when = match stored.event.event_type {
-                        EventType::ApiTokenCreated => Shown::AsCreated,
-                        _ => Shown::OnRead,
-                    };
-                    EventBody {
-                        id: stored.id,
-                        event_type: stored.event.event_type.as_str(),
-                        created_by: stored.event.created_by,
-                        created_at: format_millis(&stored.event.created_at),
-                        data: stored
-                            .event
-                            .data
-                            .as_ref()
-                            .map(|token| TokenBody::shown(token, when)),
-                        pre_data: stored
-                            .event
-                            .pre_data
-                            .as_ref()
-                            .map(|token| TokenBody::shown(token, when)),
-                        tags: Vec::new(),
-                        feature_name: None,
-                        project: None,
-                        environment: None,
-                    }
-                })
-                .collect(),
+            events: events.into_iter().map(EventBody::of).collect(),
         }
     }
 }

@@ -101,6 +101,11 @@ impl ApiError {
         self.kind
     }
 
+    /// The part of the request to blame, if one is.
+    pub fn path(&self) -> Option<&str> {
+        self.path.as_deref()
+    }
+
     /// 5xx responses say only this much; the cause goes to the log.
     fn hidden(kind: ErrorKind, cause: &(dyn StdError + 'static)) -> Self {
         error!(error = %keywarden_application::error_chain(cause), status = kind.status().as_u16(), "request failed");
@@ -142,6 +147,7 @@ impl From<AppError> for ApiError {
                     "The request conflicts with stored data.",
                 )
             }
+            AppError::StateConflict(message) => Self::new(ErrorKind::Conflict, message),
             AppError::Unavailable(ref cause) => {
                 Self::hidden(ErrorKind::Unavailable, cause.as_ref())
             }

@@ -19,7 +19,14 @@ pub struct BodyLimit(pub usize);
 /// The last path segment (every route's parameter is last), decoded from the
 /// raw request target rather than from the router's partly decoded copy.
 pub(crate) fn last_segment(req: &HttpRequest) -> Result<String, ApiError> {
-    let raw = req.uri().path().rsplit('/').next().unwrap_or_default();
+    segment_from_end(req, 0)
+}
+
+/// The path segment `skip` places before the last one, decoded as
+/// [`last_segment`] decodes (for a parameter followed by a fixed segment,
+/// as in `/api-tokens/{token}/rotate`).
+pub(crate) fn segment_from_end(req: &HttpRequest, skip: usize) -> Result<String, ApiError> {
+    let raw = req.uri().path().rsplit('/').nth(skip).unwrap_or_default();
     percent_decode(raw).ok_or_else(|| {
         ApiError::bad_data(
             "/params",

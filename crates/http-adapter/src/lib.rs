@@ -8,6 +8,7 @@ mod dto;
 mod error;
 mod extract;
 mod handlers;
+mod lifecycle;
 mod limits;
 mod observe;
 mod openapi;
@@ -109,7 +110,12 @@ pub fn configure(
                                 (Method::DELETE, web::to(delete_api_token)),
                             ],
                         ))
+                        .service(endpoint(
+                            "/api-tokens/{token}/rotate",
+                            vec![(Method::POST, web::to(lifecycle::rotate_api_token))],
+                        ))
                         .service(get("/events", web::to(list_events)))
+                        .service(get("/search/events", web::to(lifecycle::search_events)))
                         .service(get("/projects", web::to(list_projects)))
                         .service(get("/environments", web::to(list_environments)))
                         .default_service(web::to(not_found)),

@@ -10,6 +10,7 @@ use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 use crate::dto::{
     CreateTokenRequest, EnvironmentList, EventList, ProjectList, UpdateExpiryRequest,
 };
+use crate::lifecycle::{self, EventSearchResult, RotateTokenRequest, RotatedToken};
 use crate::{handlers, verify};
 
 /// A token as reads and audit events show it.
@@ -130,7 +131,9 @@ impl Modify for AdminTokenAuth {
         handlers::get_api_tokens_by_name,
         handlers::update_api_token,
         handlers::delete_api_token,
+        lifecycle::rotate_api_token,
         handlers::list_events,
+        lifecycle::search_events,
         handlers::list_projects,
         handlers::list_environments,
         handlers::get_health,
@@ -144,7 +147,7 @@ impl Modify for AdminTokenAuth {
         ApiTokenSchema, ApiTokenList, UpdateExpiryRequest, CreateTokenRequest, ErrorBody,
         ErrorDetail, WrongTokenType, Health, EventList, ProjectList, EnvironmentList,
         verify::EdgeValidateRequest, verify::EdgeValidateResponse, verify::EdgeToken,
-        verify::VerifiedTokenBody
+        verify::VerifiedTokenBody, RotateTokenRequest, RotatedToken, EventSearchResult
     )),
     modifiers(&AdminTokenAuth),
     tags(

@@ -204,6 +204,8 @@ pub(crate) struct EventRow {
     pub pre_data: Option<String>,
     pub selector: String,
     pub format: i32,
+    /// Read for search only (it is in `data`/`pre_data` as well).
+    pub _token_name: Option<String>,
 }
 
 impl TryFrom<EventRow> for StoredEvent {
@@ -216,7 +218,9 @@ impl TryFrom<EventRow> for StoredEvent {
             .ok_or_else(|| bad(format!("unknown type {:?}", row.event_type)))?;
         let subject = Selector::parse(&row.selector)
             .ok_or_else(|| bad(format!("bad selector {:?}", row.selector)))?;
-        let facts = |text: Option<String>| stored_event::decode(row.format, text.as_deref());
+        let facts = |text: Option<&str>| stored_event::decode(row.format, text);
+        let rotated_from =
+            stored_event::decode_rotated_from(row.format, row.data.as_deref()).map_err(bad)?;
         Ok(StoredEvent {
             id,
             event: AuditEvent::restore(
@@ -224,9 +228,10 @@ impl TryFrom<EventRow> for StoredEvent {
                 event_type,
                 row.created_by,
                 row.created_at,
-                facts(row.data).map_err(bad)?,
-                facts(row.pre_data).map_err(bad)?,
-            ),
+                facts(row.data.as_deref()).map_err(bad)?,
+                facts(row.pre_data.as_deref()).map_err(bad)?,
+            )
+            .rotated_from(rotated_from),
         })
     }
 }

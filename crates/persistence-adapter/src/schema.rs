@@ -128,6 +128,7 @@ diesel::table! {
         created_at -> UtcTime,
         seen_at -> Nullable<UtcTime>,
         revision -> BigInt,
+        successor -> Nullable<Text>,
     }
 }
 
@@ -151,6 +152,7 @@ diesel::table! {
         pre_data -> Nullable<Text>,
         selector -> Text,
         format -> Integer,
+        token_name -> Nullable<Text>,
     }
 }
 

@@ -20,9 +20,12 @@ use std::ops::Deref;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::r2d2::{ConnectionManager, Pool, R2D2Connection};
-use keywarden_application::{ApiTokenRepository, ExpiryChange, RepositoryError, StoredCredential};
+use keywarden_application::{
+    ApiTokenRepository, EventPage, EventSearch, ExpiryChange, RepositoryError, RotateOutcome,
+    StoredCredential,
+};
 use keywarden_domain::{
-    truncate_to_millis, ApiToken, AuditEvent, Environment, EventType, Project, Selector,
+    truncate_to_millis, ApiToken, AuditEvent, Environment, EventType, Project, Rotation, Selector,
     StoredEvent, TokenRef,
 };
 
@@ -219,12 +222,52 @@ fn insert_event<C: Statements>(conn: &mut C, event: &AuditEvent) -> Result<(), T
         event_type: event.event_type.as_str().to_string(),
         created_by: event.created_by.clone(),
         created_at: At(event.created_at),
-        data: stored_event::encode(event.data.as_ref())?,
-        pre_data: stored_event::encode(event.pre_data.as_ref())?,
+        data: stored_event::encode(event.data.as_ref(), event.rotated_from)?,
+        pre_data: stored_event::encode(event.pre_data.as_ref(), None)?,
         selector: event.subject().to_string(),
         format: stored_event::CURRENT_FORMAT,
+        token_name: event
+            .data
+            .as_ref()
+            .or(event.pre_data.as_ref())
+            .map(|facts| facts.name.as_str().to_string()),
     }))?;
     Ok(())
+}
+
+/// Sets a locked token's expiry as `after` has it; returns `after` at the
+/// revision this makes.
+fn set_expiry<C: Statements>(
+    conn: &mut C,
+    before: &ApiToken,
+    after: ApiToken,
+) -> Result<ApiToken, TxError> {
+    let changed = conn.run(st::SetExpiry {
+        expires_at: after.expires_at(),
+        selector: &before.selector().to_string(),
+    })?;
+    if changed != 1 {
+        return Err(RepositoryError::Internal(
+            format!("the expiry update changed {changed} rows").into(),
+        )
+        .into());
+    }
+    // The row is ours until commit (locked, or the only writer).
+    Ok(after.with_revision(before.revision() + 1))
+}
+
+/// `%`, `_` and `\` are literal in a search's free text: a `LIKE` pattern that
+/// finds `text` anywhere, case-insensitively.
+fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::from("%");
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
 }
 
 fn token_count<D: Dialect>(conn: &mut D::Conn) -> Result<i64, TxError> {
@@ -370,22 +413,61 @@ impl<D: Dialect> ApiTokenRepository for SqlRepository<D> {
         self.0
             .write(move |conn| {
                 change_token::<D, _>(conn, target, |conn, before| {
-                    let after = before.with_expiry(expires_at);
-                    let changed = conn.run(st::SetExpiry {
-                        expires_at: after.expires_at(),
-                        selector: &before.selector().to_string(),
-                    })?;
-                    if changed != 1 {
-                        return Err(RepositoryError::Internal(
-                            format!("the expiry update changed {changed} rows").into(),
-                        )
-                        .into());
-                    }
-                    // The row is ours until commit (locked, or the only writer).
-                    let after = after.with_revision(before.revision() + 1);
+                    let after = set_expiry(conn, &before, before.with_expiry(expires_at))?;
                     let event = AuditEvent::token_updated(&before, &after, &actor, at);
                     Ok((event, ExpiryChange { before, after }))
                 })
+            })
+            .await
+    }
+
+    async fn rotate(
+        &self,
+        target: TokenRef,
+        rotation: Rotation,
+        actor: &str,
+    ) -> Result<RotateOutcome, RepositoryError> {
+        let actor = actor.to_string();
+        self.0
+            .write(move |conn| {
+                let Some(old) = resolve_for_change::<D>(conn, target)? else {
+                    return Ok(RotateOutcome::NotFound);
+                };
+                let selector = old.selector().to_string();
+                let successor = conn
+                    .load_rows(st::successor_of(selector.clone()))?
+                    .pop()
+                    .flatten()
+                    .map(|text| {
+                        Selector::parse(&text).ok_or_else(|| {
+                            RepositoryError::Corrupt(format!(
+                                "token {selector}: bad successor {text:?}"
+                            ))
+                        })
+                    })
+                    .transpose()?;
+                let at = rotation.now;
+                let mut rotated = match rotation.apply(&old, successor) {
+                    Ok(rotated) => rotated,
+                    Err(refused) => return Ok(RotateOutcome::Refused(refused)),
+                };
+                // No limit: the overlap must never block a rotation.
+                rotated.successor = insert_token::<D>(conn, &rotated.successor)?;
+                insert_event(
+                    conn,
+                    &AuditEvent::token_rotated(&rotated.successor, &old, &actor, at),
+                )?;
+                rotated.retired = set_expiry(conn, &old, rotated.retired)?;
+                conn.run(st::set_successor(
+                    selector.clone(),
+                    rotated.successor.selector().to_string(),
+                ))?;
+                insert_event(
+                    conn,
+                    &AuditEvent::token_updated(&old, &rotated.retired, &actor, at),
+                )?;
+                D::announce(conn, &selector)?;
+                Ok(RotateOutcome::Rotated(Box::new(rotated)))
             })
             .await
     }
@@ -440,6 +522,40 @@ impl<D: Dialect> ApiTokenRepository for SqlRepository<D> {
                 conn,
                 st::newest_events_of_type(kind.as_str().to_string(), limit),
             ),
+        })
+        .await
+    }
+
+    async fn search_events(
+        &self,
+        search: EventSearch,
+        offset: u64,
+        limit: u32,
+    ) -> Result<EventPage, RepositoryError> {
+        let filters = st::EventFilters {
+            types: search.types,
+            created_by: search.created_by,
+            from: search.from,
+            before: search.before,
+            text: search.text.as_deref().map(contains_pattern),
+        };
+        read(&self.0, move |conn| {
+            let events = load_as(
+                conn,
+                st::SearchEvents {
+                    filters: filters.clone(),
+                    offset: i64::try_from(offset).unwrap_or(i64::MAX),
+                    limit: i64::from(limit),
+                },
+            )?;
+            let total = conn
+                .load_rows(st::CountEvents { filters })?
+                .pop()
+                .unwrap_or(0);
+            Ok(EventPage {
+                events,
+                total: u64::try_from(total).unwrap_or(0),
+            })
         })
         .await
     }

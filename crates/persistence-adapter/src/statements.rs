@@ -23,7 +23,7 @@ use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::query_dsl::methods::ExecuteDsl;
 use diesel::query_dsl::LoadQuery;
 use diesel::serialize::ToSql;
-use diesel::sql_types::{Bool, HasSqlType, Integer, Nullable, Text};
+use diesel::sql_types::{BigInt, Bool, HasSqlType, Integer, Nullable, Text};
 use diesel::{PgConnection, SqliteConnection};
 
 use crate::rows::{CredentialRow, EnvironmentRow, EventRow, LinkRow, ProjectRow, TokenRow};
@@ -74,6 +74,9 @@ pub(crate) trait Statements:
     + Loads<token_count, i64>
     + Loads<newest_events, EventRow>
     + Loads<newest_events_of_type, EventRow>
+    + Loads<successor_of, Option<String>>
+    + Loads<SearchEvents, EventRow>
+    + Loads<CountEvents, i64>
     + Loads<catalog_projects, ProjectRow>
     + Loads<catalog_environments, EnvironmentRow>
     + Executes<insert_token>
@@ -81,6 +84,7 @@ pub(crate) trait Statements:
     + Executes<insert_event>
     + Executes<delete_token>
     + Executes<mark_seen>
+    + Executes<set_successor>
     + Executes<prune_projects>
     + Executes<prune_environments>
     + for<'a> Executes<SetExpiry<'a>>
@@ -192,6 +196,14 @@ pub(crate) fn newest_events_of_type(event_type: String, limit: i64) -> _ {
         .limit(limit)
 }
 
+/// The token `selector` was rotated to, if any (one row per stored token).
+#[dsl::auto_type]
+pub(crate) fn successor_of(selector: String) -> _ {
+    api_tokens::table
+        .select(api_tokens::successor)
+        .filter(api_tokens::selector.eq(selector))
+}
+
 #[dsl::auto_type]
 pub(crate) fn catalog_projects() -> _ {
     projects::table
@@ -223,6 +235,7 @@ pub(crate) struct NewEvent {
     pub pre_data: Option<String>,
     pub selector: String,
     pub format: i32,
+    pub token_name: Option<String>,
 }
 
 #[dsl::auto_type]
@@ -243,6 +256,13 @@ pub(crate) fn insert_event(row: NewEvent) -> _ {
 #[dsl::auto_type]
 pub(crate) fn delete_token(selector: String) -> _ {
     dsl::delete(api_tokens::table.filter(api_tokens::selector.eq(selector)))
+}
+
+/// Records the token `selector` was rotated to.
+#[dsl::auto_type]
+pub(crate) fn set_successor(selector: String, successor: String) -> _ {
+    dsl::update(api_tokens::table.filter(api_tokens::selector.eq(selector)))
+        .set(api_tokens::successor.eq(successor))
 }
 
 /// Moves `seen_at` forward to `at`, never back.
@@ -398,3 +418,165 @@ where
 }
 
 impl<C> RunQueryDsl<C> for UpsertEnvironment<'_> {}
+
+// ---- search -------------------------------------------------------------------
+
+/// The audit-trail search's filters; each present one narrows the result.
+/// Written out as SQL (with bound parameters) so that only the filters given
+/// reach the planner, which then picks the index that serves them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EventFilters {
+    pub types: Option<Vec<String>>,
+    pub created_by: Option<Vec<String>>,
+    pub from: Option<DateTime<Utc>>,
+    /// Exclusive.
+    pub before: Option<DateTime<Utc>>,
+    /// A lower-case `LIKE` pattern, `\` escaping.
+    pub text: Option<String>,
+}
+
+impl EventFilters {
+    /// The day range alone, for the id bounds below.
+    fn walk_days<'b, DB>(&'b self, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>
+    where
+        DB: Backend + HasSqlType<UtcTime>,
+        DateTime<Utc>: ToSql<UtcTime, DB>,
+    {
+        if let Some(from) = &self.from {
+            out.push_sql(" AND created_at >= ");
+            out.push_bind_param::<UtcTime, _>(from)?;
+        }
+        if let Some(before) = &self.before {
+            out.push_sql(" AND created_at < ");
+            out.push_bind_param::<UtcTime, _>(before)?;
+        }
+        Ok(())
+    }
+
+    /// `FROM events WHERE …`. With `id_bounds`, a day range also bounds
+    /// `id` by the smallest and largest id it holds (read from the
+    /// `(created_at, id)` index): exact whatever the order of ids and
+    /// instants, and it lets a newest-first page walk the primary key from
+    /// the range's newest event instead of sorting the whole range.
+    fn walk<'b, DB>(&'b self, out: &mut AstPass<'_, 'b, DB>, id_bounds: bool) -> QueryResult<()>
+    where
+        DB: Backend + HasSqlType<UtcTime>,
+        DateTime<Utc>: ToSql<UtcTime, DB>,
+        String: ToSql<Text, DB>,
+    {
+        out.push_sql(" FROM events WHERE 1 = 1");
+        if id_bounds && (self.from.is_some() || self.before.is_some()) {
+            for (bound, aggregate) in [(" AND id >= ", "MIN"), (" AND id <= ", "MAX")] {
+                out.push_sql(bound);
+                out.push_sql("(SELECT ");
+                out.push_sql(aggregate);
+                out.push_sql("(id) FROM events WHERE 1 = 1");
+                self.walk_days(out)?;
+                out.push_sql(")");
+            }
+        }
+        for (column, values) in [
+            ("event_type", &self.types),
+            ("created_by", &self.created_by),
+        ] {
+            let Some(values) = values else { continue };
+            out.push_sql(" AND ");
+            out.push_sql(column);
+            out.push_sql(" IN (");
+            for (i, value) in values.iter().enumerate() {
+                if i > 0 {
+                    out.push_sql(", ");
+                }
+                out.push_bind_param::<Text, _>(value)?;
+            }
+            // An empty list matches nothing.
+            if values.is_empty() {
+                out.push_sql("NULL");
+            }
+            out.push_sql(")");
+        }
+        self.walk_days(out)?;
+        if let Some(text) = &self.text {
+            for (i, column) in ["event_type", "created_by", "token_name"]
+                .iter()
+                .enumerate()
+            {
+                out.push_sql(if i == 0 { " AND (LOWER(" } else { " OR LOWER(" });
+                out.push_sql(column);
+                out.push_sql(") LIKE ");
+                out.push_bind_param::<Text, _>(text)?;
+                out.push_sql(" ESCAPE '\\'");
+            }
+            out.push_sql(")");
+        }
+        Ok(())
+    }
+}
+
+/// One page of the search, newest first.
+pub(crate) struct SearchEvents {
+    pub filters: EventFilters,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+/// How many events the search matches in all.
+pub(crate) struct CountEvents {
+    pub filters: EventFilters,
+}
+
+impl QueryId for SearchEvents {
+    type QueryId = ();
+    // The SQL differs with the filters given: never cache it by type.
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl QueryId for CountEvents {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl diesel::query_builder::Query for SearchEvents {
+    type SqlType = <events::table as diesel::query_builder::AsQuery>::SqlType;
+}
+
+impl diesel::query_builder::Query for CountEvents {
+    type SqlType = BigInt;
+}
+
+impl<DB> QueryFragment<DB> for SearchEvents
+where
+    DB: Backend + HasSqlType<UtcTime>,
+    DateTime<Utc>: ToSql<UtcTime, DB>,
+    String: ToSql<Text, DB>,
+    i64: ToSql<BigInt, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.unsafe_to_cache_prepared();
+        out.push_sql(
+            "SELECT id, event_type, created_by, created_at, data, pre_data, selector, format, token_name",
+        );
+        self.filters.walk(&mut out, true)?;
+        out.push_sql(" ORDER BY id DESC LIMIT ");
+        out.push_bind_param::<BigInt, _>(&self.limit)?;
+        out.push_sql(" OFFSET ");
+        out.push_bind_param::<BigInt, _>(&self.offset)?;
+        Ok(())
+    }
+}
+
+impl<DB> QueryFragment<DB> for CountEvents
+where
+    DB: Backend + HasSqlType<UtcTime>,
+    DateTime<Utc>: ToSql<UtcTime, DB>,
+    String: ToSql<Text, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.unsafe_to_cache_prepared();
+        out.push_sql("SELECT COUNT(*)");
+        self.filters.walk(&mut out, false)
+    }
+}
+
+impl<C> RunQueryDsl<C> for SearchEvents {}
+impl<C> RunQueryDsl<C> for CountEvents {}

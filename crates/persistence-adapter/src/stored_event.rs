@@ -33,6 +33,11 @@ struct TokenJsonV1 {
     seen_at: Option<String>,
     alias: Option<String>,
     secure: bool,
+    /// Only on the created event of a rotation's successor: absent otherwise,
+    /// so rows without it are byte for byte what format 1 always was, and
+    /// older readers ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rotated_from: Option<String>,
 }
 
 impl From<&TokenFacts> for TokenJsonV1 {
@@ -49,6 +54,7 @@ impl From<&TokenFacts> for TokenJsonV1 {
             seen_at: facts.seen_at.as_ref().map(format_millis),
             alias: None,
             secure: true,
+            rotated_from: None,
         }
     }
 }
@@ -80,12 +86,40 @@ impl TryFrom<TokenJsonV1> for TokenFacts {
     }
 }
 
-/// The text for `events.data` / `events.pre_data`, in `CURRENT_FORMAT`.
-pub(crate) fn encode(facts: Option<&TokenFacts>) -> Result<Option<String>, RepositoryError> {
+/// The text for `events.data` / `events.pre_data`, in `CURRENT_FORMAT`;
+/// `rotated_from` is recorded beside the facts (in `data` only).
+pub(crate) fn encode(
+    facts: Option<&TokenFacts>,
+    rotated_from: Option<Selector>,
+) -> Result<Option<String>, RepositoryError> {
     facts
-        .map(|facts| serde_json::to_string(&TokenJsonV1::from(facts)))
+        .map(|facts| {
+            serde_json::to_string(&TokenJsonV1 {
+                rotated_from: rotated_from.map(|from| from.to_string()),
+                ..TokenJsonV1::from(facts)
+            })
+        })
         .transpose()
         .map_err(|e| RepositoryError::Internal(Box::new(e)))
+}
+
+/// The `rotated_from` recorded in a `data` column written in `format`.
+pub(crate) fn decode_rotated_from(
+    format: i32,
+    text: Option<&str>,
+) -> Result<Option<Selector>, String> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Link {
+        rotated_from: Option<String>,
+    }
+    let (1, Some(text)) = (format, text) else {
+        return Ok(None);
+    };
+    let link: Link = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    link.rotated_from
+        .map(|from| Selector::parse(&from).ok_or_else(|| format!("bad rotatedFrom {from:?}")))
+        .transpose()
 }
 
 /// Reads a column written in `format`; the error says what is wrong with it.
@@ -114,7 +148,7 @@ mod tests {
     fn format_1_is_byte_for_byte_what_was_always_stored() {
         let (ci, _) = token(1, "ci", TokenType::Backend, &["default"], at(10));
         let facts = ci.with_expiry(at(99)).facts();
-        let written = encode(Some(&facts)).unwrap().unwrap();
+        let written = encode(Some(&facts), None).unwrap().unwrap();
         let expected = WRITTEN_BEFORE_FORMATS.replace("SELECTOR", &ci.selector().to_string());
         assert_eq!(written, expected);
         assert_eq!(decode(1, Some(&expected)), Ok(Some(facts)));
@@ -124,15 +158,31 @@ mod tests {
     fn all_scopes_read_back() {
         let (admin, _) = token(2, "admin", TokenType::Admin, &["*"], at(0));
         let facts = admin.seen(at(5)).facts();
-        let written = encode(Some(&facts)).unwrap();
+        let written = encode(Some(&facts), None).unwrap();
         assert_eq!(decode(1, written.as_deref()), Ok(Some(facts)));
         assert_eq!(decode(1, None), Ok(None));
     }
 
     #[test]
+    fn the_rotation_link_reads_back_and_is_absent_otherwise() {
+        let (ci, _) = token(1, "ci", TokenType::Backend, &["default"], at(10));
+        let (old, _) = token(2, "ci", TokenType::Backend, &["default"], at(0));
+        let written = encode(Some(&ci.facts()), Some(old.selector())).unwrap();
+        assert!(written.as_deref().unwrap().contains("rotatedFrom"));
+        assert_eq!(decode(1, written.as_deref()), Ok(Some(ci.facts())));
+        assert_eq!(
+            decode_rotated_from(1, written.as_deref()),
+            Ok(Some(old.selector()))
+        );
+        let plain = encode(Some(&ci.facts()), None).unwrap();
+        assert_eq!(decode_rotated_from(1, plain.as_deref()), Ok(None));
+        assert_eq!(decode_rotated_from(1, None), Ok(None));
+    }
+
+    #[test]
     fn unknown_formats_and_broken_rows_are_errors() {
         let (ci, _) = token(1, "ci", TokenType::Backend, &["default"], at(10));
-        let written = encode(Some(&ci.facts())).unwrap().unwrap();
+        let written = encode(Some(&ci.facts()), None).unwrap().unwrap();
         assert!(decode(2, Some(&written)).unwrap_err().contains("format 2"));
         assert!(decode(1, Some("{}")).is_err());
         let bad = written.replace(&ci.selector().to_string(), "not-a-selector");

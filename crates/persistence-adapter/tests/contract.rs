@@ -9,11 +9,13 @@
 use std::sync::Arc;
 
 use chrono::Duration;
-use keywarden_application::{ApiTokenRepository, RepositoryError, StoredCredential};
+use keywarden_application::{
+    ApiTokenRepository, EventSearch, RepositoryError, RotateOutcome, StoredCredential,
+};
 use keywarden_domain::fixtures::{self, at};
 use keywarden_domain::{
-    ApiToken, AuditEvent, Credential, Environment, EnvironmentName, EventType, Project, ProjectId,
-    TokenRef, TokenType,
+    ApiToken, AuditEvent, Credential, Environment, EnvironmentName, EventType, LifetimePolicy,
+    Project, ProjectId, Rotation, RotationRefused, TokenRef, TokenType,
 };
 
 /// A fresh repository plus a way to break it behind its back (for atomicity).
@@ -534,6 +536,282 @@ pub async fn concurrent_writers_all_succeed(fixture: &dyn Fixture) {
     assert_eq!(all_events(repository.as_ref()).await.len(), 161);
 }
 
+fn rotation(seed: u8, previous: i64, now: i64) -> Rotation {
+    Rotation {
+        previous_expires_at: at(previous),
+        expires_at: None,
+        policy: LifetimePolicy::default(),
+        admin_allowed: false,
+        material: fixtures::material(seed),
+        now: at(now),
+    }
+}
+
+pub async fn rotation_stores_the_successor_and_shortens_the_old_token(fixture: &dyn Fixture) {
+    let repository = ready(fixture).await;
+    let (old, _) = token(1, "ci", &["default", "other"], 10);
+    let old = insert(
+        repository.as_ref(),
+        &fixtures::stored(&old, 0, Some(at(1010))),
+    )
+    .await;
+    // At the limit (one token, limit irrelevant): a rotation still goes in.
+    let RotateOutcome::Rotated(rotated) = repository
+        .rotate(
+            TokenRef::Selector(old.selector()),
+            rotation(50, 500, 100),
+            "alice",
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("not rotated")
+    };
+    let stored_old = find(repository.as_ref(), old.selector())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored_old, rotated.retired);
+    assert_eq!(stored_old.expires_at(), Some(at(500)));
+    assert_eq!(stored_old.revision(), 2);
+    let successor = find(repository.as_ref(), rotated.successor.selector())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(successor, rotated.successor);
+    assert_eq!(successor.name(), old.name());
+    assert_eq!(successor.projects(), old.projects());
+    // The lifetime (1000 s) carried over from now.
+    assert_eq!(successor.expires_at(), Some(at(1100)));
+    let credentials = repository.credentials().await.unwrap();
+    assert!(
+        credentials
+            .iter()
+            .any(|c| c.selector == successor.selector()
+                && c.verifier == rotated.credential.verifier())
+    );
+    let events = all_events(repository.as_ref()).await;
+    let [updated, created, ..] = events.as_slice() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(updated.event.event_type, EventType::ApiTokenUpdated);
+    assert_eq!(updated.event.subject(), old.selector());
+    assert_eq!(
+        updated.event.data.as_ref().unwrap().expires_at,
+        Some(at(500))
+    );
+    assert_eq!(created.event.event_type, EventType::ApiTokenCreated);
+    assert_eq!(created.event.subject(), successor.selector());
+    assert_eq!(created.event.rotated_from, Some(old.selector()));
+    assert_eq!(created.event.created_by, "alice");
+    // One successor per token, ever.
+    let again = repository
+        .rotate(
+            TokenRef::Selector(old.selector()),
+            rotation(51, 500, 100),
+            "alice",
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(again, RotateOutcome::Refused(RotationRefused::AlreadyRotated(s)) if s == successor.selector())
+    );
+    let (unknown, _) = token(9, "nobody", &["default"], 10);
+    assert!(matches!(
+        repository
+            .rotate(
+                TokenRef::Selector(unknown.selector()),
+                rotation(52, 500, 100),
+                "alice"
+            )
+            .await
+            .unwrap(),
+        RotateOutcome::NotFound
+    ));
+    assert_eq!(all_events(repository.as_ref()).await.len(), 3);
+}
+
+pub async fn a_failed_rotation_leaves_no_trace(fixture: &dyn Fixture) {
+    let repository = ready(fixture).await;
+    let (old, _) = token(1, "ci", &["default"], 10);
+    insert(repository.as_ref(), &old).await;
+    // The successor's insert succeeds; the event after it fails.
+    fixture.execute("DROP TABLE events").await;
+    assert!(repository
+        .rotate(
+            TokenRef::Selector(old.selector()),
+            rotation(50, 500, 100),
+            "alice"
+        )
+        .await
+        .is_err());
+    let tokens = repository.list().await.unwrap();
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(tokens[0].expires_at(), None);
+    assert_eq!(tokens[0].revision(), 1);
+}
+
+pub async fn concurrent_rotations_make_one_successor(fixture: &dyn Fixture) {
+    let repository = ready(fixture).await;
+    let (old, _) = token(1, "ci", &["default"], 10);
+    insert(repository.as_ref(), &old).await;
+    let rotations: Vec<_> = (0..20u8)
+        .map(|i| {
+            let repository = Arc::clone(&repository);
+            let selector = old.selector();
+            tokio::spawn(async move {
+                repository
+                    .rotate(
+                        TokenRef::Selector(selector),
+                        rotation(100 + i, 500, 100),
+                        "w",
+                    )
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut rotated = 0;
+    for outcome in rotations {
+        match outcome.await.unwrap() {
+            RotateOutcome::Rotated(_) => rotated += 1,
+            RotateOutcome::Refused(RotationRefused::AlreadyRotated(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(rotated, 1);
+    assert_eq!(repository.list().await.unwrap().len(), 2);
+    assert_eq!(all_events(repository.as_ref()).await.len(), 3);
+}
+
+pub async fn search_pages_through_every_event_once(fixture: &dyn Fixture) {
+    let repository = ready(fixture).await;
+    let mut written = 0;
+    for seed in 1..=12u8 {
+        let (one, _) = token(seed, &format!("Token-{seed}"), &["default"], 10);
+        let actor = if seed % 3 == 0 { "alice" } else { "bob" };
+        repository
+            .insert(
+                one.clone(),
+                AuditEvent::token_created(&one, actor, at(i64::from(seed) * 86_400)),
+                100,
+            )
+            .await
+            .unwrap();
+        repository
+            .update_expiry(
+                TokenRef::Selector(one.selector()),
+                at(5),
+                actor,
+                at(i64::from(seed) * 86_400 + 1),
+            )
+            .await
+            .unwrap();
+        written += 2;
+    }
+    let search = |search: EventSearch, offset: u64, limit: u32| {
+        let repository = Arc::clone(&repository);
+        async move {
+            repository
+                .search_events(search, offset, limit)
+                .await
+                .unwrap()
+        }
+    };
+    let mut ids = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page = search(EventSearch::default(), offset, 5).await;
+        assert_eq!(page.total, written);
+        if page.events.is_empty() {
+            break;
+        }
+        offset += page.events.len() as u64;
+        ids.extend(page.events.iter().map(|e| e.id));
+    }
+    let mut expected: Vec<i64> = all_events(repository.as_ref())
+        .await
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(ids, expected, "newest first, each once");
+    expected.sort_unstable();
+    expected.dedup();
+    assert_eq!(expected.len() as u64, written);
+
+    let by = |who: &str| EventSearch {
+        created_by: Some(vec![who.to_string()]),
+        ..EventSearch::default()
+    };
+    assert_eq!(search(by("alice"), 0, 100).await.total, 8);
+    let types = EventSearch {
+        types: Some(vec!["api-token-created".into()]),
+        ..by("bob")
+    };
+    let page = search(types, 0, 3).await;
+    assert_eq!((page.total, page.events.len()), (8, 3));
+    assert!(page
+        .events
+        .iter()
+        .all(|e| e.event.event_type == EventType::ApiTokenCreated));
+    // Days 2 and 3: both events of tokens 2 and 3.
+    let days = EventSearch {
+        from: Some(at(2 * 86_400)),
+        before: Some(at(4 * 86_400)),
+        ..EventSearch::default()
+    };
+    assert_eq!(search(days, 0, 100).await.total, 4);
+    // Free text: the token name, case-insensitively; LIKE's wildcards are literal.
+    let text = |t: &str| EventSearch {
+        text: Some(t.to_string()),
+        ..EventSearch::default()
+    };
+    assert_eq!(search(text("token-1"), 0, 100).await.total, 2 * 4); // 1, 10, 11, 12
+    assert_eq!(search(text("ALICE"), 0, 100).await.total, 8);
+    assert_eq!(search(text("updated"), 0, 100).await.total, 12);
+    assert_eq!(search(text("%"), 0, 100).await.total, 0);
+    assert_eq!(search(text("token_1"), 0, 100).await.total, 0);
+    let none = EventSearch {
+        types: Some(Vec::new()),
+        ..EventSearch::default()
+    };
+    assert_eq!(search(none, 0, 100).await.total, 0);
+
+    // Ids need not follow the instants (another instance's clock): an event
+    // written last but dated day 2 is in the day range, newest by id.
+    let (late, _) = token(40, "late", &["default"], 10);
+    repository
+        .insert(
+            late.clone(),
+            AuditEvent::token_created(&late, "bob", at(2 * 86_400 + 5)),
+            100,
+        )
+        .await
+        .unwrap();
+    let days = EventSearch {
+        from: Some(at(2 * 86_400)),
+        before: Some(at(4 * 86_400)),
+        ..EventSearch::default()
+    };
+    let in_days: Vec<i64> = all_events(repository.as_ref())
+        .await
+        .into_iter()
+        .filter(|e| e.event.created_at >= at(2 * 86_400) && e.event.created_at < at(4 * 86_400))
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(in_days.len(), 5);
+    let first = search(days.clone(), 0, 3).await;
+    let rest = search(days, 3, 3).await;
+    let paged: Vec<i64> = first
+        .events
+        .iter()
+        .chain(&rest.events)
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(paged, in_days);
+    assert_eq!(first.events[0].event.subject(), late.selector());
+}
+
 /// Instantiates every case above for one backend. `$fixture` is an async
 /// expression giving a fresh `Fixture` (or `None` to skip, e.g. without a server).
 #[macro_export]
@@ -557,6 +835,10 @@ macro_rules! contract_suite {
                 catalog_sync_keeps_what_tokens_use,
                 corrupt_rows_are_reported_not_trusted,
                 concurrent_writers_all_succeed,
+                rotation_stores_the_successor_and_shortens_the_old_token,
+                a_failed_rotation_leaves_no_trace,
+                concurrent_rotations_make_one_successor,
+                search_pages_through_every_event_once,
             );
         }
     };

@@ -571,6 +571,15 @@ fn permissive() -> MockApiTokenUseCases {
         .expect_create_token()
         .returning(|_, _| Err(AppError::validation("nope", None)));
     usecases.expect_events().returning(|_| Ok(Vec::new()));
+    usecases
+        .expect_rotate_token()
+        .returning(|_, _, _| Err(AppError::NotFound("no such token".into())));
+    usecases.expect_search_events().returning(|_| {
+        Ok(keywarden_application::EventPage {
+            events: Vec::new(),
+            total: 0,
+        })
+    });
     usecases.expect_projects().returning(Vec::new);
     usecases.expect_environments().returning(Vec::new);
     usecases.expect_ready().returning(|| Ok(()));
