@@ -19,7 +19,7 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpServer};
 use keywarden_application::{
     start, AppError, Bootstrap, ChangeFollower, CredentialAuthority, ExternalChange,
-    PeriodicResync, RepositoryError, SeenFlusher,
+    PeriodicResync, RepositoryError, SeenFlusher, ViewLoader,
 };
 use keywarden_domain::Credential;
 use keywarden_http_adapter::{configure, BodyLimit, MetricsRenderer, RequestLimits};
@@ -76,8 +76,9 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens and migrates the database, bootstraps tokens, loads the credential
-    /// view and binds the listener (port 0 picks a free port).
+    /// Opens and migrates the database, bootstraps tokens and binds the
+    /// listener (port 0 picks a free port). The credential view loads once
+    /// running, without holding up the first answers.
     ///
     /// # Errors
     /// Any step above; the message says which.
@@ -163,6 +164,11 @@ impl Application {
         self.port
     }
 
+    /// The credential authority, e.g. to wait until its view is loaded.
+    pub fn credentials(&self) -> Arc<dyn CredentialAuthority> {
+        Arc::clone(&self.credentials)
+    }
+
     /// The admin credential created on the first start of an empty database
     /// without bootstrap tokens. The caller must show it: it exists nowhere else.
     pub fn generated_admin_credential(&self) -> Option<&Credential> {
@@ -178,6 +184,9 @@ impl Application {
     pub async fn run_until_stopped(mut self) -> io::Result<()> {
         let credentials = &self.credentials;
         let mut background = Supervisor::default();
+        // Serving starts with the view empty; until this fills it, what it
+        // lacks is looked up, and /ready answers 503.
+        background.start("view-loader", ViewLoader::new(Arc::clone(credentials)));
         if let Some(changes) = self.external_changes.take() {
             background.start(
                 "change-feed",
