@@ -23,7 +23,7 @@ use keywarden_application::{
 };
 use keywarden_domain::Credential;
 use keywarden_http_adapter::{configure, BodyLimit, MetricsRenderer, RequestLimits};
-use keywarden_persistence_adapter::UrlError;
+use keywarden_persistence_adapter::{ChangeNotifier, UrlError};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::info;
 
@@ -73,6 +73,8 @@ pub struct Application {
     external_changes: Option<UnboundedReceiver<ExternalChange>>,
     /// Full reloads besides the change feed, where the feed can lose changes.
     resync_interval: Option<Duration>,
+    /// Announces this process's writes to the other instances, where there are any.
+    change_notifier: Option<ChangeNotifier>,
 }
 
 impl Application {
@@ -97,6 +99,7 @@ impl Application {
         let storage = Storage::open(&settings).await?;
         let external_changes = Some(storage.follow_changes()?);
         let resync_interval = storage.periodic_resync(&settings);
+        let change_notifier = storage.change_notifier(&settings);
         let started = start(
             storage.adapters(),
             settings.service_settings()?,
@@ -157,6 +160,7 @@ impl Application {
             ),
             external_changes,
             resync_interval,
+            change_notifier,
         })
     }
 
@@ -192,6 +196,9 @@ impl Application {
                 "change-feed",
                 ChangeFollower::new(Arc::clone(credentials), changes),
             );
+        }
+        if let Some(notifier) = self.change_notifier.take() {
+            background.start("change-notifier", notifier);
         }
         if let Some(interval) = self.resync_interval {
             background.start(
