@@ -99,7 +99,6 @@ impl Application {
         let storage = Storage::open(&settings).await?;
         let external_changes = Some(storage.follow_changes()?);
         let resync_interval = storage.periodic_resync(&settings);
-        let change_notifier = storage.change_notifier(&settings);
         let started = start(
             storage.adapters(),
             settings.service_settings()?,
@@ -107,6 +106,8 @@ impl Application {
         )
         .await
         .map_err(StartupError::Service)?;
+        // Taken after bootstrap, whose writes thus announce themselves at once.
+        let change_notifier = storage.change_notifier(&settings);
         let generated_admin = match started.bootstrap {
             Bootstrap::Generated(credential) => Some(credential),
             Bootstrap::Inserted(count) => {
