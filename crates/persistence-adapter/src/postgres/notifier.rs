@@ -134,6 +134,10 @@ async fn send(pool: &PgPool, selectors: Vec<String>) {
     let count = selectors.len();
     let sent = with_connection(pool, move |conn| {
         conn.transaction::<_, crate::error::TxError, _>(|conn| {
+            // Nothing here needs to survive a crash (the resync covers a lost
+            // notification), so the commit need not wait for a WAL flush
+            // while it holds the notification queue's lock.
+            diesel::sql_query("SET LOCAL synchronous_commit = off").execute(conn)?;
             for payload in payloads(&selectors) {
                 Announce(&payload).execute(conn)?;
             }
