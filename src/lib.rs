@@ -19,11 +19,11 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpServer};
 use keywarden_application::{
     start, AppError, Bootstrap, ChangeFollower, CredentialAuthority, ExternalChange,
-    PeriodicResync, RepositoryError, SeenFlusher,
+    PeriodicResync, RepositoryError, SeenFlusher, ViewLoader,
 };
 use keywarden_domain::Credential;
 use keywarden_http_adapter::{configure, BodyLimit, MetricsRenderer, RequestLimits};
-use keywarden_persistence_adapter::UrlError;
+use keywarden_persistence_adapter::{ChangeNotifier, UrlError};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::info;
 
@@ -73,11 +73,14 @@ pub struct Application {
     external_changes: Option<UnboundedReceiver<ExternalChange>>,
     /// Full reloads besides the change feed, where the feed can lose changes.
     resync_interval: Option<Duration>,
+    /// Announces this process's writes to the other instances, where there are any.
+    change_notifier: Option<ChangeNotifier>,
 }
 
 impl Application {
-    /// Opens and migrates the database, bootstraps tokens, loads the credential
-    /// view and binds the listener (port 0 picks a free port).
+    /// Opens and migrates the database, bootstraps tokens and binds the
+    /// listener (port 0 picks a free port). The credential view loads once
+    /// running, without holding up the first answers.
     ///
     /// # Errors
     /// Any step above; the message says which.
@@ -103,6 +106,8 @@ impl Application {
         )
         .await
         .map_err(StartupError::Service)?;
+        // Taken after bootstrap, whose writes thus announce themselves at once.
+        let change_notifier = storage.change_notifier(&settings);
         let generated_admin = match started.bootstrap {
             Bootstrap::Generated(credential) => Some(credential),
             Bootstrap::Inserted(count) => {
@@ -156,11 +161,17 @@ impl Application {
             ),
             external_changes,
             resync_interval,
+            change_notifier,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The credential authority, e.g. to wait until its view is loaded.
+    pub fn credentials(&self) -> Arc<dyn CredentialAuthority> {
+        Arc::clone(&self.credentials)
     }
 
     /// The admin credential created on the first start of an empty database
@@ -178,11 +189,17 @@ impl Application {
     pub async fn run_until_stopped(mut self) -> io::Result<()> {
         let credentials = &self.credentials;
         let mut background = Supervisor::default();
+        // Serving starts with the view empty; until this fills it, what it
+        // lacks is looked up, and /ready answers 503.
+        background.start("view-loader", ViewLoader::new(Arc::clone(credentials)));
         if let Some(changes) = self.external_changes.take() {
             background.start(
                 "change-feed",
                 ChangeFollower::new(Arc::clone(credentials), changes),
             );
+        }
+        if let Some(notifier) = self.change_notifier.take() {
+            background.start("change-notifier", notifier);
         }
         if let Some(interval) = self.resync_interval {
             background.start(

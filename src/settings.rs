@@ -108,6 +108,7 @@ pub struct DatabaseSettings {
     pub busy_timeout_ms: u64,
     pub statement_timeout_ms: u64,
     pub resync_interval_secs: u64,
+    pub notify_interval_ms: u64,
     pub write_batch_max: usize,
     pub checkpoint_interval_ms: u64,
     pub background_checkpoint_interval_ms: u64,
@@ -126,6 +127,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("busy_timeout_ms", &self.busy_timeout_ms)
             .field("statement_timeout_ms", &self.statement_timeout_ms)
             .field("resync_interval_secs", &self.resync_interval_secs)
+            .field("notify_interval_ms", &self.notify_interval_ms)
             .field("write_batch_max", &self.write_batch_max)
             .field("checkpoint_interval_ms", &self.checkpoint_interval_ms)
             .field(

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keywarden_application::{error_chain, Adapters, ApiTokenRepository, ExternalChange};
-use keywarden_persistence_adapter::{DatabaseUrl, PostgresRepository, SqliteRepository};
+use keywarden_persistence_adapter::{
+    ChangeNotifier, DatabaseUrl, PostgresRepository, SqliteRepository,
+};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use crate::{OsRandom, Settings, StartupError, SystemClock};
@@ -65,6 +67,17 @@ impl Storage {
         }
         .map_err(StartupError::ChangeFeed)?;
         Ok(receiver)
+    }
+
+    /// The task that announces this process's writes to other instances,
+    /// where there are other instances to tell.
+    pub fn change_notifier(&self, settings: &Settings) -> Option<ChangeNotifier> {
+        match &self.backend {
+            Backend::Sqlite(..) => None,
+            Backend::Postgres(repository) => Some(repository.change_notifier(
+                Duration::from_millis(settings.database.notify_interval_ms.max(1)),
+            )),
+        }
     }
 
     /// How often to reload every credential besides following the feed: only

@@ -35,8 +35,8 @@ pub(crate) struct AdminApi {
 
 #[async_trait]
 impl ApiTokenUseCases for AdminApi {
-    fn authenticate_admin(&self, presented: &str) -> Result<Principal, AppError> {
-        self.credentials.authenticate_admin(presented)
+    async fn authenticate_admin(&self, presented: &str) -> Result<Principal, AppError> {
+        self.credentials.authenticate_admin(presented).await
     }
 
     async fn update_expiry(
@@ -134,7 +134,14 @@ impl ApiTokenUseCases for AdminApi {
         self.repository.ping().await.map_err(|error| {
             warn!(error = %error, "readiness check failed");
             AppError::from(error)
-        })
+        })?;
+        if self.credentials.is_loaded() {
+            Ok(())
+        } else {
+            Err(AppError::Unavailable(
+                "the credential view is still loading".into(),
+            ))
+        }
     }
 }
 

@@ -56,8 +56,10 @@ pub struct Started {
 }
 
 /// Makes storage ready for serving: the declared projects and environments
-/// (undeclared ones no token needs are removed), first tokens on an empty
-/// database, and the credential view loaded.
+/// (undeclared ones no token needs are removed) and first tokens on an empty
+/// database. The credential view starts empty, so start-up does not grow with
+/// the table: a [`crate::ViewLoader`] fills it while the process already
+/// serves, looking up meanwhile what the view lacks.
 ///
 /// # Errors
 /// `Validation` for an init token that breaks the rules or names unknown
@@ -83,7 +85,6 @@ pub async fn start(
         Arc::clone(&repository),
         Arc::clone(&adapters.clock),
     ));
-    credentials.refresh_view().await?;
     let tokens = Tokens::new(
         adapters,
         settings.token_limit,

@@ -1,6 +1,6 @@
 //! Background work of a serving process, as tasks that run until told to
-//! stop: writing last-seen times, following other instances' changes, and the
-//! periodic full reload. What each loop does lives here; spawning them and
+//! stop: the first load of the credential view, writing last-seen times,
+//! following other instances' changes, and the periodic full reload. What each loop does lives here; spawning them and
 //! stopping them in order is the composition root's job (its supervisor), so
 //! a new loop is one more [`BackgroundTask`] and one line there.
 
@@ -138,6 +138,48 @@ impl BackgroundTask for ChangeFollower {
     }
 }
 
+/// The first full load of the credential view, while the process serves:
+/// retried until it succeeds (or the process stops), then done.
+pub struct ViewLoader {
+    credentials: Arc<dyn CredentialAuthority>,
+}
+
+impl ViewLoader {
+    pub fn new(credentials: Arc<dyn CredentialAuthority>) -> Self {
+        Self { credentials }
+    }
+}
+
+#[async_trait]
+impl BackgroundTask for ViewLoader {
+    async fn run(self: Box<Self>, mut stop: Stop) {
+        let started = Instant::now();
+        loop {
+            let attempt = tokio::select! {
+                attempt = self.credentials.refresh_view() => attempt,
+                () = stop.requested() => return,
+            };
+            match attempt {
+                Ok(()) => {
+                    info!(
+                        tokens = self.credentials.credential_count(),
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "the credential view is loaded"
+                    );
+                    return;
+                }
+                Err(error) => {
+                    warn!(error = %error, "could not load the credential view; will retry")
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(RETRY_AFTER) => {}
+                () = stop.requested() => return,
+            }
+        }
+    }
+}
+
 /// A full reload every `interval`, where the change feed can lose a
 /// notification without noticing.
 pub struct PeriodicResync {
@@ -157,7 +199,7 @@ impl PeriodicResync {
 #[async_trait]
 impl BackgroundTask for PeriodicResync {
     async fn run(self: Box<Self>, mut stop: Stop) {
-        // Start-up has just loaded everything.
+        // The view loader makes the first load.
         let mut ticks = interval_at(Instant::now() + self.interval, self.interval);
         loop {
             tokio::select! {

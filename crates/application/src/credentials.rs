@@ -1,18 +1,21 @@
 //! `Credentials`: the credential authority of a serving process. It owns the
 //! in-memory credential view, the last-seen batch and reloads, answers
 //! authentication from memory, and keeps the view exact as changes commit here
-//! or are reported from other instances.
+//! or are reported from other instances. Until the first full load completes
+//! (the process already serves then), a credential the view lacks is looked up
+//! in storage once and kept: the one exception to "no database round trip".
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use keywarden_domain::{AcceptedTypes, ApiToken, RequiredScope, Selector};
+use keywarden_domain::{AcceptedTypes, ApiToken, Credential, RequiredScope, Selector};
+use tokio::sync::watch;
 
 use crate::seen::SeenTracker;
 use crate::usecases::{CredentialAuthority, ExternalChange, Principal};
 use crate::verify::{self, Refusal, VerifiedToken};
-use crate::view::CredentialView;
+use crate::view::{CredentialView, Rejection};
 use crate::{ApiTokenRepository, AppError, Clock};
 
 /// The credential view with what keeps it exact and what authentication
@@ -24,6 +27,8 @@ pub(crate) struct Credentials {
     seen: SeenTracker,
     /// Reloads run one at a time: each relies on the previous one's mark.
     reloading: tokio::sync::Mutex<()>,
+    /// Becomes true once a full load has completed, and stays true.
+    loaded: watch::Sender<bool>,
 }
 
 impl Credentials {
@@ -35,24 +40,51 @@ impl Credentials {
             view: CredentialView::default(),
             seen: SeenTracker::default(),
             reloading: tokio::sync::Mutex::new(()),
+            loaded: watch::Sender::new(false),
         }
+    }
+
+    /// Whether the view has been loaded in full at least once.
+    pub(crate) fn is_loaded(&self) -> bool {
+        *self.loaded.borrow()
     }
 
     /// Checks a presented credential against `required` (the check admin
     /// authentication and verification share); a valid one is recorded as
     /// seen now, in scope or not.
-    pub(crate) fn check(
+    pub(crate) async fn check(
         &self,
         presented: &str,
         required: &RequiredScope,
     ) -> Result<VerifiedToken, Refusal> {
-        verify::check(
-            &self.view,
-            &self.seen,
-            self.clock.now(),
-            presented,
-            required,
-        )
+        let now = self.clock.now();
+        let (selector, verifier) = Credential::new(presented).key();
+        let mut found = self.view.check(selector, &verifier, now);
+        if matches!(found, Err(Rejection::Unknown)) && !self.is_loaded() {
+            self.look_up(selector).await?;
+            found = self.view.check(selector, &verifier, now);
+        }
+        verify::admit(&self.seen, now, selector, found, required)
+    }
+
+    /// Brings one token from storage into a view that is still loading. It
+    /// enters like any change (newest revision wins, tombstones stay), so a
+    /// write or a deletion applied meanwhile is never undone; a selector
+    /// storage does not know leaves nothing behind.
+    async fn look_up(&self, selector: Selector) -> Result<(), Refusal> {
+        metrics::counter!("keywarden_credential_lookups_total").increment(1);
+        let found = self
+            .repository
+            .find_many(vec![selector])
+            .await
+            .map_err(|error| {
+                tracing::warn!(error = %error, "could not look up a credential while the view loads");
+                Refusal::Unavailable
+            })?;
+        for token in &found {
+            self.view.apply(token);
+        }
+        Ok(())
     }
 
     /// Authenticates a caller of the Admin API: the shared check, admin
@@ -60,9 +92,9 @@ impl Credentials {
     ///
     /// # Errors
     /// As for [`crate::ApiTokenUseCases::authenticate_admin`].
-    pub(crate) fn authenticate_admin(&self, presented: &str) -> Result<Principal, AppError> {
+    pub(crate) async fn authenticate_admin(&self, presented: &str) -> Result<Principal, AppError> {
         const ADMIN_API: RequiredScope = RequiredScope::of_types(AcceptedTypes::ADMIN);
-        let (outcome, result) = match self.check(presented, &ADMIN_API) {
+        let (outcome, result) = match self.check(presented, &ADMIN_API).await {
             Ok(token) => (
                 "ok",
                 Ok(Principal::token(
@@ -72,6 +104,12 @@ impl Credentials {
                 )),
             ),
             Err(Refusal::OutOfScope(_)) => ("wrong_type", Err(AppError::Forbidden)),
+            Err(Refusal::Unavailable) => (
+                "unavailable",
+                Err(AppError::Unavailable(
+                    "the credential could not be looked up".into(),
+                )),
+            ),
             Err(refusal) => (refusal.label(), Err(AppError::Unauthorized)),
         };
         metrics::counter!("keywarden_authentications_total", "outcome" => outcome).increment(1);
@@ -96,6 +134,7 @@ impl CredentialAuthority for Credentials {
         let mark = self.view.mark();
         let credentials = self.repository.credentials().await?;
         self.view.reload(&credentials, mark);
+        self.loaded.send_replace(true);
         metrics::counter!("keywarden_credential_reloads_total").increment(1);
         Ok(())
     }
@@ -141,6 +180,12 @@ impl CredentialAuthority for Credentials {
 
     fn credential_count(&self) -> usize {
         self.view.len()
+    }
+
+    async fn loaded(&self) {
+        let mut loaded = self.loaded.subscribe();
+        // The sender lives as long as `self`, so waiting cannot fail.
+        let _ = loaded.wait_for(|loaded| *loaded).await;
     }
 }
 

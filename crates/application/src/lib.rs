@@ -26,6 +26,7 @@ mod view;
 pub use assembly::{operator, start, Adapters, ServiceSettings, Started};
 pub use background::{
     stop_signal, BackgroundTask, ChangeFollower, PeriodicResync, SeenFlusher, Stop, Stopper,
+    ViewLoader,
 };
 pub use bootstrap::{check_init_tokens, Bootstrap, InitToken};
 pub use error::{error_chain, AppError, BoxError, RepositoryError};

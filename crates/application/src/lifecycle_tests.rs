@@ -81,13 +81,13 @@ async fn a_rotation_updates_both_credentials_in_the_view() {
     )
     .await;
     // Known but not admin: 403 rather than 401.
-    let known = |app: &Started, secret: &str| {
+    async fn known(app: &Started, secret: &str) -> bool {
         matches!(
-            app.usecases.authenticate_admin(secret),
+            app.usecases.authenticate_admin(secret).await,
             Err(AppError::Forbidden)
         )
-    };
-    assert!(known(&app, old_credential.expose_secret()));
+    }
+    assert!(known(&app, old_credential.expose_secret()).await);
     let request = RotateToken {
         previous_expires_at: now(),
         expires_at: None,
@@ -97,9 +97,9 @@ async fn a_rotation_updates_both_credentials_in_the_view() {
         .rotate_token(&admin(), TokenRef::Selector(old.selector()), request)
         .await
         .unwrap();
-    assert!(known(&app, rotated.credential.expose_secret()));
+    assert!(known(&app, rotated.credential.expose_secret()).await);
     // Cut off at once: the overlap ended now.
-    assert!(!known(&app, old_credential.expose_secret()));
+    assert!(!known(&app, old_credential.expose_secret()).await);
 }
 
 #[tokio::test]

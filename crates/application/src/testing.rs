@@ -129,6 +129,7 @@ pub(crate) async fn started(
         .await
         .unwrap();
     assert!(matches!(started.bootstrap, Bootstrap::AlreadyInitialised));
+    started.credentials.refresh_view().await.unwrap();
     started
 }
 

@@ -98,12 +98,14 @@ pub struct EventQuery {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait ApiTokenUseCases: Send + Sync {
-    /// Authenticates a presented credential for the Admin API, from memory.
+    /// Authenticates a presented credential for the Admin API, from memory
+    /// (from storage for a credential the view lacks while it first loads).
     ///
     /// # Errors
     /// `Unauthorized` for an unknown, deleted or expired credential;
-    /// `Forbidden` for a valid token that is not an admin token.
-    fn authenticate_admin(&self, presented: &str) -> Result<Principal, AppError>;
+    /// `Forbidden` for a valid token that is not an admin token;
+    /// `Unavailable` when the view is loading and storage does not answer.
+    async fn authenticate_admin(&self, presented: &str) -> Result<Principal, AppError>;
 
     /// Sets a token's expiry (a past instant expires it now). An unknown token
     /// is not an error: nothing is created, nothing changes, and the answer is
@@ -182,10 +184,11 @@ pub trait ApiTokenUseCases: Send + Sync {
     /// The declared environments.
     fn environments(&self) -> Vec<Environment>;
 
-    /// Whether the service can serve requests that need storage.
+    /// Whether the service can serve requests that need storage, with the
+    /// credential view loaded in full.
     ///
     /// # Errors
-    /// `Unavailable` when storage does not answer.
+    /// `Unavailable` when storage does not answer or the view is still loading.
     async fn ready(&self) -> Result<(), AppError>;
 }
 
@@ -285,4 +288,7 @@ pub trait CredentialAuthority: Send + Sync {
 
     /// Number of live credentials in memory.
     fn credential_count(&self) -> usize;
+
+    /// Completes once the view has been loaded in full (at once if it was).
+    async fn loaded(&self);
 }

@@ -1,20 +1,22 @@
 //! Verification: is a presented credential valid, and may it enter a place
 //! with this required scope? Answered from the in-memory credential view
-//! alone (no database round trip). Admin authentication is the same check
-//! with "admin tokens only" as the scope, so both share [`check`].
+//! alone (no database round trip, except while the view first loads).
+//! Admin authentication is the same check with "admin tokens only" as the
+//! scope, so both share [`admit`].
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keywarden_domain::{
-    AcceptedTypes, Credential, EnvironmentScope, OutOfScope, ProjectId, Projects, RequiredScope,
-    Selector, TokenType,
+    AcceptedTypes, EnvironmentScope, OutOfScope, ProjectId, Projects, RequiredScope, Selector,
+    TokenType,
 };
 
 use crate::catalog::Catalog;
 use crate::credentials::Credentials;
 use crate::seen::SeenTracker;
-use crate::view::{CredentialView, Rejection};
+use crate::view::Rejection;
 
 /// The public facts of a token: what a verification may tell its caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +45,8 @@ pub enum Refusal {
     Expired,
     /// Valid, but not for this place.
     OutOfScope(OutOfScope),
+    /// The view is still loading and storage could not be asked: no answer.
+    Unavailable,
 }
 
 impl Refusal {
@@ -53,6 +57,7 @@ impl Refusal {
             Self::Unknown => "unknown",
             Self::Expired => "expired",
             Self::OutOfScope(_) => "out_of_scope",
+            Self::Unavailable => "unavailable",
         }
     }
 }
@@ -73,6 +78,7 @@ impl InvalidScope {
 
 /// The verification use cases, for services and proxies that tokens protect.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
 pub trait TokenVerification: Send + Sync {
     /// Builds a required scope from its textual parts: `types` a
     /// comma-separated list (default `backend,frontend`), `environment` and
@@ -92,32 +98,27 @@ pub trait TokenVerification: Send + Sync {
     ///
     /// # Errors
     /// The `Refusal` saying why it may not pass.
-    #[expect(
-        clippy::needless_lifetimes,
-        reason = "mockall needs the lifetime named"
-    )]
-    fn verify<'a>(
+    // `'a` is named for mockall's sake.
+    async fn verify<'a>(
         &self,
         presented: Option<&'a str>,
         required: &RequiredScope,
     ) -> Result<VerifiedToken, Refusal>;
 }
 
-/// The one credential check: view lookup, expiry, last seen, then scope.
-pub(crate) fn check(
-    view: &CredentialView,
+/// The one credential check after the view lookup: expiry, last seen, then
+/// scope.
+pub(crate) fn admit(
     seen: &SeenTracker,
     now: DateTime<Utc>,
-    presented: &str,
+    selector: Selector,
+    found: Result<Arc<TokenFacts>, Rejection>,
     required: &RequiredScope,
 ) -> Result<VerifiedToken, Refusal> {
-    let (selector, verifier) = Credential::new(presented).key();
-    let facts = view
-        .check(selector, &verifier, now)
-        .map_err(|rejection| match rejection {
-            Rejection::Unknown => Refusal::Unknown,
-            Rejection::Expired => Refusal::Expired,
-        })?;
+    let facts = found.map_err(|rejection| match rejection {
+        Rejection::Unknown => Refusal::Unknown,
+        Rejection::Expired => Refusal::Expired,
+    })?;
     seen.record(selector, now);
     required
         .check(facts.token_type, &facts.environment, &facts.projects)
@@ -132,6 +133,7 @@ pub(crate) struct Verification {
     pub(crate) catalog: Catalog,
 }
 
+#[async_trait]
 impl TokenVerification for Verification {
     fn required_scope(
         &self,
@@ -180,13 +182,13 @@ impl TokenVerification for Verification {
         Ok(RequiredScope::new(types, environment, projects))
     }
 
-    fn verify(
+    async fn verify<'a>(
         &self,
-        presented: Option<&str>,
+        presented: Option<&'a str>,
         required: &RequiredScope,
     ) -> Result<VerifiedToken, Refusal> {
         let presented = presented.ok_or(Refusal::Missing)?;
-        self.credentials.check(presented, required)
+        self.credentials.check(presented, required).await
     }
 }
 

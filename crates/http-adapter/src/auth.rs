@@ -66,11 +66,13 @@ pub(crate) async fn require_admin<B: MessageBody + 'static>(
             ErrorKind::Internal,
             "authentication is not configured",
         )),
-        Some(usecases) => credential(req.headers()).and_then(|credential| {
-            usecases
+        Some(usecases) => match credential(req.headers()) {
+            Ok(credential) => usecases
                 .authenticate_admin(credential)
-                .map_err(ApiError::from)
-        }),
+                .await
+                .map_err(ApiError::from),
+            Err(error) => Err(error),
+        },
     };
     match outcome {
         Ok(principal) => {

@@ -137,7 +137,7 @@ pub(crate) async fn validate_edge_tokens(
     let any = RequiredScope::of_types(AcceptedTypes::ANY);
     let mut tokens = Vec::with_capacity(request.tokens.len());
     for token in request.tokens {
-        match verification.verify(Some(&token), &any) {
+        match verification.verify(Some(&token), &any).await {
             Ok(VerifiedToken { facts, .. }) => {
                 count("edge_validate", "ok");
                 tokens.push(EdgeToken {
@@ -146,6 +146,13 @@ pub(crate) async fn validate_edge_tokens(
                     projects: facts.projects.ids(),
                     environment: facts.environment.as_str().to_string(),
                 });
+            }
+            Err(Refusal::Unavailable) => {
+                count("edge_validate", Refusal::Unavailable.label());
+                return Err(ApiError::new(
+                    ErrorKind::Unavailable,
+                    "The service is temporarily unavailable. Try again shortly.",
+                ));
             }
             Err(refusal) => count("edge_validate", refusal.label()),
         }
@@ -280,6 +287,10 @@ fn refused(refusal: &Refusal) -> HttpResponse {
             ErrorKind::OutOfScope,
             format!("The token may not be used here: {missing}."),
         ),
+        Refusal::Unavailable => ApiError::new(
+            ErrorKind::Unavailable,
+            "The service is temporarily unavailable. Try again shortly.",
+        ),
     };
     let mut response = error.error_response();
     if response.status() == actix_web::http::StatusCode::UNAUTHORIZED {
@@ -292,7 +303,7 @@ fn refused(refusal: &Refusal) -> HttpResponse {
 }
 
 /// Verifies the request's credential against the scope in its query string.
-fn verify_request(req: &HttpRequest, verification: &dyn TokenVerification) -> HttpResponse {
+async fn verify_request(req: &HttpRequest, verification: &dyn TokenVerification) -> HttpResponse {
     let required = match required_scope(req, verification) {
         Ok(required) => required,
         Err(error) => return error.error_response(),
@@ -306,7 +317,7 @@ fn verify_request(req: &HttpRequest, verification: &dyn TokenVerification) -> Ht
             return refused(&Refusal::Unknown);
         }
     };
-    match verification.verify(presented, &required) {
+    match verification.verify(presented, &required).await {
         Ok(token) => {
             count("verify", "ok");
             granted(&token)
@@ -345,7 +356,7 @@ fn verify_request(req: &HttpRequest, verification: &dyn TokenVerification) -> Ht
     )
 )]
 pub(crate) async fn verify_token(req: HttpRequest, verification: Verification) -> HttpResponse {
-    let mut response = verify_request(&req, verification.get_ref());
+    let mut response = verify_request(&req, verification.get_ref()).await;
     response
         .headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -21,7 +21,7 @@ mod stored_event;
 pub mod testing;
 mod url;
 
-pub use postgres::{PostgresOptions, PostgresRepository};
+pub use postgres::{ChangeNotifier, PostgresOptions, PostgresRepository};
 pub use sqlite::{SqliteOptions, SqliteRepository, WriteEngineTuning};
 
 /// The embedded migrations of each backend (`migrations/<backend>`).

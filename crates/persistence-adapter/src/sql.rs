@@ -67,8 +67,10 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     /// Taken before counting tokens in order to insert more.
     fn lock_token_count(conn: &mut Self::Conn) -> Result<(), TxError>;
 
-    /// Tells other instances the token changed, effective at commit.
-    fn announce(conn: &mut Self::Conn, selector: &str) -> Result<(), TxError>;
+    /// Tells other instances that these tokens changed, after their
+    /// transaction committed. Never fails the write: a lost announcement is
+    /// what the periodic resync is for.
+    fn committed(&self, selectors: Vec<String>) -> impl Future<Output = ()> + Send;
 }
 
 /// The repository over backend `D`; its own methods (opening it, following
@@ -189,8 +191,7 @@ fn resolve_for_change<D: Dialect>(
 
 /// One change to the token `target` refers to: reads it for the change,
 /// lets `change` apply it (answering the event that records it and the
-/// port's answer), records the event and announces the change. `None` when
-/// there is no such token.
+/// port's answer) and records the event. `None` when there is no such token.
 fn change_token<D: Dialect, T>(
     conn: &mut D::Conn,
     target: TokenRef,
@@ -201,20 +202,24 @@ fn change_token<D: Dialect, T>(
     };
     let (event, answer) = change(conn, before)?;
     insert_event(conn, &event)?;
-    D::announce(conn, &event.subject().to_string())?;
     Ok(Some(answer))
 }
 
-fn insert_token<D: Dialect>(conn: &mut D::Conn, token: &ApiToken) -> Result<ApiToken, TxError> {
+fn insert_token<C: Statements>(conn: &mut C, token: &ApiToken) -> Result<ApiToken, TxError> {
     let revision = 1;
-    let selector = token.selector().to_string();
     conn.run(st::insert_token(TokenRow::of(token, revision)))?;
     let links = project_links(token);
     if !links.is_empty() {
         conn.run(st::insert_links(links))?;
     }
-    D::announce(conn, &selector)?;
     Ok(token.clone().with_revision(revision))
+}
+
+/// Announces the change to `token`, if a change was made.
+async fn announce_change<D: Dialect>(database: &D, token: Option<&ApiToken>) {
+    if let Some(token) = token {
+        database.committed(vec![token.selector().to_string()]).await;
+    }
 }
 
 fn insert_event<C: Statements>(conn: &mut C, event: &AuditEvent) -> Result<(), TxError> {
@@ -369,16 +374,19 @@ impl<D: Dialect> ApiTokenRepository for SqlRepository<D> {
         event: AuditEvent,
         limit: u32,
     ) -> Result<ApiToken, RepositoryError> {
-        self.0
+        let stored = self
+            .0
             .write(move |conn| {
                 if token_count::<D>(conn)? >= i64::from(limit) {
                     return Err(RepositoryError::LimitExceeded(limit).into());
                 }
-                let stored = insert_token::<D>(conn, &token)?;
+                let stored = insert_token(conn, &token)?;
                 insert_event(conn, &event)?;
                 Ok(stored)
             })
-            .await
+            .await?;
+        self.0.committed(vec![stored.selector().to_string()]).await;
+        Ok(stored)
     }
 
     async fn insert_initial(
@@ -388,18 +396,24 @@ impl<D: Dialect> ApiTokenRepository for SqlRepository<D> {
         at: DateTime<Utc>,
     ) -> Result<bool, RepositoryError> {
         let actor = actor.to_string();
-        self.0
+        let selectors = tokens.iter().map(|t| t.selector().to_string()).collect();
+        let inserted = self
+            .0
             .write(move |conn| {
                 if token_count::<D>(conn)? > 0 {
                     return Ok(false);
                 }
                 for token in &tokens {
-                    let stored = insert_token::<D>(conn, token)?;
+                    let stored = insert_token(conn, token)?;
                     insert_event(conn, &AuditEvent::token_created(&stored, &actor, at))?;
                 }
                 Ok(true)
             })
-            .await
+            .await?;
+        if inserted {
+            self.0.committed(selectors).await;
+        }
+        Ok(inserted)
     }
 
     async fn update_expiry(
@@ -410,7 +424,8 @@ impl<D: Dialect> ApiTokenRepository for SqlRepository<D> {
         at: DateTime<Utc>,
     ) -> Result<Option<ExpiryChange>, RepositoryError> {
         let actor = actor.to_string();
-        self.0
+        let change = self
+            .0
             .write(move |conn| {
                 change_token::<D, _>(conn, target, |conn, before| {
                     let after = set_expiry(conn, &before, before.with_expiry(expires_at))?;
@@ -418,7 +433,9 @@ impl<D: Dialect> ApiTokenRepository for SqlRepository<D> {
                     Ok((event, ExpiryChange { before, after }))
                 })
             })
-            .await
+            .await?;
+        announce_change(&self.0, change.as_ref().map(|change| &change.after)).await;
+        Ok(change)
     }
 
     async fn rotate(
@@ -428,7 +445,8 @@ impl<D: Dialect> ApiTokenRepository for SqlRepository<D> {
         actor: &str,
     ) -> Result<RotateOutcome, RepositoryError> {
         let actor = actor.to_string();
-        self.0
+        let outcome = self
+            .0
             .write(move |conn| {
                 let Some(old) = resolve_for_change::<D>(conn, target)? else {
                     return Ok(RotateOutcome::NotFound);
@@ -452,7 +470,7 @@ impl<D: Dialect> ApiTokenRepository for SqlRepository<D> {
                     Err(refused) => return Ok(RotateOutcome::Refused(refused)),
                 };
                 // No limit: the overlap must never block a rotation.
-                rotated.successor = insert_token::<D>(conn, &rotated.successor)?;
+                rotated.successor = insert_token(conn, &rotated.successor)?;
                 insert_event(
                     conn,
                     &AuditEvent::token_rotated(&rotated.successor, &old, &actor, at),
@@ -466,10 +484,16 @@ impl<D: Dialect> ApiTokenRepository for SqlRepository<D> {
                     conn,
                     &AuditEvent::token_updated(&old, &rotated.retired, &actor, at),
                 )?;
-                D::announce(conn, &selector)?;
                 Ok(RotateOutcome::Rotated(Box::new(rotated)))
             })
-            .await
+            .await?;
+        if let RotateOutcome::Rotated(rotated) = &outcome {
+            let changed = [&rotated.retired, &rotated.successor];
+            self.0
+                .committed(changed.map(|token| token.selector().to_string()).to_vec())
+                .await;
+        }
+        Ok(outcome)
     }
 
     async fn delete(
@@ -479,14 +503,17 @@ impl<D: Dialect> ApiTokenRepository for SqlRepository<D> {
         at: DateTime<Utc>,
     ) -> Result<Option<ApiToken>, RepositoryError> {
         let actor = actor.to_string();
-        self.0
+        let deleted = self
+            .0
             .write(move |conn| {
                 change_token::<D, _>(conn, target, |conn, before| {
                     conn.run(st::delete_token(before.selector().to_string()))?;
                     Ok((AuditEvent::token_deleted(&before, &actor, at), before))
                 })
             })
-            .await
+            .await?;
+        announce_change(&self.0, deleted.as_ref()).await;
+        Ok(deleted)
     }
 
     async fn record_seen(

@@ -169,3 +169,43 @@ async fn postgres_listener_reports_other_instances_writes_only() {
     here.follow_changes(sender).unwrap();
     own_writes_are_not_reported_back(&here, &there, changes).await;
 }
+
+/// Writes are announced after commit, by the notifier, in one batch: here
+/// the interval is too long to elapse, so only the flush at shutdown sends
+/// them, and all three arrive in one notification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_notifier_announces_committed_writes_in_one_batch_when_stopped() {
+    use keywarden_application::{stop_signal, BackgroundTask};
+
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let open = || PostgresRepository::open(database.url().to_string(), PostgresOptions::default());
+    let here = open().await.unwrap();
+    let there = open().await.unwrap();
+    here.sync_catalog(Vec::new(), development(), false)
+        .await
+        .unwrap();
+    let (sender, mut changes) = unbounded_channel();
+    here.follow_changes(sender).unwrap();
+    let notifier = there.change_notifier(Duration::from_secs(3600));
+    let written: Vec<ApiToken> = (1..=3).map(backend).collect();
+    for token in &written {
+        create(&there, token).await;
+    }
+    let (stopper, stop) = stop_signal();
+    stopper.stop();
+    Box::new(notifier).run(stop).await;
+    let change = tokio::time::timeout(Duration::from_secs(5), changes.recv())
+        .await
+        .expect("the batch is announced")
+        .expect("the feed runs");
+    assert_eq!(
+        change,
+        ExternalChange::Tokens({
+            let mut selectors: Vec<Selector> = written.iter().map(ApiToken::selector).collect();
+            selectors.sort_by_key(ToString::to_string);
+            selectors
+        })
+    );
+}

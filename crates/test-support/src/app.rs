@@ -70,7 +70,10 @@ pub async fn spawn_on(
         .generated_admin_credential()
         .map(|c| c.expose_secret().to_string())
         .unwrap_or_default();
+    let credentials = app.credentials();
     actix_web::rt::spawn(app.run_until_stopped());
+    // Tests start from a loaded view unless they test loading itself.
+    credentials.loaded().await;
     TestApp {
         port,
         admin,

@@ -41,10 +41,12 @@ async fn update_expiry_writes_through_the_repository_and_takes_effect_at_once() 
     let actor = app
         .usecases
         .authenticate_admin(admin_credential.expose_secret())
+        .await
         .unwrap();
     assert!(app
         .usecases
         .authenticate_admin(target_credential.expose_secret())
+        .await
         .is_ok());
 
     app.usecases
@@ -54,7 +56,8 @@ async fn update_expiry_writes_through_the_repository_and_takes_effect_at_once() 
 
     assert!(matches!(
         app.usecases
-            .authenticate_admin(target_credential.expose_secret()),
+            .authenticate_admin(target_credential.expose_secret())
+            .await,
         Err(AppError::Unauthorized)
     ));
 }
@@ -77,6 +80,7 @@ async fn update_expiry_of_an_unknown_token_succeeds_and_changes_nothing() {
     assert!(app
         .usecases
         .authenticate_admin(credential.expose_secret())
+        .await
         .is_ok());
 }
 
@@ -134,7 +138,9 @@ async fn create_issues_a_credential_stores_it_with_its_event_and_lets_it_authent
     assert_eq!(token.projects().ids(), vec!["default", "other"]);
     assert!(credential.expose_secret().starts_with("[]:production.v2_"));
     assert!(matches!(
-        app.usecases.authenticate_admin(credential.expose_secret()),
+        app.usecases
+            .authenticate_admin(credential.expose_secret())
+            .await,
         Err(AppError::Forbidden)
     ));
 }
@@ -287,6 +293,7 @@ async fn delete_revokes_at_once() {
     assert!(app
         .usecases
         .authenticate_admin(credential.expose_secret())
+        .await
         .is_ok());
     app.usecases
         .delete_token(
@@ -296,7 +303,9 @@ async fn delete_revokes_at_once() {
         .await
         .unwrap();
     assert!(matches!(
-        app.usecases.authenticate_admin(credential.expose_secret()),
+        app.usecases
+            .authenticate_admin(credential.expose_secret())
+            .await,
         Err(AppError::Unauthorized)
     ));
 }

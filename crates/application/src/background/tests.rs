@@ -119,3 +119,25 @@ async fn a_dropped_stopper_stops_the_task() {
         .run(stop)
         .await;
 }
+
+#[tokio::test]
+async fn the_view_loader_retries_until_a_load_succeeds_then_ends() {
+    let mut credentials = MockCredentialAuthority::new();
+    let mut sequence = Sequence::new();
+    credentials
+        .expect_refresh_view()
+        .times(1)
+        .in_sequence(&mut sequence)
+        .returning(|| Err(AppError::Unavailable("down".into())));
+    credentials
+        .expect_refresh_view()
+        .times(1)
+        .in_sequence(&mut sequence)
+        .returning(|| Ok(()));
+    credentials.expect_credential_count().returning(|| 0);
+    let (_stopper, stop) = stop_signal();
+    // Ends by itself once loaded: no stop is given.
+    Box::new(ViewLoader::new(Arc::new(credentials)))
+        .run(stop)
+        .await;
+}

@@ -24,6 +24,7 @@ async fn admin_tokens_authenticate_without_touching_storage() {
     let principal = app
         .usecases
         .authenticate_admin(credential.expose_secret())
+        .await
         .unwrap();
     assert_eq!(principal.name(), "token-1");
     assert_eq!(principal.token_type(), TokenType::Admin);
@@ -40,7 +41,9 @@ async fn other_token_types_are_forbidden() {
     let app = started(repository(stored, |_| {}), clock_at(now()), no_secrets()).await;
     for (_, credential) in &tokens {
         assert!(matches!(
-            app.usecases.authenticate_admin(credential.expose_secret()),
+            app.usecases
+                .authenticate_admin(credential.expose_secret())
+                .await,
             Err(AppError::Forbidden)
         ));
     }
@@ -63,7 +66,7 @@ async fn unknown_and_expired_credentials_are_unauthorized() {
     ] {
         assert!(
             matches!(
-                app.usecases.authenticate_admin(presented),
+                app.usecases.authenticate_admin(presented).await,
                 Err(AppError::Unauthorized)
             ),
             "{presented:?}"
@@ -85,9 +88,11 @@ async fn successful_authentication_is_flushed_as_last_seen() {
     let app = started(repository, clock_at(now()), no_secrets()).await;
     app.usecases
         .authenticate_admin(credential.expose_secret())
+        .await
         .unwrap();
     app.usecases
         .authenticate_admin(credential.expose_secret())
+        .await
         .unwrap();
     assert_eq!(app.credentials.flush_seen().await.unwrap(), 1);
     assert_eq!(
@@ -117,6 +122,7 @@ async fn a_failed_seen_flush_is_retried_next_time() {
     let app = started(repository, clock_at(now()), no_secrets()).await;
     app.usecases
         .authenticate_admin(credential.expose_secret())
+        .await
         .unwrap();
     assert!(matches!(
         app.credentials.flush_seen().await,
@@ -150,10 +156,12 @@ async fn external_changes_are_fetched_and_applied() {
     assert!(app
         .usecases
         .authenticate_admin(deleted_credential.expose_secret())
+        .await
         .is_ok());
     assert!(app
         .usecases
         .authenticate_admin(created_credential.expose_secret())
+        .await
         .is_err());
 
     app.credentials
@@ -169,6 +177,7 @@ async fn external_changes_are_fetched_and_applied() {
         assert_eq!(
             app.usecases
                 .authenticate_admin(credential.expose_secret())
+                .await
                 .is_ok(),
             usable
         );
@@ -196,6 +205,7 @@ async fn an_unknown_external_change_reloads_everything() {
     assert!(app
         .usecases
         .authenticate_admin(credential.expose_secret())
+        .await
         .is_err());
     app.credentials
         .apply_external(ExternalChange::Unknown)
@@ -204,5 +214,176 @@ async fn an_unknown_external_change_reloads_everything() {
     assert!(app
         .usecases
         .authenticate_admin(credential.expose_secret())
+        .await
         .is_ok());
+}
+
+// ---- serving while the view loads ------------------------------------------
+
+/// A repository that holds `stored` (what `find_many` sees now) and answers
+/// `credentials()` with `snapshot` only once `release` has a message: until
+/// then the load blocks its thread (its own, in the test), as a long read of
+/// a large table would.
+fn loading_repository(
+    stored: Vec<keywarden_domain::ApiToken>,
+    snapshot: Vec<keywarden_domain::ApiToken>,
+    release: std::sync::mpsc::Receiver<()>,
+    lookups: Arc<std::sync::atomic::AtomicUsize>,
+) -> Arc<crate::MockApiTokenRepository> {
+    let mut repository = catalog_only();
+    repository
+        .expect_insert_initial()
+        .returning(|_, _, _| Ok(false));
+    repository.expect_ping().returning(|| Ok(()));
+    let release = std::sync::Mutex::new(release);
+    let snapshot: Vec<StoredCredential> = snapshot.iter().map(StoredCredential::from).collect();
+    repository.expect_credentials().returning(move || {
+        release.lock().unwrap().recv().unwrap();
+        Ok(snapshot.clone())
+    });
+    repository.expect_find_many().returning(move |selectors| {
+        lookups.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(stored
+            .iter()
+            .filter(|token| selectors.contains(&token.selector()))
+            .cloned()
+            .collect())
+    });
+    Arc::new(repository)
+}
+
+#[tokio::test]
+async fn while_the_view_loads_storage_answers_for_what_it_lacks_and_nothing_is_undone() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use crate::testing::{adapters, settings};
+    use crate::{start, BackgroundTask, ViewLoader};
+
+    let (valid, valid_credential) = token(1, TokenType::Admin, None);
+    let (expired, expired_credential) = token(2, TokenType::Admin, Some(now()));
+    let (deleted, deleted_credential) = token(3, TokenType::Admin, None);
+    let (release, released) = std::sync::mpsc::channel();
+    let lookups = Arc::new(AtomicUsize::new(0));
+    // The snapshot was read before `deleted` went: the load must not bring it back.
+    let repository = loading_repository(
+        vec![valid.clone(), expired.clone()],
+        vec![valid, expired, deleted.clone()],
+        released,
+        Arc::clone(&lookups),
+    );
+    let app = start(
+        adapters(repository, clock_at(now()), no_secrets()),
+        settings(),
+        Vec::new(),
+    )
+    .await
+    .unwrap();
+    let (stopper, stop) = crate::stop_signal();
+    let loader = ViewLoader::new(Arc::clone(&app.credentials));
+    let loader = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(Box::new(loader).run(stop));
+    });
+
+    assert!(matches!(
+        app.usecases.ready().await,
+        Err(AppError::Unavailable(_))
+    ));
+    for _ in 0..2 {
+        let principal = app
+            .usecases
+            .authenticate_admin(valid_credential.expose_secret())
+            .await
+            .expect("a valid credential passes while the view loads");
+        assert_eq!(principal.name(), "token-1");
+    }
+    assert_eq!(
+        lookups.load(Ordering::SeqCst),
+        1,
+        "looked up once, then kept"
+    );
+    assert!(matches!(
+        app.usecases
+            .authenticate_admin(expired_credential.expose_secret())
+            .await,
+        Err(AppError::Unauthorized)
+    ));
+    // Another instance deletes the token; the change feed reports it.
+    app.credentials
+        .apply_external(ExternalChange::Tokens(vec![deleted.selector()]))
+        .await
+        .unwrap();
+    assert!(matches!(
+        app.usecases
+            .authenticate_admin(deleted_credential.expose_secret())
+            .await,
+        Err(AppError::Unauthorized)
+    ));
+
+    release.send(()).unwrap();
+    app.credentials.loaded().await;
+    loader.join().unwrap();
+    drop(stopper);
+    app.usecases.ready().await.unwrap();
+    let before = lookups.load(Ordering::SeqCst);
+    app.usecases
+        .authenticate_admin(valid_credential.expose_secret())
+        .await
+        .unwrap();
+    for presented in [
+        deleted_credential.expose_secret(),
+        expired_credential.expose_secret(),
+        "*:*.unknown",
+    ] {
+        assert!(
+            matches!(
+                app.usecases.authenticate_admin(presented).await,
+                Err(AppError::Unauthorized)
+            ),
+            "{presented:?}"
+        );
+    }
+    assert_eq!(
+        lookups.load(Ordering::SeqCst),
+        before,
+        "a complete view answers from memory"
+    );
+}
+
+#[tokio::test]
+async fn a_lookup_that_storage_cannot_answer_is_unavailable_not_a_refusal() {
+    use crate::start;
+    use crate::testing::{adapters, settings};
+    use keywarden_domain::{AcceptedTypes, RequiredScope};
+
+    let mut repository = catalog_only();
+    repository
+        .expect_insert_initial()
+        .returning(|_, _, _| Ok(false));
+    repository
+        .expect_find_many()
+        .returning(|_| Err(RepositoryError::Unavailable("down".into())));
+    let app = start(
+        adapters(Arc::new(repository), clock_at(now()), no_secrets()),
+        settings(),
+        Vec::new(),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        app.usecases.authenticate_admin("*:*.anything").await,
+        Err(AppError::Unavailable(_))
+    ));
+    assert_eq!(
+        app.verification
+            .verify(
+                Some("*:*.anything"),
+                &RequiredScope::of_types(AcceptedTypes::ANY)
+            )
+            .await,
+        Err(crate::Refusal::Unavailable)
+    );
 }

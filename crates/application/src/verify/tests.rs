@@ -48,6 +48,7 @@ async fn a_valid_credential_reports_its_public_facts() {
             Some(credential.expose_secret()),
             &scope(&service, None, None, &[]).unwrap(),
         )
+        .await
         .unwrap();
     assert_eq!(verified.selector, token.selector());
     assert_eq!(&*verified.facts.name, "token-1");
@@ -74,25 +75,28 @@ async fn missing_unknown_and_expired_credentials_are_refused_as_such() {
         .unwrap();
     let any = RequiredScope::of_types(AcceptedTypes::ANY);
     assert_eq!(
-        service.verification.verify(None, &any),
+        service.verification.verify(None, &any).await,
         Err(Refusal::Missing)
     );
     assert_eq!(
         service
             .verification
-            .verify(Some("*:development.nope"), &any),
+            .verify(Some("*:development.nope"), &any)
+            .await,
         Err(Refusal::Unknown)
     );
     assert_eq!(
         service
             .verification
-            .verify(Some(credential.expose_secret()), &any),
+            .verify(Some(credential.expose_secret()), &any)
+            .await,
         Err(Refusal::Expired)
     );
     assert_eq!(
         service
             .verification
-            .verify(Some(gone_credential.expose_secret()), &any),
+            .verify(Some(gone_credential.expose_secret()), &any)
+            .await,
         Err(Refusal::Unknown)
     );
 }
@@ -106,14 +110,16 @@ async fn out_of_scope_names_what_is_missing() {
     assert_eq!(
         service
             .verification
-            .verify(Some(admin.expose_secret()), &default),
+            .verify(Some(admin.expose_secret()), &default)
+            .await,
         Err(Refusal::OutOfScope(OutOfScope::Type(TokenType::Admin)))
     );
     let production = scope(&service, Some("client"), Some("production"), &[]).unwrap();
     assert_eq!(
         service
             .verification
-            .verify(Some(web.expose_secret()), &production),
+            .verify(Some(web.expose_secret()), &production)
+            .await,
         Err(Refusal::OutOfScope(OutOfScope::Environment(
             EnvironmentName::parse("production").unwrap()
         )))
@@ -128,7 +134,8 @@ async fn out_of_scope_names_what_is_missing() {
     assert_eq!(
         service
             .verification
-            .verify(Some(web.expose_secret()), &shop),
+            .verify(Some(web.expose_secret()), &shop)
+            .await,
         Err(Refusal::OutOfScope(OutOfScope::Project(
             ProjectId::parse("other").unwrap()
         )))
@@ -137,6 +144,7 @@ async fn out_of_scope_names_what_is_missing() {
     assert!(service
         .verification
         .verify(Some(admin.expose_secret()), &admin_only)
+        .await
         .is_ok());
 }
 
@@ -189,10 +197,11 @@ async fn verified_credentials_count_as_seen_whatever_the_scope() {
     assert!(service
         .verification
         .verify(Some(credential.expose_secret()), &default)
+        .await
         .is_err());
     assert_eq!(service.credentials.flush_seen().await.unwrap(), 1);
     assert_eq!(
-        service.verification.verify(Some("unknown"), &default),
+        service.verification.verify(Some("unknown"), &default).await,
         Err(Refusal::Unknown)
     );
     assert_eq!(
@@ -210,16 +219,18 @@ async fn admin_authentication_is_the_same_check_with_admin_scope() {
     let principal = service
         .usecases
         .authenticate_admin(admin_credential.expose_secret())
+        .await
         .unwrap();
     assert_eq!(principal.name(), "token-1");
     assert!(matches!(
         service
             .usecases
-            .authenticate_admin(frontend_credential.expose_secret()),
+            .authenticate_admin(frontend_credential.expose_secret())
+            .await,
         Err(AppError::Forbidden)
     ));
     assert!(matches!(
-        service.usecases.authenticate_admin("*:*.unknown"),
+        service.usecases.authenticate_admin("*:*.unknown").await,
         Err(AppError::Unauthorized)
     ));
 }

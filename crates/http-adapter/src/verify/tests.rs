@@ -21,6 +21,8 @@ use crate::{configure, BodyLimit, RequestLimits};
 const BACKEND: &str = "web:development.backend-secret";
 const ADMIN: &str = "*:*.admin-secret";
 const EXPIRED: &str = "web:development.expired";
+/// A credential that needs a lookup storage cannot answer (the view loads).
+const UNANSWERED: &str = "web:development.unanswered";
 
 /// A port that refuses every credential as unknown and accepts any scope:
 /// for tests of other routes that only need these routes to answer.
@@ -96,6 +98,7 @@ fn knowing() -> MockTokenVerification {
                 Some(BACKEND) => (Selector::from_bytes([2; 16]), backend_facts()),
                 Some(ADMIN) => (Selector::from_bytes([1; 16]), admin_facts()),
                 Some(EXPIRED) => return Err(Refusal::Expired),
+                Some(UNANSWERED) => return Err(Refusal::Unavailable),
                 Some(_) => return Err(Refusal::Unknown),
             };
             required
@@ -418,4 +421,19 @@ async fn edge_needs_json_and_post() {
     let answer = call(knowing(), TestRequest::get().uri("/edge/validate")).await;
     assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(header(&answer, "allow"), Some("POST, OPTIONS"));
+}
+
+#[actix_web::test]
+async fn a_credential_storage_cannot_check_yet_is_503_not_401() {
+    let answer = call(knowing(), verify("", Some(UNANSWERED))).await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(answer.body["name"], "ServiceUnavailableError");
+    assert_eq!(header(&answer, "www-authenticate"), None);
+    let body = format!(r#"{{"tokens": ["{BACKEND}", "{UNANSWERED}"]}}"#);
+    let answer = call(knowing(), edge(&body)).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "a partial list would drop a valid token"
+    );
 }

@@ -14,6 +14,7 @@ use keywarden_domain::Selector;
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{info, warn};
 
+use super::notifier::SEPARATOR;
 use super::pool::{set_statement_timeout, OwnBackends};
 use super::CHANGES_CHANNEL;
 
@@ -105,9 +106,12 @@ fn listen(
             if own.contains(notification.process_id) {
                 continue;
             }
-            if let Some(selector) = Selector::parse(&notification.payload) {
-                selectors.push(selector);
-            }
+            selectors.extend(
+                notification
+                    .payload
+                    .split(SEPARATOR)
+                    .filter_map(Selector::parse),
+            );
         }
         if !selectors.is_empty() && changes.send(ExternalChange::Tokens(selectors)).is_err() {
             return Ok(());

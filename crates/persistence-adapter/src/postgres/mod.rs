@@ -2,9 +2,11 @@
 //! keywarden instances sharing one database. The queries are shared with every
 //! backend (`crate::sql`); this module says how PostgreSQL writes serialise
 //! under READ COMMITTED (row locks, an advisory lock around counting) and
-//! announces every change with `NOTIFY` for the other instances.
+//! announces every change with `NOTIFY` for the other instances, after
+//! commit (`notifier`).
 
 mod listener;
+mod notifier;
 mod pool;
 
 use std::future::Future;
@@ -16,6 +18,8 @@ use diesel::sql_types::{BigInt, Text};
 use diesel::PgConnection;
 use keywarden_application::RepositoryError;
 
+use self::notifier::Announcements;
+pub use self::notifier::ChangeNotifier;
 pub use self::pool::PostgresOptions;
 pub use self::pool::MIGRATIONS;
 use self::pool::{OwnBackends, PgPool};
@@ -24,7 +28,8 @@ use crate::rows::TokenRow;
 use crate::sql::{with_connection, Dialect, SqlRepository};
 use crate::statements;
 
-/// The channel on which changes are announced (the payload is the selector).
+/// The channel on which changes are announced (the payload is a
+/// comma-separated list of selectors).
 pub(crate) const CHANGES_CHANNEL: &str = "keywarden_token_changes";
 /// Advisory lock keys: arbitrary, fixed, and distinct.
 pub(crate) const MIGRATION_LOCK: i64 = 0x6b77_0001;
@@ -67,6 +72,7 @@ pub struct PostgresDatabase {
     /// The pool's statement timeout, for the listener's connection too.
     statement_timeout: Duration,
     own: Arc<OwnBackends>,
+    announcements: Arc<Announcements>,
 }
 
 impl PostgresDatabase {
@@ -88,7 +94,14 @@ impl PostgresDatabase {
             url,
             statement_timeout,
             own,
+            announcements: Arc::default(),
         })
+    }
+
+    /// The task that announces this process's writes in batches, one per
+    /// `interval`; until it is taken, each write announces itself.
+    pub fn change_notifier(&self, interval: Duration) -> ChangeNotifier {
+        ChangeNotifier::new(Arc::clone(&self.announcements), self.pool.clone(), interval)
     }
 
     /// Starts following the changes other instances announce, delivered to
@@ -160,16 +173,13 @@ impl Dialect for PostgresDatabase {
         Ok(())
     }
 
-    /// Delivered to listeners when (and only if) the transaction commits.
-    fn announce(conn: &mut PgConnection, selector: &str) -> Result<(), TxError> {
-        Announce(selector).execute(conn)?;
-        Ok(())
+    fn committed(&self, selectors: Vec<String>) -> impl Future<Output = ()> + Send {
+        self.announcements.committed(&self.pool, selectors)
     }
 }
 
 /// `SELECT pg_notify(<channel>, $1)`, written out so that the connection
-/// keeps it prepared (`sql_query` statements are prepared anew every time),
-/// since every write runs it.
+/// keeps it prepared (`sql_query` statements are prepared anew every time).
 struct Announce<'a>(&'a str);
 
 impl diesel::query_builder::QueryId for Announce<'_> {

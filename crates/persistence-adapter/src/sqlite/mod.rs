@@ -153,9 +153,7 @@ impl Dialect for SqliteDatabase {
     }
 
     /// One process per SQLite file: there is no other instance to tell.
-    fn announce(_: &mut SqliteConnection, _selector: &str) -> Result<(), TxError> {
-        Ok(())
-    }
+    async fn committed(&self, _selectors: Vec<String>) {}
 }
 
 impl SqliteDatabase {
