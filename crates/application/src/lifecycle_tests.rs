@@ -24,13 +24,17 @@ async fn started_with(
         lifetime,
         ..settings()
     };
-    start(
+    let started = start(
         adapters(repository, clock_at(now()), generator(7)),
         settings,
         Vec::new(),
     )
     .await
-    .unwrap()
+    .unwrap();
+    // A server past start-up: the view is loaded, so no check falls back to
+    // storage (that window has tests of its own).
+    started.credentials.refresh_view().await.unwrap();
+    started
 }
 
 fn max_one_day() -> LifetimePolicy {
