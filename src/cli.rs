@@ -14,7 +14,7 @@ use keywarden_application::{
 };
 use keywarden_domain::{format_millis, parse_offset_date_time, representable, ApiToken, TokenRef};
 
-use crate::storage::Storage;
+use crate::storage::{describe_database, Creation, Storage};
 use crate::{Settings, StartupError};
 
 /// The name audit events record for changes made here.
@@ -34,6 +34,11 @@ pub struct Cli {
     /// A TOML file with settings to change (instead of KEYWARDEN_CONFIG).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Let a command other than serve and migrate create the SQLite database
+    /// when there is none (without it, such a command stops: it was probably
+    /// run in the wrong directory or with the wrong configuration).
+    #[arg(long, global = true)]
+    pub create_database: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -133,21 +138,41 @@ pub enum CommandError {
     Usage(String),
 }
 
+/// Opens the database, after naming it on standard error so the operator
+/// sees which one a command works on.
+async fn open(settings: &Settings, creation: Creation) -> Result<Storage, CommandError> {
+    eprintln!("keywarden: database {}", describe_database(settings));
+    Ok(Storage::open(settings, creation).await?)
+}
+
 /// Opens storage and the operator's commands over it. Opening writes
 /// nothing but pending migrations; each command writes only what it changes.
-async fn commands(settings: &Settings) -> Result<Arc<dyn OperatorCommands>, CommandError> {
-    let storage = Storage::open(settings).await?;
+async fn commands(
+    settings: &Settings,
+    creation: Creation,
+) -> Result<Arc<dyn OperatorCommands>, CommandError> {
+    let storage = open(settings, creation).await?;
     let declared = settings.service_settings().map_err(StartupError::from)?;
     Ok(operator(storage.adapters(), &declared))
 }
 
 /// Runs every command but `serve`, printing to standard output.
-pub async fn run(command: Command, settings: Settings) -> Result<ExitCode, CommandError> {
+/// `create_database` is the `--create-database` flag.
+pub async fn run(
+    command: Command,
+    settings: Settings,
+    create_database: bool,
+) -> Result<ExitCode, CommandError> {
     let actor = Principal::operator(ACTOR);
+    let creation = if create_database {
+        Creation::Allowed
+    } else {
+        Creation::Refused
+    };
     match command {
         Command::Serve => unreachable!("serve is run by main"),
         Command::Backup { to } => {
-            let storage = Storage::open(&settings).await?;
+            let storage = open(&settings, creation).await?;
             storage
                 .backup(to.clone())
                 .await
@@ -156,7 +181,7 @@ pub async fn run(command: Command, settings: Settings) -> Result<ExitCode, Comma
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {
-            Storage::open(&settings).await?;
+            open(&settings, Creation::Allowed).await?;
             println!("the database is up to date");
             Ok(ExitCode::SUCCESS)
         }
@@ -187,7 +212,7 @@ pub async fn run(command: Command, settings: Settings) -> Result<ExitCode, Comma
                         })?,
                 ),
             };
-            let commands = commands(&settings).await?;
+            let commands = commands(&settings, creation).await?;
             let request = CreateToken {
                 token_name: name,
                 token_type,
@@ -207,7 +232,7 @@ pub async fn run(command: Command, settings: Settings) -> Result<ExitCode, Comma
             Ok(ExitCode::SUCCESS)
         }
         Command::Tokens(TokensCommand::List) => {
-            let commands = commands(&settings).await?;
+            let commands = commands(&settings, creation).await?;
             print_tokens(&commands.list_tokens().await?);
             Ok(ExitCode::SUCCESS)
         }
@@ -218,14 +243,14 @@ pub async fn run(command: Command, settings: Settings) -> Result<ExitCode, Comma
                 })?,
                 None => Utc::now(),
             };
-            let commands = commands(&settings).await?;
+            let commands = commands(&settings, creation).await?;
             let found = commands
                 .update_expiry(&actor, TokenRef::parse(&token), at)
                 .await?;
             Ok(report(found, &format!("expires at {}", format_millis(&at))))
         }
         Command::Tokens(TokensCommand::Delete { token }) => {
-            let commands = commands(&settings).await?;
+            let commands = commands(&settings, creation).await?;
             let found = commands
                 .delete_token(&actor, TokenRef::parse(&token))
                 .await?;

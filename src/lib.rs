@@ -42,6 +42,12 @@ pub enum StartupError {
     ChangeFeed(#[source] io::Error),
     #[error("cannot open the database")]
     Database(#[source] RepositoryError),
+    #[error(
+        "there is no database at {0} and this command does not create one. \
+         Run it where the database is, or name it with DATABASE_URL=sqlite://<path> \
+         or --config <file>; to start a new, empty database here, add --create-database"
+    )]
+    NoDatabase(std::path::PathBuf),
     #[error("cannot prepare the service")]
     Service(#[source] AppError),
     #[error("cannot listen on {address}")]
@@ -93,7 +99,7 @@ impl Application {
             .local_addr()
             .map_err(|source| StartupError::Bind { address, source })?
             .port();
-        let storage = Storage::open(&settings).await?;
+        let storage = Storage::open(&settings, storage::Creation::Allowed).await?;
         let external_changes = Some(storage.follow_changes()?);
         let resync_interval = storage.periodic_resync(&settings);
         let started = start(

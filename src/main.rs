@@ -17,7 +17,7 @@ fn main() -> ExitCode {
     actix_web::rt::System::new().block_on(async move {
         match cli.command {
             None | Some(Command::Serve) => serve(settings).await,
-            Some(command) => match cli::run(command, settings).await {
+            Some(command) => match cli::run(command, settings, cli.create_database).await {
                 Ok(code) => code,
                 Err(error) => fail(&error),
             },

@@ -1,7 +1,9 @@
 //! Choosing and opening the storage adapter the database URL names, and the
 //! change feed that goes with it. The one place that names concrete adapters.
+//! Also what an operator must see about it: which database is meant, and
+//! never a new empty one where an existing one was expected.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +11,31 @@ use keywarden_application::{error_chain, Adapters, ApiTokenRepository, ExternalC
 use keywarden_persistence_adapter::{DatabaseUrl, PostgresRepository, SqliteRepository};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
+use crate::settings::redact_url;
 use crate::{OsRandom, Settings, StartupError, SystemClock};
+
+/// Whether opening may create a SQLite database that does not exist yet.
+/// Only the commands meant to set one up (`serve`, `migrate`) may by default:
+/// anything else run from the wrong directory would otherwise work on a new,
+/// empty database and look as if every token were gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Creation {
+    Allowed,
+    Refused,
+}
+
+/// The database the settings name, as an operator should read it: the
+/// absolute path of a SQLite file, or the URL without its password.
+pub fn describe_database(settings: &Settings) -> String {
+    match DatabaseUrl::parse(&settings.database.url) {
+        Ok(DatabaseUrl::Sqlite(path)) => absolute(&path).display().to_string(),
+        _ => redact_url(&settings.database.url),
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
 
 enum Backend {
     Sqlite(SqliteRepository),
@@ -22,10 +48,14 @@ pub(crate) struct Storage {
 }
 
 impl Storage {
-    /// Connects and applies pending migrations.
-    pub async fn open(settings: &Settings) -> Result<Self, StartupError> {
+    /// Connects and applies pending migrations; a missing SQLite file is
+    /// created only when `creation` allows it.
+    pub async fn open(settings: &Settings, creation: Creation) -> Result<Self, StartupError> {
         match DatabaseUrl::parse(&settings.database.url)? {
             DatabaseUrl::Sqlite(path) => {
+                if creation == Creation::Refused && !path.exists() {
+                    return Err(StartupError::NoDatabase(absolute(&path)));
+                }
                 let repository = SqliteRepository::open(path, settings.sqlite_options())
                     .await
                     .map_err(StartupError::Database)?;

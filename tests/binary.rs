@@ -456,7 +456,7 @@ fn sigterm_under_load_loses_no_acknowledged_request() {
         assert!(ok, "{stderr}");
         stdout.lines().last().unwrap().to_string()
     };
-    let admin = create(&["tokens", "create", "--type", "admin", "--name", "ops"]);
+    let admin = create_admin(dir.path(), "ops");
     // One token per client: each client's writes are sequential, so the token's
     // final expiry must be its last acknowledged one, or the one after it that
     // was in flight when the server stopped.
@@ -554,12 +554,7 @@ fn sigterm_under_load_loses_no_acknowledged_request() {
 #[test]
 fn an_online_backup_restores_to_a_working_database() {
     let dir = tempfile::tempdir().unwrap();
-    let (ok, stdout, _) = run(
-        dir.path(),
-        &["tokens", "create", "--type", "admin", "--name", "ops"],
-    );
-    assert!(ok);
-    let admin = stdout.lines().last().unwrap().to_string();
+    let admin = create_admin(dir.path(), "ops");
     let server = start(dir.path());
     let backup = dir.path().join("backup.db");
     let (ok, stdout, stderr) = run(dir.path(), &["backup", backup.to_str().unwrap()]);
@@ -593,9 +588,10 @@ fn a_start_that_cannot_listen_creates_no_credential_it_cannot_show() {
         .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot listen"));
-    let (ok, stdout, _) = run(dir.path(), &["tokens", "list"]);
-    assert!(ok);
-    assert_eq!(stdout.lines().count(), 1, "no token was created: {stdout}");
+    assert!(
+        !dir.path().join("data/keywarden.db").exists(),
+        "no database, so no token, was created"
+    );
     drop(taken);
     let server = start(dir.path());
     let (_, stdout) = server.stop();
@@ -610,7 +606,15 @@ fn a_start_that_cannot_listen_creates_no_credential_it_cannot_show() {
 fn create_admin(dir: &Path, name: &str) -> String {
     let (ok, stdout, stderr) = run(
         dir,
-        &["tokens", "create", "--type", "admin", "--name", name],
+        &[
+            "tokens",
+            "create",
+            "--type",
+            "admin",
+            "--name",
+            name,
+            "--create-database",
+        ],
     );
     assert!(ok, "{stderr}");
     stdout.lines().last().unwrap().to_string()
@@ -676,4 +680,48 @@ fn stopping_the_server_writes_the_last_seen_times() {
         .unwrap_or_else(|| panic!("{stdout}"));
     let seen = row.split_whitespace().last().unwrap();
     assert_ne!(seen, "-", "last seen was never written: {stdout}");
+}
+
+#[test]
+fn commands_name_their_database_and_never_create_one_by_mistake() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("data/keywarden.db");
+    for args in [
+        &["backup", "b.db"][..],
+        &["tokens", "list"],
+        &["tokens", "delete", "AAAAAAAAAAAAAAAAAAAAAA"],
+        &["tokens", "create", "--type", "admin", "--name", "ops"],
+    ] {
+        let (ok, _, stderr) = run(dir.path(), args);
+        assert!(!ok, "{args:?} works on a database that does not exist");
+        assert!(
+            stderr.contains(database.to_str().unwrap())
+                && stderr.contains("DATABASE_URL")
+                && stderr.contains("--create-database"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!dir.path().join("data").exists(), "{args:?} created it");
+        assert!(!dir.path().join("b.db").exists());
+    }
+    let (ok, _, stderr) = run(dir.path(), &["migrate"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains(&format!("database {}", database.display())),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = run(dir.path(), &["tokens", "list"]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains(database.to_str().unwrap()), "{stderr}");
+
+    let output = keywarden(dir.path())
+        .args(["tokens", "list"])
+        .env("DATABASE_URL", "postgres://kw:hunter2@127.0.0.1:1/kw")
+        .env("KEYWARDEN__DATABASE__ACQUIRE_TIMEOUT_MS", "100")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("postgres://kw:<redacted>@127.0.0.1:1/kw") && !stderr.contains("hunter2"),
+        "{stderr}"
+    );
 }
