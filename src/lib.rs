@@ -18,14 +18,14 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer};
 use keywarden_application::{
-    start, AppError, Bootstrap, ChangeFollower, CredentialAuthority, ExternalChange,
-    PeriodicResync, RepositoryError, SeenFlusher,
+    error_chain, start, ApiTokenUseCases, AppError, Bootstrap, ChangeFollower, CredentialAuthority,
+    ExternalChange, PeriodicResync, RepositoryError, SeenFlusher,
 };
 use keywarden_domain::Credential;
 use keywarden_http_adapter::{configure, BodyLimit, MetricsRenderer, RequestLimits};
 use keywarden_persistence_adapter::UrlError;
 use tokio::sync::mpsc::UnboundedReceiver;
-use tracing::info;
+use tracing::{info, warn};
 
 pub use settings::Settings;
 use storage::Storage;
@@ -66,6 +66,27 @@ fn metrics_renderer(credentials: Arc<dyn CredentialAuthority>) -> MetricsRendere
         handle.run_upkeep();
         handle.render()
     })
+}
+
+/// An instance nobody can administer over HTTP must say how to recover, in
+/// the words the operator will type.
+async fn warn_without_admin(usecases: &dyn ApiTokenUseCases, database: &str) {
+    let now = chrono::Utc::now();
+    match usecases.list_tokens().await {
+        Ok(tokens)
+            if !tokens.iter().any(|token| {
+                token.token_type().is_admin() && token.expires_at().is_none_or(|at| at > now)
+            }) =>
+        {
+            warn!(
+                database,
+                "no admin token can use the Admin API; create one with: \
+                 keywarden tokens create --type admin --name <name>"
+            );
+        }
+        Ok(_) => {}
+        Err(error) => warn!(error = %error_chain(&error), "cannot check for an admin token"),
+    }
 }
 
 /// A built, bound, not yet running keywarden.
@@ -118,6 +139,7 @@ impl Application {
             Bootstrap::AlreadyInitialised => None,
         };
         let usecases = started.usecases;
+        let serving = Arc::clone(&usecases);
         let credentials = started.credentials;
         let body_limit = BodyLimit(settings.server.body_limit_bytes);
         let request_limits = RequestLimits {
@@ -127,7 +149,7 @@ impl Application {
         let metrics = metrics_renderer(Arc::clone(&credentials));
         let mut server = HttpServer::new(move || {
             App::new().configure(configure(
-                Arc::clone(&usecases),
+                Arc::clone(&serving),
                 body_limit,
                 request_limits,
                 Arc::clone(&metrics),
@@ -145,11 +167,15 @@ impl Application {
             })?
             .run();
         system::trim_memory_periodically();
+        let database = storage::describe_database(&settings);
         info!(
+            address = %format!("{}:{port}", settings.server.host),
             port,
+            database,
             tokens = credentials.credential_count(),
             "keywarden is listening"
         );
+        warn_without_admin(usecases.as_ref(), &database).await;
         Ok(Self {
             port,
             server,

@@ -13,6 +13,8 @@ use std::time::Duration;
 struct Running {
     child: Child,
     port: u16,
+    /// The start-up log line saying where it listens.
+    listening: String,
     stdout: mpsc::Receiver<String>,
     stderr: mpsc::Receiver<String>,
 }
@@ -57,7 +59,7 @@ fn start_with(dir: &Path, vars: &[(&str, &str)]) -> Running {
             let _ = lines.send(line);
         }
     });
-    let port = loop {
+    let (port, listening) = loop {
         let line = received
             .recv_timeout(Duration::from_secs(30))
             .expect("keywarden logs that it listens");
@@ -71,7 +73,7 @@ fn start_with(dir: &Path, vars: &[(&str, &str)]) -> Running {
                 .skip_while(|c| !c.is_ascii_digit())
                 .take_while(char::is_ascii_digit)
                 .collect();
-            break port.parse().unwrap();
+            break (port.parse().unwrap(), line);
         }
     };
     // Standard output is read to its end in the background; it ends when the
@@ -86,6 +88,7 @@ fn start_with(dir: &Path, vars: &[(&str, &str)]) -> Running {
     Running {
         child,
         port,
+        listening,
         stdout,
         stderr: received,
     }
@@ -723,5 +726,41 @@ fn commands_name_their_database_and_never_create_one_by_mistake() {
     assert!(
         stderr.contains("postgres://kw:<redacted>@127.0.0.1:1/kw") && !stderr.contains("hunter2"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn start_up_says_where_it_is_and_how_to_recover_without_an_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = create_admin(dir.path(), "ops");
+    let server = start(dir.path());
+    let database = dir.path().join("data/keywarden.db");
+    for part in [
+        format!("127.0.0.1:{}", server.port),
+        database.display().to_string(),
+        "tokens=1".to_string(),
+    ] {
+        assert!(
+            server.listening.contains(&part),
+            "{part}: {}",
+            server.listening
+        );
+    }
+    assert_eq!(server.get("/health", ""), 200);
+    let (_, _, logs) = server.stop_with_logs();
+    assert!(
+        !logs.iter().any(|line| line.contains("tokens create")),
+        "{logs:?}"
+    );
+
+    let (ok, _, stderr) = run(dir.path(), &["tokens", "expire", &admin]);
+    assert!(ok, "{stderr}");
+    let server = start(dir.path());
+    assert_eq!(server.get("/health", ""), 200);
+    let (_, _, logs) = server.stop_with_logs();
+    assert!(
+        logs.iter().any(|line| line.contains("WARN")
+            && line.contains("keywarden tokens create --type admin --name")),
+        "{logs:?}"
     );
 }
