@@ -10,7 +10,7 @@ mod supervisor;
 mod system;
 pub mod telemetry;
 
-use std::io;
+use std::io::{self, Write};
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +23,7 @@ use keywarden_application::{
 };
 use keywarden_domain::Credential;
 use keywarden_http_adapter::{configure, BodyLimit, MetricsRenderer, RequestLimits};
-use keywarden_persistence_adapter::UrlError;
+use keywarden_persistence_adapter::{private_files, UrlError};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::{info, warn};
 
@@ -48,6 +48,12 @@ pub enum StartupError {
          or --config <file>; to start a new, empty database here, add --create-database"
     )]
     NoDatabase(std::path::PathBuf),
+    #[error(
+        "the database {} is writable by every user of this host (mode {mode:o}), so anyone \
+         could plant an admin token; check its tokens, then run chmod 600 on it",
+        path.display()
+    )]
+    UnsafeDatabase { path: std::path::PathBuf, mode: u32 },
     #[error("cannot prepare the service")]
     Service(#[source] AppError),
     #[error("cannot listen on {address}")]
@@ -95,6 +101,8 @@ pub struct Application {
     server: Server,
     credentials: Arc<dyn CredentialAuthority>,
     generated_admin: Option<Credential>,
+    /// Where the generated admin credential goes when no terminal shows it.
+    credential_file: std::path::PathBuf,
     seen_flush_interval: Duration,
     /// Changes other processes make to the same database.
     external_changes: Option<UnboundedReceiver<ExternalChange>>,
@@ -181,6 +189,7 @@ impl Application {
             server,
             credentials,
             generated_admin,
+            credential_file: settings.bootstrap.credential_file.clone(),
             seen_flush_interval: Duration::from_millis(
                 settings.tokens.seen_flush_interval_ms.max(10),
             ),
@@ -197,6 +206,42 @@ impl Application {
     /// without bootstrap tokens. The caller must show it: it exists nowhere else.
     pub fn generated_admin_credential(&self) -> Option<&Credential> {
         self.generated_admin.as_ref()
+    }
+
+    /// Shows the generated admin credential, if any, once (contract §6): on
+    /// a terminal directly; otherwise standard output is a journal or a
+    /// container log that keeps it for good, so it goes to the private
+    /// `bootstrap.credential_file` and only that file's path is logged.
+    ///
+    /// # Errors
+    /// When the file cannot be written; the credential is then lost and a
+    /// new admin token must be made with `keywarden tokens create`.
+    pub fn hand_over_admin_credential(&self, terminal: bool) -> io::Result<()> {
+        let Some(credential) = &self.generated_admin else {
+            return Ok(());
+        };
+        if terminal {
+            println!(
+                "keywarden created the first admin API token. It is shown ONLY THIS ONCE and is not stored; save it now:\n{}",
+                credential.expose_secret()
+            );
+            return Ok(());
+        }
+        let path = &self.credential_file;
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let mut file = private_files::create_file(path)?;
+        writeln!(file, "{}", credential.expose_secret())?;
+        file.sync_all()?;
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+        warn!(
+            path = %path.display(),
+            "keywarden created the first admin API token and wrote its credential to this \
+             file, readable only by this user; store it safely and delete the file"
+        );
+        Ok(())
     }
 
     /// Serves until SIGINT/SIGTERM (or the server is stopped), with the

@@ -1,6 +1,7 @@
 //! `keywarden`: serve the Unleash-compatible API-token Admin API, or run one
 //! of the operator's commands (`keywarden --help`).
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -30,11 +31,12 @@ async fn serve(settings: Settings) -> ExitCode {
         Ok(app) => app,
         Err(error) => return fail(&error),
     };
-    if let Some(credential) = app.generated_admin_credential() {
-        println!(
-            "keywarden created the first admin API token. It is shown ONLY THIS ONCE and is not stored; save it now:\n{}",
-            credential.expose_secret()
+    if let Err(error) = app.hand_over_admin_credential(std::io::stdout().is_terminal()) {
+        eprintln!(
+            "keywarden: cannot write the first admin credential ({error}); make an admin \
+             token with: keywarden tokens create --type admin --name <name>"
         );
+        return ExitCode::FAILURE;
     }
     match app.run_until_stopped().await {
         Ok(()) => ExitCode::SUCCESS,

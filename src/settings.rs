@@ -194,12 +194,17 @@ impl fmt::Debug for SecretString {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct BootstrapSettings {
     pub admin_tokens: Vec<SecretString>,
     pub backend_tokens: Vec<SecretString>,
     pub client_tokens: Vec<SecretString>,
     pub frontend_tokens: Vec<SecretString>,
+    /// Where the first start writes the generated admin credential when
+    /// standard output is not a terminal.
+    pub credential_file: PathBuf,
+    /// Start even with weak or well-known `INIT_*` credentials (with a warning).
+    pub allow_weak_tokens: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keywarden_application::{error_chain, Adapters, ApiTokenRepository, ExternalChange};
-use keywarden_persistence_adapter::{DatabaseUrl, PostgresRepository, SqliteRepository};
+use keywarden_persistence_adapter::{
+    private_files, DatabaseUrl, PostgresRepository, SqliteRepository,
+};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use crate::settings::redact_url;
@@ -31,6 +33,31 @@ pub fn describe_database(settings: &Settings) -> String {
         Ok(DatabaseUrl::Sqlite(path)) => absolute(&path).display().to_string(),
         _ => redact_url(&settings.database.url),
     }
+}
+
+/// A database others may write lets any local user plant an admin token:
+/// refuse it. One others may read gives away every verifier and the audit
+/// trail: say so.
+fn check_file_mode(path: &Path) -> Result<(), StartupError> {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(metadata) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o002 != 0 {
+        return Err(StartupError::UnsafeDatabase {
+            path: absolute(path),
+            mode,
+        });
+    }
+    if mode & 0o004 != 0 {
+        tracing::warn!(
+            path = %absolute(path).display(),
+            mode = %format!("{mode:o}"),
+            "the database is readable by every user of this host; run chmod 600 on it"
+        );
+    }
+    Ok(())
 }
 
 fn absolute(path: &Path) -> PathBuf {
@@ -56,6 +83,7 @@ impl Storage {
                 if creation == Creation::Refused && !path.exists() {
                     return Err(StartupError::NoDatabase(absolute(&path)));
                 }
+                check_file_mode(&path)?;
                 let repository = SqliteRepository::open(path, settings.sqlite_options())
                     .await
                     .map_err(StartupError::Database)?;
@@ -113,10 +141,19 @@ impl Storage {
 impl Storage {
     /// An online copy of the database, for SQLite. PostgreSQL has its own
     /// tools (`pg_dump`, base backups), which keywarden does not replace.
+    /// The copy is created with mode 0600, and never over an existing file.
     pub async fn backup(&self, target: PathBuf) -> Result<(), String> {
         match &self.backend {
             Backend::Sqlite(repository) => {
-                repository.backup(target).await.map_err(|e| error_chain(&e))
+                // VACUUM INTO fills an empty file and keeps its mode.
+                private_files::create_file(&target)
+                    .map_err(|e| format!("cannot create {}: {e}", target.display()))?;
+                let copied = repository.backup(target.clone()).await;
+                copied.map_err(|e| {
+                    let _ = std::fs::remove_file(&target);
+                    error_chain(&e)
+                })?;
+                private_files::restrict(&target, 0o600).map_err(|e| e.to_string())
             }
             Backend::Postgres(_) => {
                 Err("backups of PostgreSQL are made with pg_dump or base backups".to_string())

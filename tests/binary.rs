@@ -152,26 +152,43 @@ impl Running {
     }
 }
 
+/// The mode bits of a file.
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
 #[test]
-fn first_start_prints_one_admin_credential_once_and_later_starts_print_none() {
+fn first_start_writes_one_admin_credential_to_a_private_file_and_later_starts_none() {
     let dir = tempfile::tempdir().unwrap();
 
     let first = start(dir.path());
     assert_eq!(first.get("/health", ""), 200);
-    let (clean, stdout) = first.stop();
+    let (clean, stdout, logs) = first.stop_with_logs();
     assert!(clean, "exit status 0 after SIGTERM");
-    let mut lines = stdout.lines();
-    let note = lines.next().expect("a note on standard output");
-    assert!(note.contains("ONLY THIS ONCE"), "{note}");
-    let credential = lines
-        .next()
-        .expect("the credential on its own line")
-        .to_string();
+    assert!(
+        stdout.is_empty(),
+        "standard output is no terminal: nothing is printed: {stdout}"
+    );
+    let file = dir.path().join("data/initial-admin-token");
+    assert_eq!(mode(&file), 0o600);
+    let contents = std::fs::read_to_string(&file).unwrap();
+    let credential = contents.lines().next().unwrap().to_string();
     assert!(credential.starts_with("*:*.v2_"), "{credential}");
+    assert!(
+        logs.iter()
+            .any(|line| line.contains(file.to_str().unwrap())),
+        "the log names the file: {logs:?}"
+    );
+    assert!(
+        logs.iter().all(|line| !line.contains(&credential[4..])),
+        "{logs:?}"
+    );
     assert!(
         dir.path().join("data/keywarden.db").exists(),
         "the default database file"
     );
+    std::fs::remove_file(&file).unwrap();
 
     let second = start(dir.path());
     assert_eq!(second.get("/api/admin/api-tokens", &credential), 200);
@@ -179,8 +196,8 @@ fn first_start_prints_one_admin_credential_once_and_later_starts_print_none() {
     let (clean, stdout) = second.stop();
     assert!(clean);
     assert!(
-        !stdout.contains("*:*."),
-        "no credential is printed again: {stdout}"
+        !stdout.contains("*:*.") && !file.exists(),
+        "no credential is shown again: {stdout}"
     );
 }
 
@@ -597,9 +614,10 @@ fn a_start_that_cannot_listen_creates_no_credential_it_cannot_show() {
     );
     drop(taken);
     let server = start(dir.path());
-    let (_, stdout) = server.stop();
+    server.stop();
+    let shown = std::fs::read_to_string(dir.path().join("data/initial-admin-token")).unwrap();
     assert!(
-        stdout.contains("*:*.v2_"),
+        shown.starts_with("*:*.v2_"),
         "the next start still creates and shows one"
     );
 }
@@ -762,5 +780,37 @@ fn start_up_says_where_it_is_and_how_to_recover_without_an_admin() {
         logs.iter().any(|line| line.contains("WARN")
             && line.contains("keywarden tokens create --type admin --name")),
         "{logs:?}"
+    );
+}
+
+#[test]
+fn files_are_private_and_a_database_others_may_write_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    assert_eq!(server.get("/health", ""), 200);
+    let data = dir.path().join("data");
+    assert_eq!(mode(&data), 0o700);
+    for file in ["keywarden.db", "keywarden.db-wal", "keywarden.db-shm"] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+    let (ok, _, stderr) = run(dir.path(), &["backup", "copy.db"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(mode(&dir.path().join("copy.db")), 0o600);
+    server.stop();
+
+    use std::os::unix::fs::PermissionsExt;
+    let database = data.join("keywarden.db");
+    let set = |mode| std::fs::set_permissions(&database, std::fs::Permissions::from_mode(mode));
+    set(0o644).unwrap();
+    let (ok, _, stderr) = run(dir.path(), &["tokens", "list"]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("readable by every user"), "{stderr}");
+    set(0o666).unwrap();
+    let output = keywarden(dir.path()).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("writable by every user") && stderr.contains(database.to_str().unwrap()),
+        "{stderr}"
     );
 }

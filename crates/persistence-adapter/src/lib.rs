@@ -15,7 +15,7 @@ pub mod testing;
 mod url;
 
 pub use postgres::{PostgresOptions, PostgresRepository};
-pub use sqlite::{SqliteOptions, SqliteRepository, WriteEngineTuning};
+pub use sqlite::{private_files, SqliteOptions, SqliteRepository, WriteEngineTuning};
 
 /// The embedded migrations of each backend (`migrations/<backend>`).
 pub mod migrations {
