@@ -190,6 +190,7 @@ pub async fn run(
             keywarden_persistence_adapter::DatabaseUrl::parse(&settings.database.url)
                 .map_err(StartupError::from)?;
             check_init_tokens(&declared, &settings.init_tokens())?;
+            crate::check_bootstrap_secrets(&settings)?;
             println!("{settings:#?}");
             println!("configuration is valid");
             Ok(ExitCode::SUCCESS)

@@ -18,8 +18,9 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer};
 use keywarden_application::{
-    error_chain, start, ApiTokenUseCases, AppError, Bootstrap, ChangeFollower, CredentialAuthority,
-    ExternalChange, PeriodicResync, RepositoryError, SeenFlusher,
+    check_init_token_strength, error_chain, start, ApiTokenUseCases, AppError, Bootstrap,
+    ChangeFollower, CredentialAuthority, ExternalChange, PeriodicResync, RepositoryError,
+    SeenFlusher,
 };
 use keywarden_domain::Credential;
 use keywarden_http_adapter::{configure, BodyLimit, MetricsRenderer, RequestLimits};
@@ -95,6 +96,23 @@ async fn warn_without_admin(usecases: &dyn ApiTokenUseCases, database: &str) {
     }
 }
 
+/// Refuses guessable `INIT_*` credentials before anything is opened, and
+/// warns, at every start, about the ones that start anyway.
+///
+/// # Errors
+/// `Service` naming the variable of a guessable credential.
+pub fn check_bootstrap_secrets(settings: &Settings) -> Result<(), StartupError> {
+    let warnings = check_init_token_strength(
+        &settings.init_tokens(),
+        settings.bootstrap.allow_weak_tokens,
+    )
+    .map_err(StartupError::Service)?;
+    for warning in warnings {
+        warn!("{warning}");
+    }
+    Ok(())
+}
+
 /// A built, bound, not yet running keywarden.
 pub struct Application {
     port: u16,
@@ -117,6 +135,7 @@ impl Application {
     /// # Errors
     /// Any step above; the message says which.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        check_bootstrap_secrets(&settings)?;
         // Bind first: a generated admin credential must never be committed by
         // a start that then fails, because it would never be shown.
         let address = format!("{}:{}", settings.server.host, settings.server.port);

@@ -814,3 +814,44 @@ fn files_are_private_and_a_database_others_may_write_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn guessable_init_tokens_stop_the_start_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let weak = (
+        "INIT_ADMIN_API_TOKENS",
+        "*:*.unleash-insecure-admin-api-token",
+    );
+    let output = keywarden(dir.path()).env(weak.0, weak.1).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("INIT_ADMIN_API_TOKENS") && !stderr.contains("unleash-insecure"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("data").exists(),
+        "refused before opening anything"
+    );
+    let (ok, _, stderr) = run(dir.path(), &["config", "check"]);
+    assert!(ok, "{stderr}");
+
+    let server = start_with(
+        dir.path(),
+        &[weak, ("KEYWARDEN__BOOTSTRAP__ALLOW_WEAK_TOKENS", "true")],
+    );
+    assert_eq!(server.get("/api/admin/api-tokens", weak.1), 200);
+    server.stop();
+    let output = keywarden(dir.path())
+        .env(weak.0, weak.1)
+        .env("KEYWARDEN__BOOTSTRAP__ALLOW_WEAK_TOKENS", "true")
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("WARN") && stderr.contains("INIT_ADMIN_API_TOKENS"),
+        "{stderr}"
+    );
+}

@@ -12,7 +12,7 @@ use common::{spawn_on, TestApp};
 use keywarden_persistence_adapter::testing::TestDatabase;
 use serde_json::json;
 
-const ADMIN: &str = "*:*.shared-admin";
+const ADMIN: &str = "*:*.shared-admin-secret";
 const BOUND: Duration = Duration::from_secs(1);
 
 async fn fresh_database() -> Option<Arc<TestDatabase>> {

@@ -11,7 +11,7 @@ const PAST: &str = "2001-01-01T00:00:00.000Z";
 const ADMIN_A: &str = "*:*.operator-admin-a";
 const ADMIN_B: &str = "*:*.operator-admin-b";
 const BACKEND: &str = "default:development.operator-backend";
-const CLIENT: &str = "default:production.operator-client";
+const CLIENT: &str = "default:production.operator-client-1";
 const FRONTEND: &str = "default:development.operator-frontend";
 
 /// An app with operator-chosen (legacy format) tokens of every type.

@@ -24,7 +24,7 @@ pub use assembly::{operator, start, Adapters, ServiceSettings, Started};
 pub use background::{
     stop_signal, BackgroundTask, ChangeFollower, PeriodicResync, SeenFlusher, Stop, Stopper,
 };
-pub use bootstrap::{check_init_tokens, Bootstrap, InitToken};
+pub use bootstrap::{check_init_token_strength, check_init_tokens, Bootstrap, InitToken};
 pub use error::{error_chain, AppError, BoxError, RepositoryError};
 pub use ports::{ApiTokenRepository, Clock, ExpiryChange, SecretGenerator, StoredCredential};
 #[cfg(any(test, feature = "mocks"))]

@@ -121,6 +121,31 @@ impl fmt::Debug for SecretMaterial {
     }
 }
 
+/// Fewer characters than this after the `<projects>:<env>.` prefix of an
+/// operator-chosen credential can be guessed; start-up refuses them.
+pub const MIN_SECRET_CHARS: usize = 16;
+/// Fewer than this still start, with a warning.
+pub const RECOMMENDED_SECRET_CHARS: usize = 32;
+/// Secrets Unleash's documentation shows in examples, so every attacker
+/// tries them first, whatever the prefix.
+const WELL_KNOWN_SECRETS: [&str; 3] = [
+    "unleash-insecure-api-token",
+    "unleash-insecure-admin-api-token",
+    "unleash-insecure-frontend-api-token",
+];
+
+/// How hard an operator-chosen credential is to guess (contract §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretStrength {
+    /// A default from Unleash's documentation.
+    WellKnown,
+    /// Shorter than [`MIN_SECRET_CHARS`].
+    TooShort,
+    /// Shorter than [`RECOMMENDED_SECRET_CHARS`].
+    Short,
+    Strong,
+}
+
 /// A plaintext credential. Never printed by `Debug`, never stored.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credential(String);
@@ -184,6 +209,26 @@ impl Credential {
             return None;
         }
         Selector::parse(selector)
+    }
+
+    /// How guessable the part after the `<projects>:<env>.` prefix is (the
+    /// whole text when there is no such prefix).
+    pub fn secret_strength(&self) -> SecretStrength {
+        let secret = self
+            .0
+            .split_once(':')
+            .and_then(|(_, rest)| rest.split_once('.'))
+            .map_or(self.0.as_str(), |(_, secret)| secret);
+        let chars = secret.chars().count();
+        if WELL_KNOWN_SECRETS.contains(&secret) {
+            SecretStrength::WellKnown
+        } else if chars < MIN_SECRET_CHARS {
+            SecretStrength::TooShort
+        } else if chars < RECOMMENDED_SECRET_CHARS {
+            SecretStrength::Short
+        } else {
+            SecretStrength::Strong
+        }
     }
 
     /// The scope an operator-chosen credential declares in its prefix
@@ -337,6 +382,34 @@ mod tests {
             credential.verifier().as_bytes()[..4],
             [0xba, 0x78, 0x16, 0xbf],
             "SHA-256(\"abc\") starts with ba7816bf"
+        );
+    }
+
+    #[test]
+    fn secret_strength_counts_after_the_prefix_and_knows_unleash_defaults() {
+        for known in [
+            "*:*.unleash-insecure-admin-api-token",
+            "*:*.unleash-insecure-api-token",
+            "default:development.unleash-insecure-api-token",
+            "*:development.unleash-insecure-api-token",
+            "*:development.unleash-insecure-frontend-api-token",
+        ] {
+            assert_eq!(
+                Credential::new(known).secret_strength(),
+                SecretStrength::WellKnown,
+                "{known}"
+            );
+        }
+        let strength = |secret: &str| Credential::new(format!("*:*.{secret}")).secret_strength();
+        assert_eq!(strength(&"x".repeat(15)), SecretStrength::TooShort);
+        assert_eq!(strength(&"é".repeat(15)), SecretStrength::TooShort);
+        assert_eq!(strength(&"x".repeat(16)), SecretStrength::Short);
+        assert_eq!(strength(&"x".repeat(31)), SecretStrength::Short);
+        assert_eq!(strength(&"x".repeat(32)), SecretStrength::Strong);
+        assert_eq!(
+            Credential::new("a-very-long-project-name:production.short").secret_strength(),
+            SecretStrength::TooShort,
+            "the prefix does not count"
         );
     }
 

@@ -14,7 +14,10 @@ mod token;
 
 pub use audit::{AuditEvent, EventType, StoredEvent, TokenFacts};
 pub use catalog::{Environment, Project};
-pub use credential::{Credential, SecretMaterial, Selector, TokenRef, Verifier};
+pub use credential::{
+    Credential, SecretMaterial, SecretStrength, Selector, TokenRef, Verifier, MIN_SECRET_CHARS,
+    RECOMMENDED_SECRET_CHARS,
+};
 pub use error::DomainError;
 pub use time::{format_millis, parse_offset_date_time, representable, truncate_to_millis};
 pub use token::{
