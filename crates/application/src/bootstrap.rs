@@ -4,8 +4,8 @@
 
 use chrono::Utc;
 use keywarden_domain::{
-    Credential, EnvironmentScope, NewToken, Projects, SecretStrength, TokenName, TokenType,
-    MIN_SECRET_CHARS, RECOMMENDED_SECRET_CHARS,
+    Credential, EnvironmentScope, NewToken, Projects, SecretStrength, Selector, TokenName,
+    TokenType, MIN_SECRET_CHARS, RECOMMENDED_SECRET_CHARS,
 };
 
 use crate::catalog::Catalog;
@@ -70,7 +70,15 @@ pub(crate) async fn bootstrap(
     } else {
         init_tokens
             .iter()
-            .map(|init| catalog.init_token(init, name.clone(), now))
+            .map(|init| {
+                let identifier = adapters.secrets.generate().map_err(AppError::Internal)?;
+                catalog.init_token(
+                    init,
+                    name.clone(),
+                    Selector::from_bytes(identifier.selector),
+                    now,
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?
     };
     let count = tokens.len();
@@ -99,7 +107,14 @@ pub fn check_init_tokens(
     let catalog = Catalog::declared(settings.projects.clone(), settings.environments.clone());
     let name = bootstrap_name()?;
     for init in init_tokens {
-        catalog.init_token(init, name.clone(), chrono::DateTime::<Utc>::UNIX_EPOCH)?;
+        // Nothing is stored, so any identifier does.
+        let identifier = Selector::from_bytes([0; 16]);
+        catalog.init_token(
+            init,
+            name.clone(),
+            identifier,
+            chrono::DateTime::<Utc>::UNIX_EPOCH,
+        )?;
     }
     Ok(())
 }

@@ -43,7 +43,9 @@ impl Credentials {
         let (selector, verifier) = Credential::new(presented).key();
         let now = self.clock.now();
         let principal = self.view.check(selector, &verifier, now)?;
-        self.seen.record(selector, now);
+        if let Some(selector) = principal.selector() {
+            self.seen.record(selector, now);
+        }
         Ok(principal)
     }
 

@@ -2,8 +2,11 @@
 //! a client presents; keywarden keeps only its non-secret `Selector` and its
 //! SHA-256 `Verifier`. New credentials use Unleash's secure v2 format
 //! `<prefix>:<environment>.v2_<selector>_<random>`; operator-chosen bootstrap
-//! credentials may look like anything and get a selector derived from their
-//! verifier, so every credential maps to exactly one (selector, verifier) pair.
+//! credentials may look like anything. Such a "legacy" credential carries no
+//! selector: its token gets a random one when inserted (never derived from the
+//! credential, which would let anyone test guesses of a weak secret against
+//! the published identifier), and the credential itself is found by its
+//! verifier.
 
 use std::fmt;
 
@@ -49,19 +52,6 @@ impl Selector {
         let mut bytes = [0u8; SELECTOR_BYTES];
         bytes.copy_from_slice(&out[..SELECTOR_BYTES]);
         Some(Self(bytes))
-    }
-
-    /// The identifier of a credential that is not in v2 format. Hashed again with
-    /// a fixed label so the identifier shown on reads is not a prefix of the
-    /// verifier itself.
-    fn derived_from(verifier: &Verifier) -> Self {
-        let digest = Sha256::new()
-            .chain_update(b"keywarden legacy selector\0")
-            .chain_update(verifier.0)
-            .finalize();
-        let mut bytes = [0u8; SELECTOR_BYTES];
-        bytes.copy_from_slice(&digest[..SELECTOR_BYTES]);
-        Self(bytes)
     }
 }
 
@@ -180,18 +170,15 @@ impl Credential {
         Verifier::of(&self.0)
     }
 
-    /// The selector embedded in a v2 credential, or one derived from the verifier.
-    pub fn selector(&self) -> Selector {
-        self.key().0
+    /// The selector a v2 credential embeds; `None` for any other credential,
+    /// whose token is then found by its verifier.
+    pub fn selector(&self) -> Option<Selector> {
+        self.v2_selector()
     }
 
-    /// Selector and verifier together, hashing the credential once.
-    pub fn key(&self) -> (Selector, Verifier) {
-        let verifier = self.verifier();
-        let selector = self
-            .v2_selector()
-            .unwrap_or_else(|| Selector::derived_from(&verifier));
-        (selector, verifier)
+    /// The embedded selector, if any, and the verifier.
+    pub fn key(&self) -> (Option<Selector>, Verifier) {
+        (self.v2_selector(), self.verifier())
     }
 
     fn v2_selector(&self) -> Option<Selector> {
@@ -268,12 +255,14 @@ impl fmt::Debug for Credential {
 }
 
 /// How an administrator names a token in a path: its selector, or its full
-/// credential (which must then match the stored verifier).
+/// credential (which must then match the stored verifier). A credential that
+/// is not in v2 format embeds no selector (`selector: None`): its token is
+/// found by the verifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenRef {
     Selector(Selector),
     Credential {
-        selector: Selector,
+        selector: Option<Selector>,
         verifier: Verifier,
     },
 }
@@ -289,9 +278,19 @@ impl TokenRef {
         }
     }
 
-    pub fn selector(&self) -> Selector {
+    /// The selector named or embedded; `None` for a legacy credential.
+    pub fn selector(&self) -> Option<Selector> {
         match self {
-            Self::Selector(selector) | Self::Credential { selector, .. } => *selector,
+            Self::Selector(selector) => Some(*selector),
+            Self::Credential { selector, .. } => *selector,
+        }
+    }
+
+    /// The verifier of a named credential.
+    pub fn verifier(&self) -> Option<&Verifier> {
+        match self {
+            Self::Selector(_) => None,
+            Self::Credential { verifier, .. } => Some(verifier),
         }
     }
 
@@ -332,7 +331,7 @@ mod tests {
         assert_eq!(environment, "development");
         assert!(secret.starts_with("v2_"));
         assert_eq!(secret.len(), 3 + 22 + 1 + 43);
-        assert_eq!(credential.selector(), Selector::from_bytes([7; 16]));
+        assert_eq!(credential.selector(), Some(Selector::from_bytes([7; 16])));
     }
 
     #[test]
@@ -358,21 +357,20 @@ mod tests {
     }
 
     #[test]
-    fn legacy_credentials_get_a_stable_derived_selector() {
-        let a = Credential::new("*:*.unleash-insecure-admin-api-token");
-        assert_eq!(a.selector(), Credential::new(a.expose_secret()).selector());
-        assert_ne!(
-            a.selector(),
-            Credential::new("*:*.something-else").selector()
-        );
-        assert_ne!(&a.selector().as_bytes()[..], &a.verifier().as_bytes()[..16]);
+    fn legacy_credentials_embed_no_selector() {
+        let legacy = Credential::new("*:*.unleash-insecure-admin-api-token");
+        assert_eq!(legacy.selector(), None);
+        let by_credential = TokenRef::parse(legacy.expose_secret());
+        assert_eq!(by_credential.selector(), None);
+        assert!(by_credential.matches(&legacy.verifier()));
     }
 
     #[test]
-    fn a_broken_v2_body_falls_back_to_a_derived_selector() {
+    fn a_broken_v2_body_embeds_no_selector() {
         let good = generated(Projects::All, "development");
         let truncated = Credential::new(&good.expose_secret()[..good.expose_secret().len() - 1]);
-        assert_ne!(truncated.selector(), good.selector());
+        assert_eq!(truncated.selector(), None);
+        assert!(good.selector().is_some());
     }
 
     #[test]
@@ -452,10 +450,11 @@ mod tests {
     #[test]
     fn token_refs_by_selector_or_credential() {
         let credential = generated(Projects::All, "development");
-        let by_selector = TokenRef::parse(&credential.selector().to_string());
-        assert_eq!(by_selector, TokenRef::Selector(credential.selector()));
+        let selector = credential.selector().unwrap();
+        let by_selector = TokenRef::parse(&selector.to_string());
+        assert_eq!(by_selector, TokenRef::Selector(selector));
         let by_credential = TokenRef::parse(credential.expose_secret());
-        assert_eq!(by_credential.selector(), credential.selector());
+        assert_eq!(by_credential.selector(), Some(selector));
         assert!(by_credential.matches(&credential.verifier()));
         assert!(!by_credential.matches(&Credential::new("other").verifier()));
         assert!(by_selector.matches(&Credential::new("other").verifier()));

@@ -160,12 +160,24 @@ fn load_tokens<C: Statements>(conn: &mut C, rows: Vec<TokenRow>) -> Result<Vec<A
 }
 
 /// The token `target` refers to, if it exists and a given credential matches,
-/// read for a change (see `Dialect::rows_for_change`).
+/// read for a change (see `Dialect::rows_for_change`). A credential without
+/// an embedded selector is looked up by its verifier first.
 fn resolve_for_change<D: Dialect>(
     conn: &mut D::Conn,
     target: TokenRef,
 ) -> Result<Option<ApiToken>, TxError> {
-    let rows = D::rows_for_change(conn, target.selector().to_string())?;
+    let selector = match (target.selector(), target.verifier()) {
+        (Some(selector), _) => selector.to_string(),
+        (None, Some(verifier)) => {
+            let found = conn.load_rows(st::selector_of_verifier(verifier.as_bytes().to_vec()))?;
+            match found.into_iter().next() {
+                Some(selector) => selector,
+                None => return Ok(None),
+            }
+        }
+        (None, None) => return Ok(None),
+    };
+    let rows = D::rows_for_change(conn, selector)?;
     Ok(load_tokens(conn, rows)?
         .pop()
         .filter(|token| target.matches(token.verifier())))

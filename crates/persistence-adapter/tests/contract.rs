@@ -271,7 +271,7 @@ pub async fn expiry_updates_of_unknown_tokens_change_nothing(fixture: &dyn Fixtu
         TokenRef::Selector(keywarden_domain::Selector::from_bytes([8; 16])),
         // Right selector, wrong secret: not the same token.
         TokenRef::Credential {
-            selector: one.selector(),
+            selector: Some(one.selector()),
             verifier: Credential::new(wrong).verifier(),
         },
     ] {
@@ -290,6 +290,54 @@ pub async fn expiry_updates_of_unknown_tokens_change_nothing(fixture: &dyn Fixtu
         1
     );
     assert_eq!(all_events(repository.as_ref()).await.len(), 1);
+}
+
+/// An operator-chosen credential embeds no selector: its token, stored under a
+/// random one, is found by the credential's verifier.
+pub async fn legacy_tokens_are_changed_by_their_full_credential(fixture: &dyn Fixture) {
+    let repository = ready(fixture).await;
+    let legacy = Credential::new("*:*.an-operator-chosen-secret");
+    let random = keywarden_domain::Selector::from_bytes([77; 16]);
+    let token = keywarden_domain::NewToken::new(
+        admin(1).name().clone(),
+        TokenType::Admin,
+        keywarden_domain::Projects::All,
+        keywarden_domain::EnvironmentScope::All,
+        None,
+    )
+    .unwrap()
+    .with_credential(&legacy, random, at(0));
+    assert!(repository
+        .insert_initial(vec![token], "system", at(0))
+        .await
+        .unwrap());
+    let other = Credential::new("*:*.another-operator-chosen-secret");
+    let change = repository
+        .update_expiry(
+            TokenRef::parse(other.expose_secret()),
+            at(1),
+            "alice",
+            at(2),
+        )
+        .await
+        .unwrap();
+    assert!(change.is_none());
+    let change = repository
+        .update_expiry(
+            TokenRef::parse(legacy.expose_secret()),
+            at(1),
+            "alice",
+            at(2),
+        )
+        .await
+        .unwrap()
+        .expect("found by its verifier");
+    assert_eq!(change.after.selector(), random);
+    let deleted = repository
+        .delete(TokenRef::parse(legacy.expose_secret()), "alice", at(3))
+        .await
+        .unwrap();
+    assert_eq!(deleted.map(|t| t.selector()), Some(random));
 }
 
 pub async fn a_failing_event_write_rolls_the_change_back(fixture: &dyn Fixture) {
@@ -544,6 +592,7 @@ macro_rules! contract_suite {
                 initial_tokens_go_in_once,
                 expiry_updates_write_the_change_and_its_event,
                 expiry_updates_of_unknown_tokens_change_nothing,
+                legacy_tokens_are_changed_by_their_full_credential,
                 a_failing_event_write_rolls_the_change_back,
                 credentials_are_those_of_the_stored_tokens,
                 deletes_remove_the_token_and_record_it,

@@ -56,6 +56,11 @@ async fn init_tokens_are_inserted_with_their_declared_scope() {
         assert_eq!(tokens[1].token_type(), TokenType::Client);
         assert_eq!(tokens[1].environment().as_str(), "production");
         assert_eq!(tokens[1].projects().ids(), vec!["default"]);
+        // The identifier comes from the generator, not from the credential.
+        let random = keywarden_domain::Selector::from_bytes(
+            keywarden_domain::fixtures::material(200).selector,
+        );
+        assert!(tokens.iter().all(|token| token.selector() == random));
     });
     let init = vec![
         InitToken {
