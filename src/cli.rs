@@ -86,7 +86,7 @@ pub enum TokensCommand {
     List,
     /// Expire a token now, or at --at.
     Expire {
-        /// The full credential or its selector.
+        /// The token's selector (from `tokens list`); a full credential works too.
         token: String,
         /// An RFC 3339 date-time with offset. Default: now.
         #[arg(long, value_name = "DATE-TIME")]
@@ -94,7 +94,7 @@ pub enum TokensCommand {
     },
     /// Delete a token.
     Delete {
-        /// The full credential or its selector.
+        /// The token's selector (from `tokens list`); a full credential works too.
         token: String,
     },
 }
@@ -245,19 +245,29 @@ pub async fn run(
                 None => Utc::now(),
             };
             let commands = commands(&settings, creation).await?;
-            let found = commands
-                .update_expiry(&actor, TokenRef::parse(&token), at)
-                .await?;
+            let found = commands.update_expiry(&actor, target(&token), at).await?;
             Ok(report(found, &format!("expires at {}", format_millis(&at))))
         }
         Command::Tokens(TokensCommand::Delete { token }) => {
             let commands = commands(&settings, creation).await?;
-            let found = commands
-                .delete_token(&actor, TokenRef::parse(&token))
-                .await?;
+            let found = commands.delete_token(&actor, target(&token)).await?;
             Ok(report(found, "deleted"))
         }
     }
+}
+
+/// The token a command names. A full credential works, but on a command line
+/// it shows in the process list and the shell history: say so.
+fn target(text: &str) -> TokenRef {
+    let target = TokenRef::parse(text);
+    if let TokenRef::Credential { .. } = target {
+        eprintln!(
+            "keywarden: warning: a full credential on the command line is visible to other \
+             users (process list) and stays in shell history; pass the token's selector, \
+             shown by `keywarden tokens list`, instead"
+        );
+    }
+    target
 }
 
 fn report(found: bool, outcome: &str) -> ExitCode {

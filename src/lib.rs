@@ -23,7 +23,9 @@ use keywarden_application::{
     SeenFlusher,
 };
 use keywarden_domain::Credential;
-use keywarden_http_adapter::{configure, BodyLimit, MetricsRenderer, RequestLimits};
+use keywarden_http_adapter::{
+    configure, BodyLimit, BodyReadTimeout, MetricsRenderer, RequestLimits,
+};
 use keywarden_persistence_adapter::{private_files, UrlError};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::{info, warn};
@@ -174,15 +176,21 @@ impl Application {
             max_header_bytes: settings.server.max_header_bytes,
         };
         let metrics = metrics_renderer(Arc::clone(&credentials));
+        let request_timeout = Duration::from_millis(settings.server.client_request_timeout_ms);
         let mut server = HttpServer::new(move || {
-            App::new().configure(configure(
-                Arc::clone(&serving),
-                body_limit,
-                request_limits,
-                Arc::clone(&metrics),
-            ))
+            App::new()
+                .app_data(BodyReadTimeout(request_timeout))
+                .configure(configure(
+                    Arc::clone(&serving),
+                    body_limit,
+                    request_limits,
+                    Arc::clone(&metrics),
+                ))
         })
-        .shutdown_timeout(settings.server.shutdown_timeout_secs);
+        .shutdown_timeout(settings.server.shutdown_timeout_secs)
+        // A client that sends its headers, then its body slowly or never,
+        // must not hold a connection and a worker's attention for good.
+        .client_request_timeout(request_timeout);
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }

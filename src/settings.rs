@@ -61,6 +61,7 @@ pub struct ServerSettings {
     pub max_path_bytes: usize,
     pub max_header_bytes: usize,
     pub shutdown_timeout_secs: u64,
+    pub client_request_timeout_ms: u64,
 }
 
 #[derive(Clone, Deserialize)]

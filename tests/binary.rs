@@ -855,3 +855,63 @@ fn guessable_init_tokens_stop_the_start_unless_allowed() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_command_line_prefers_selectors_and_warns_about_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = create_admin(dir.path(), "ops");
+    let (_, stdout, _) = run(dir.path(), &["tokens", "list"]);
+    let selector = stdout
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let (ok, _, stderr) = run(
+        dir.path(),
+        &[
+            "tokens",
+            "expire",
+            &selector,
+            "--at",
+            "2040-01-01T00:00:00Z",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    let (ok, _, stderr) = run(dir.path(), &["tokens", "delete", &admin]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("warning") && stderr.contains("selector") && !stderr.contains(&admin),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_request_body_that_stops_arriving_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = create_admin(dir.path(), "ops");
+    let server = start_with(
+        dir.path(),
+        &[("KEYWARDEN__SERVER__CLIENT_REQUEST_TIMEOUT_MS", "300")],
+    );
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    // A safety net only: the server's answer is the signal.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        stream,
+        "PUT /api/admin/api-tokens/AAAAAAAAAAAAAAAAAAAAAA HTTP/1.1\r\nHost: x\r\n\
+         Authorization: {admin}\r\nContent-Type: application/json\r\n\
+         Content-Length: 40\r\n\r\n{{\"expiresAt\""
+    )
+    .unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(response.contains("RequestTimeoutError"), "{response}");
+    server.stop();
+}
