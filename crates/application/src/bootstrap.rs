@@ -4,7 +4,7 @@
 
 use chrono::Utc;
 use keywarden_domain::{
-    Credential, EnvironmentScope, NewToken, Projects, SecretStrength, Selector, TokenName,
+    Actor, Credential, EnvironmentScope, NewToken, Projects, SecretStrength, Selector, TokenName,
     TokenType, MIN_SECRET_CHARS, RECOMMENDED_SECRET_CHARS,
 };
 
@@ -84,7 +84,7 @@ pub(crate) async fn bootstrap(
     let count = tokens.len();
     if !adapters
         .repository
-        .insert_initial(tokens, BOOTSTRAP_ACTOR, now)
+        .insert_initial(tokens, &Actor::named(BOOTSTRAP_ACTOR), now)
         .await?
     {
         return Ok(Bootstrap::AlreadyInitialised);

@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keywarden_domain::{
-    ApiToken, AuditEvent, Environment, EventType, Project, SecretMaterial, Selector, StoredEvent,
-    TokenRef, TokenType, Verifier,
+    Actor, ApiToken, AuditEvent, Environment, EventType, Project, SecretMaterial, Selector,
+    StoredEvent, TokenRef, TokenType, Verifier,
 };
 
 use crate::RepositoryError;
@@ -111,7 +111,7 @@ pub trait ApiTokenRepository: Send + Sync {
     async fn insert_initial(
         &self,
         tokens: Vec<ApiToken>,
-        actor: &str,
+        actor: &Actor,
         at: DateTime<Utc>,
     ) -> Result<bool, RepositoryError>;
 
@@ -126,7 +126,7 @@ pub trait ApiTokenRepository: Send + Sync {
         &self,
         target: TokenRef,
         expires_at: DateTime<Utc>,
-        actor: &str,
+        actor: &Actor,
         at: DateTime<Utc>,
     ) -> Result<Option<ExpiryChange>, RepositoryError>;
 
@@ -139,7 +139,7 @@ pub trait ApiTokenRepository: Send + Sync {
     async fn delete(
         &self,
         target: TokenRef,
-        actor: &str,
+        actor: &Actor,
         at: DateTime<Utc>,
     ) -> Result<Option<ApiToken>, RepositoryError>;
 

@@ -91,7 +91,7 @@ impl Tokens {
             .generate()
             .map_err(AppError::Internal)?;
         let (token, credential) = new.issue(&material, now);
-        let event = AuditEvent::token_created(&token, actor.name(), now);
+        let event = AuditEvent::token_created(&token, &actor.actor(), now);
         let stored = match self
             .adapters
             .repository
@@ -128,7 +128,7 @@ impl Tokens {
         let change = self
             .adapters
             .repository
-            .update_expiry(target, expires_at, actor.name(), now)
+            .update_expiry(target, expires_at, &actor.actor(), now)
             .await?;
         let Some(change) = change else {
             return Ok(false);
@@ -151,7 +151,7 @@ impl Tokens {
         let Some(deleted) = self
             .adapters
             .repository
-            .delete(target, actor.name(), now)
+            .delete(target, &actor.actor(), now)
             .await?
         else {
             return Ok(false);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keywarden_domain::{
-    ApiToken, Credential, Environment, Project, Selector, StoredEvent, TokenRef, TokenType,
+    Actor, ApiToken, Credential, Environment, Project, Selector, StoredEvent, TokenRef, TokenType,
 };
 
 use crate::AppError;
@@ -50,6 +50,14 @@ impl Principal {
 
     pub fn selector(&self) -> Option<Selector> {
         self.selector
+    }
+
+    /// Who audit events record: the name, and the token when one acts.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            name: self.name.to_string(),
+            token: self.selector,
+        }
     }
 }
 

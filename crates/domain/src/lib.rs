@@ -12,7 +12,7 @@ pub mod fixtures;
 mod time;
 mod token;
 
-pub use audit::{AuditEvent, EventType, StoredEvent, TokenFacts};
+pub use audit::{Actor, AuditEvent, EventType, StoredEvent, TokenFacts};
 pub use catalog::{Environment, Project};
 pub use credential::{
     Credential, SecretMaterial, SecretStrength, Selector, TokenRef, Verifier, MIN_SECRET_CHARS,

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use diesel::Queryable;
 use keywarden_application::{RepositoryError, StoredCredential};
 use keywarden_domain::{
-    ApiToken, AuditEvent, Environment, EnvironmentName, EnvironmentScope, EventType, Project,
-    ProjectId, Projects, Selector, StoredEvent, TokenName, TokenType, Verifier,
+    Actor, ApiToken, AuditEvent, Environment, EnvironmentName, EnvironmentScope, EventType,
+    Project, ProjectId, Projects, Selector, StoredEvent, TokenName, TokenType, Verifier,
 };
 
 use crate::error::corrupt;
@@ -140,6 +140,7 @@ pub(crate) struct EventRow {
     pub pre_data: Option<String>,
     pub selector: String,
     pub format: i32,
+    pub created_by_token_id: Option<String>,
 }
 
 impl EventRow {
@@ -150,13 +151,22 @@ impl EventRow {
             .ok_or_else(|| bad(format!("unknown type {:?}", self.event_type)))?;
         let subject = Selector::parse(&self.selector)
             .ok_or_else(|| bad(format!("bad selector {:?}", self.selector)))?;
+        let created_by_token = match &self.created_by_token_id {
+            None => None,
+            Some(text) => Some(
+                Selector::parse(text).ok_or_else(|| bad(format!("bad acting token {text:?}")))?,
+            ),
+        };
         let facts = |text: Option<String>| stored_event::decode(self.format, text.as_deref());
         Ok(StoredEvent {
             id,
             event: AuditEvent::restore(
                 subject,
                 event_type,
-                self.created_by,
+                Actor {
+                    name: self.created_by,
+                    token: created_by_token,
+                },
                 self.created_at,
                 facts(self.data).map_err(bad)?,
                 facts(self.pre_data).map_err(bad)?,

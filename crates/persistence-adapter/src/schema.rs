@@ -141,6 +141,7 @@ diesel::table! {
         pre_data -> Nullable<Text>,
         selector -> Text,
         format -> Integer,
+        created_by_token_id -> Nullable<Text>,
     }
 }
 

@@ -22,8 +22,8 @@ use chrono::{DateTime, Utc};
 use diesel::r2d2::{ConnectionManager, Pool, R2D2Connection};
 use keywarden_application::{ApiTokenRepository, ExpiryChange, RepositoryError, StoredCredential};
 use keywarden_domain::{
-    truncate_to_millis, ApiToken, AuditEvent, Environment, EventType, Project, Projects, Selector,
-    StoredEvent, TokenRef,
+    truncate_to_millis, Actor, ApiToken, AuditEvent, Environment, EventType, Project, Projects,
+    Selector, StoredEvent, TokenRef,
 };
 
 use crate::error::{pool_unavailable, TxError};
@@ -218,6 +218,7 @@ fn insert_event<C: Statements>(conn: &mut C, event: &AuditEvent) -> Result<(), T
         pre_data: stored_event::encode(event.pre_data.as_ref())?,
         selector: event.subject().to_string(),
         format: stored_event::CURRENT_FORMAT,
+        created_by_token_id: event.created_by_token.map(|selector| selector.to_string()),
     }))?;
     Ok(())
 }
@@ -337,10 +338,10 @@ impl<D: Dialect> ApiTokenRepository for SqlRepository<D> {
     async fn insert_initial(
         &self,
         tokens: Vec<ApiToken>,
-        actor: &str,
+        actor: &Actor,
         at: DateTime<Utc>,
     ) -> Result<bool, RepositoryError> {
-        let actor = actor.to_string();
+        let actor = actor.clone();
         self.0
             .write(move |conn| {
                 if token_count::<D>(conn)? > 0 {
@@ -359,10 +360,10 @@ impl<D: Dialect> ApiTokenRepository for SqlRepository<D> {
         &self,
         target: TokenRef,
         expires_at: DateTime<Utc>,
-        actor: &str,
+        actor: &Actor,
         at: DateTime<Utc>,
     ) -> Result<Option<ExpiryChange>, RepositoryError> {
-        let actor = actor.to_string();
+        let actor = actor.clone();
         self.0
             .write(move |conn| {
                 let Some(before) = resolve_for_change::<D>(conn, target)? else {
@@ -395,10 +396,10 @@ impl<D: Dialect> ApiTokenRepository for SqlRepository<D> {
     async fn delete(
         &self,
         target: TokenRef,
-        actor: &str,
+        actor: &Actor,
         at: DateTime<Utc>,
     ) -> Result<Option<ApiToken>, RepositoryError> {
-        let actor = actor.to_string();
+        let actor = actor.clone();
         self.0
             .write(move |conn| {
                 let Some(before) = resolve_for_change::<D>(conn, target)? else {

@@ -253,6 +253,7 @@ pub(crate) struct NewEvent {
     pub pre_data: Option<String>,
     pub selector: String,
     pub format: i32,
+    pub created_by_token_id: Option<String>,
 }
 
 #[dsl::auto_type]

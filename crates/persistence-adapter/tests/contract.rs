@@ -7,8 +7,8 @@ use chrono::Duration;
 use keywarden_application::{ApiTokenRepository, RepositoryError, StoredCredential};
 use keywarden_domain::fixtures::{self, at};
 use keywarden_domain::{
-    ApiToken, AuditEvent, Credential, Environment, EnvironmentName, EventType, Project, ProjectId,
-    TokenRef, TokenType,
+    Actor, ApiToken, AuditEvent, Credential, Environment, EnvironmentName, EventType, Project,
+    ProjectId, TokenRef, TokenType,
 };
 
 /// A fresh repository plus a way to break it behind its back (for atomicity).
@@ -63,7 +63,7 @@ async fn insert(repository: &dyn ApiTokenRepository, token: &ApiToken) -> ApiTok
     repository
         .insert(
             token.clone(),
-            AuditEvent::token_created(token, "tester", at(0)),
+            AuditEvent::token_created(token, &Actor::named("tester"), at(0)),
             100,
         )
         .await
@@ -144,11 +144,19 @@ pub async fn insert_respects_the_limit_atomically(fixture: &dyn Fixture) {
     let (one, _) = token(1, "one", &["*"], 10);
     let (two, _) = token(2, "two", &["*"], 20);
     repository
-        .insert(one.clone(), AuditEvent::token_created(&one, "t", at(0)), 1)
+        .insert(
+            one.clone(),
+            AuditEvent::token_created(&one, &Actor::named("t"), at(0)),
+            1,
+        )
         .await
         .unwrap();
     let refused = repository
-        .insert(two.clone(), AuditEvent::token_created(&two, "t", at(0)), 1)
+        .insert(
+            two.clone(),
+            AuditEvent::token_created(&two, &Actor::named("t"), at(0)),
+            1,
+        )
         .await;
     assert!(
         matches!(refused, Err(RepositoryError::LimitExceeded(1))),
@@ -168,7 +176,7 @@ pub async fn unknown_references_and_duplicates_conflict(fixture: &dyn Fixture) {
     let result = repository
         .insert(
             orphan.clone(),
-            AuditEvent::token_created(&orphan, "t", at(0)),
+            AuditEvent::token_created(&orphan, &Actor::named("t"), at(0)),
             10,
         )
         .await;
@@ -185,7 +193,11 @@ pub async fn unknown_references_and_duplicates_conflict(fixture: &dyn Fixture) {
     let (one, _) = token(2, "one", &["default"], 10);
     insert(repository.as_ref(), &one).await;
     let again = repository
-        .insert(one.clone(), AuditEvent::token_created(&one, "t", at(0)), 10)
+        .insert(
+            one.clone(),
+            AuditEvent::token_created(&one, &Actor::named("t"), at(0)),
+            10,
+        )
         .await;
     assert!(
         matches!(again, Err(RepositoryError::Conflict(_))),
@@ -198,11 +210,11 @@ pub async fn initial_tokens_go_in_once(fixture: &dyn Fixture) {
     let repository = ready(fixture).await;
     let first = vec![admin(1), token(2, "admin", &["default"], 0).0];
     assert!(repository
-        .insert_initial(first, "system", at(0))
+        .insert_initial(first, &Actor::named("system"), at(0))
         .await
         .unwrap());
     assert!(!repository
-        .insert_initial(vec![admin(3)], "system", at(1))
+        .insert_initial(vec![admin(3)], &Actor::named("system"), at(1))
         .await
         .unwrap());
     assert_eq!(repository.list().await.unwrap().len(), 2);
@@ -219,7 +231,12 @@ pub async fn expiry_updates_write_the_change_and_its_event(fixture: &dyn Fixture
     insert(repository.as_ref(), &one).await;
 
     let change = repository
-        .update_expiry(TokenRef::Selector(one.selector()), at(99), "alice", at(50))
+        .update_expiry(
+            TokenRef::Selector(one.selector()),
+            at(99),
+            &Actor::named("alice"),
+            at(50),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -235,7 +252,7 @@ pub async fn expiry_updates_write_the_change_and_its_event(fixture: &dyn Fixture
         .update_expiry(
             TokenRef::parse(credential.expose_secret()),
             at(5),
-            "bob",
+            &Actor::named("bob"),
             at(51),
         )
         .await
@@ -276,7 +293,7 @@ pub async fn expiry_updates_of_unknown_tokens_change_nothing(fixture: &dyn Fixtu
         },
     ] {
         let change = repository
-            .update_expiry(target, at(1), "alice", at(2))
+            .update_expiry(target, at(1), &Actor::named("alice"), at(2))
             .await
             .unwrap();
         assert!(change.is_none(), "{target:?}");
@@ -308,7 +325,7 @@ pub async fn legacy_tokens_are_changed_by_their_full_credential(fixture: &dyn Fi
     .unwrap()
     .with_credential(&legacy, random, at(0));
     assert!(repository
-        .insert_initial(vec![token], "system", at(0))
+        .insert_initial(vec![token], &Actor::named("system"), at(0))
         .await
         .unwrap());
     let other = Credential::new("*:*.another-operator-chosen-secret");
@@ -316,25 +333,40 @@ pub async fn legacy_tokens_are_changed_by_their_full_credential(fixture: &dyn Fi
         .update_expiry(
             TokenRef::parse(other.expose_secret()),
             at(1),
-            "alice",
+            &Actor::named("alice"),
             at(2),
         )
         .await
         .unwrap();
     assert!(change.is_none());
+    let acting = keywarden_domain::Selector::from_bytes([78; 16]);
     let change = repository
         .update_expiry(
             TokenRef::parse(legacy.expose_secret()),
             at(1),
-            "alice",
+            &Actor::token("admin", acting),
             at(2),
         )
         .await
         .unwrap()
         .expect("found by its verifier");
     assert_eq!(change.after.selector(), random);
+    let events = all_events(repository.as_ref()).await;
+    assert_eq!(
+        (
+            events[0].event.created_by.as_str(),
+            events[0].event.created_by_token
+        ),
+        ("admin", Some(acting)),
+        "the acting token's identifier is stored beside its name"
+    );
+    assert_eq!(events[1].event.created_by_token, None, "system");
     let deleted = repository
-        .delete(TokenRef::parse(legacy.expose_secret()), "alice", at(3))
+        .delete(
+            TokenRef::parse(legacy.expose_secret()),
+            &Actor::named("alice"),
+            at(3),
+        )
         .await
         .unwrap();
     assert_eq!(deleted.map(|t| t.selector()), Some(random));
@@ -346,16 +378,29 @@ pub async fn a_failing_event_write_rolls_the_change_back(fixture: &dyn Fixture) 
     insert(repository.as_ref(), &one).await;
     fixture.execute("DROP TABLE events").await;
     let result = repository
-        .update_expiry(TokenRef::Selector(one.selector()), at(99), "alice", at(50))
+        .update_expiry(
+            TokenRef::Selector(one.selector()),
+            at(99),
+            &Actor::named("alice"),
+            at(50),
+        )
         .await;
     assert!(result.is_err());
     let (two, _) = token(2, "two", &["default"], 10);
     assert!(repository
-        .insert(two.clone(), AuditEvent::token_created(&two, "t", at(0)), 10)
+        .insert(
+            two.clone(),
+            AuditEvent::token_created(&two, &Actor::named("t"), at(0)),
+            10
+        )
         .await
         .is_err());
     assert!(repository
-        .delete(TokenRef::Selector(one.selector()), "alice", at(50))
+        .delete(
+            TokenRef::Selector(one.selector()),
+            &Actor::named("alice"),
+            at(50)
+        )
         .await
         .is_err());
     let unchanged = find(repository.as_ref(), one.selector())
@@ -380,13 +425,22 @@ pub async fn credentials_are_those_of_the_stored_tokens(fixture: &dyn Fixture) {
         insert(repository.as_ref(), token).await;
     }
     let changed = repository
-        .update_expiry(TokenRef::Selector(two.selector()), at(500), "alice", at(40))
+        .update_expiry(
+            TokenRef::Selector(two.selector()),
+            at(500),
+            &Actor::named("alice"),
+            at(40),
+        )
         .await
         .unwrap()
         .unwrap()
         .after;
     repository
-        .delete(TokenRef::Selector(three.selector()), "alice", at(50))
+        .delete(
+            TokenRef::Selector(three.selector()),
+            &Actor::named("alice"),
+            at(50),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -406,7 +460,11 @@ pub async fn deletes_remove_the_token_and_record_it(fixture: &dyn Fixture) {
     let (one, _) = token(1, "one", &["default", "other"], 10);
     insert(repository.as_ref(), &one).await;
     let deleted = repository
-        .delete(TokenRef::Selector(one.selector()), "alice", at(60))
+        .delete(
+            TokenRef::Selector(one.selector()),
+            &Actor::named("alice"),
+            at(60),
+        )
         .await
         .unwrap();
     assert_eq!(deleted, Some(one.clone().with_revision(1)));
@@ -415,7 +473,11 @@ pub async fn deletes_remove_the_token_and_record_it(fixture: &dyn Fixture) {
         .unwrap()
         .is_none());
     assert!(repository
-        .delete(TokenRef::Selector(one.selector()), "alice", at(61))
+        .delete(
+            TokenRef::Selector(one.selector()),
+            &Actor::named("alice"),
+            at(61)
+        )
         .await
         .unwrap()
         .is_none());
@@ -473,7 +535,12 @@ pub async fn events_filter_and_page(fixture: &dyn Fixture) {
         let (t, _) = token(seed, "t", &["default"], i64::from(seed));
         insert(repository.as_ref(), &t).await;
         let change = repository
-            .update_expiry(TokenRef::Selector(t.selector()), at(9), "a", at(9))
+            .update_expiry(
+                TokenRef::Selector(t.selector()),
+                at(9),
+                &Actor::named("a"),
+                at(9),
+            )
             .await
             .unwrap()
             .expect("the token exists");
@@ -557,7 +624,12 @@ pub async fn concurrent_writers_all_succeed(fixture: &dyn Fixture) {
             tokio::spawn(async move {
                 for j in 0..10 {
                     let change = repository
-                        .update_expiry(TokenRef::Selector(selector), at(i * 100 + j), "w", at(0))
+                        .update_expiry(
+                            TokenRef::Selector(selector),
+                            at(i * 100 + j),
+                            &Actor::named("w"),
+                            at(0),
+                        )
                         .await
                         .unwrap()
                         .expect("the token exists");

@@ -19,7 +19,7 @@ fn empty_database(expect: impl Fn(&[ApiToken]) + Send + 'static) -> MockApiToken
         .expect_insert_initial()
         .withf(move |tokens, actor, _| {
             expect(tokens);
-            actor == "system"
+            *actor == keywarden_domain::Actor::named("system")
         })
         .times(1)
         .returning(|_, _, _| Ok(true));
