@@ -3,6 +3,7 @@
 //! recovery, inspection). Changes made here are audited with actor `cli` and
 //! reach running servers through their change feed.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -177,12 +178,12 @@ pub async fn run(
                 .backup(to.clone())
                 .await
                 .map_err(CommandError::Usage)?;
-            println!("wrote a copy of the database to {}", to.display());
+            say(&format!("wrote a copy of the database to {}", to.display()));
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {
             open(&settings, Creation::Allowed).await?;
-            println!("the database is up to date");
+            say("the database is up to date");
             Ok(ExitCode::SUCCESS)
         }
         Command::Config(ConfigCommand::Check) => {
@@ -191,8 +192,8 @@ pub async fn run(
                 .map_err(StartupError::from)?;
             check_init_tokens(&declared, &settings.init_tokens())?;
             crate::check_bootstrap_secrets(&settings)?;
-            println!("{settings:#?}");
-            println!("configuration is valid");
+            say(&format!("{settings:#?}"));
+            say("configuration is valid");
             Ok(ExitCode::SUCCESS)
         }
         Command::Tokens(TokensCommand::Create {
@@ -223,13 +224,13 @@ pub async fn run(
                 expires_at,
             };
             let (token, credential) = commands.create_token(&actor, request).await?;
-            println!(
+            say(&format!(
                 "created {} token {:?} (selector {}). Its credential follows; it is shown only this once:",
                 token.token_type(),
                 token.name().as_str(),
                 token.selector()
-            );
-            println!("{}", credential.expose_secret());
+            ));
+            say(credential.expose_secret());
             Ok(ExitCode::SUCCESS)
         }
         Command::Tokens(TokensCommand::List) => {
@@ -270,9 +271,16 @@ fn target(text: &str) -> TokenRef {
     target
 }
 
+/// Writes one line to standard output. A reader that went away early
+/// (`keywarden config check | head -1`) is not an error: what it wanted, it got.
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
 fn report(found: bool, outcome: &str) -> ExitCode {
     if found {
-        println!("token {outcome}");
+        say(&format!("token {outcome}"));
         ExitCode::SUCCESS
     } else {
         eprintln!("keywarden: no token matches");
@@ -321,7 +329,7 @@ fn print_tokens(tokens: &[ApiToken]) {
             .zip(widths)
             .map(|(cell, width)| format!("{cell:width$}"))
             .collect();
-        println!("{}", line.join("  ").trim_end());
+        say(line.join("  ").trim_end());
     }
 }
 

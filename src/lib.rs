@@ -115,6 +115,25 @@ pub fn check_bootstrap_secrets(settings: &Settings) -> Result<(), StartupError> 
     Ok(())
 }
 
+/// The documented counters, at zero before anything counts, so a dashboard
+/// or an alert on `rate(...)` sees them from the first scrape.
+fn metrics_at_zero() {
+    for outcome in ["ok", "unknown", "expired", "wrong_type", "missing"] {
+        metrics::counter!("keywarden_authentications_total", "outcome" => outcome).increment(0);
+    }
+    for result in ["ok", "error"] {
+        metrics::counter!("keywarden_seen_flushes_total", "result" => result).increment(0);
+    }
+    for name in [
+        "keywarden_credential_reloads_total",
+        "keywarden_external_changes_total",
+        "keywarden_db_pool_timeouts_total",
+        "keywarden_seen_tokens_written_total",
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+}
+
 /// A built, bound, not yet running keywarden.
 pub struct Application {
     port: u16,
@@ -176,6 +195,7 @@ impl Application {
             max_header_bytes: settings.server.max_header_bytes,
         };
         let metrics = metrics_renderer(Arc::clone(&credentials));
+        metrics_at_zero();
         let request_timeout = Duration::from_millis(settings.server.client_request_timeout_ms);
         let mut server = HttpServer::new(move || {
             App::new()

@@ -105,6 +105,19 @@ impl Drop for Running {
 }
 
 impl Running {
+    /// Reads the log until a line contains `needle`; returns that line.
+    fn wait_for_log(&self, needle: &str) -> String {
+        loop {
+            let line = self
+                .stderr
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
     fn get(&self, path: &str, credential: &str) -> u16 {
         self.request("GET", path, credential, "").0
     }
@@ -163,6 +176,12 @@ fn first_start_writes_one_admin_credential_to_a_private_file_and_later_starts_no
     let dir = tempfile::tempdir().unwrap();
 
     let first = start(dir.path());
+    let file = dir.path().join("data/initial-admin-token");
+    let note = first.wait_for_log("initial-admin-token");
+    assert!(
+        note.contains(file.to_str().unwrap()),
+        "the log names the file: {note}"
+    );
     assert_eq!(first.get("/health", ""), 200);
     let (clean, stdout, logs) = first.stop_with_logs();
     assert!(clean, "exit status 0 after SIGTERM");
@@ -170,18 +189,13 @@ fn first_start_writes_one_admin_credential_to_a_private_file_and_later_starts_no
         stdout.is_empty(),
         "standard output is no terminal: nothing is printed: {stdout}"
     );
-    let file = dir.path().join("data/initial-admin-token");
     assert_eq!(mode(&file), 0o600);
     let contents = std::fs::read_to_string(&file).unwrap();
     let credential = contents.lines().next().unwrap().to_string();
     assert!(credential.starts_with("*:*.v2_"), "{credential}");
     assert!(
-        logs.iter()
-            .any(|line| line.contains(file.to_str().unwrap())),
-        "the log names the file: {logs:?}"
-    );
-    assert!(
-        logs.iter().all(|line| !line.contains(&credential[4..])),
+        !note.contains(&credential[4..])
+            && logs.iter().all(|line| !line.contains(&credential[4..])),
         "{logs:?}"
     );
     assert!(
@@ -614,6 +628,8 @@ fn a_start_that_cannot_listen_creates_no_credential_it_cannot_show() {
     );
     drop(taken);
     let server = start(dir.path());
+    server.wait_for_log("initial-admin-token");
+    assert_eq!(server.get("/health", ""), 200);
     server.stop();
     let shown = std::fs::read_to_string(dir.path().join("data/initial-admin-token")).unwrap();
     assert!(
@@ -913,5 +929,57 @@ fn a_request_body_that_stops_arriving_times_out() {
     let _ = stream.read_to_string(&mut response);
     assert!(response.starts_with("HTTP/1.1 408"), "{response}");
     assert!(response.contains("RequestTimeoutError"), "{response}");
+    server.stop();
+}
+
+#[test]
+fn migrate_says_what_it_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, stderr) = run(dir.path(), &["migrate"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("applied migration version=20261128000001"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = run(dir.path(), &["migrate"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("no migration was pending") && !stderr.contains("applied migration"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn config_check_survives_a_reader_that_goes_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = keywarden(dir.path())
+        .args(["config", "check"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closing our end before it writes: every write it makes meets a closed pipe.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn documented_counters_exist_at_zero_from_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let (status, text) = server.request("GET", "/internal-backstage/prometheus", "", "");
+    assert_eq!(status, 200);
+    for series in [
+        "keywarden_authentications_total{outcome=\"unknown\"} 0",
+        "keywarden_authentications_total{outcome=\"wrong_type\"} 0",
+        "keywarden_db_pool_timeouts_total 0",
+        "keywarden_external_changes_total 0",
+        "keywarden_seen_flushes_total{result=\"error\"} 0",
+    ] {
+        assert!(text.contains(series), "{series}: {text}");
+    }
     server.stop();
 }

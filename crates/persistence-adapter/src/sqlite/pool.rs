@@ -173,7 +173,7 @@ pub(crate) fn open(
         private_files::create_file(&connector.path).map_err(unavailable)?;
     }
     let mut first = connector.open()?;
-    first.run_pending_migrations(MIGRATIONS).map_err(|error| {
+    let applied = first.run_pending_migrations(MIGRATIONS).map_err(|error| {
         // Another process holding the lock past the busy timeout is a wait,
         // not a broken migration.
         if crate::error::is_busy(&error.to_string()) {
@@ -182,6 +182,7 @@ pub(crate) fn open(
             RepositoryError::Internal(error)
         }
     })?;
+    crate::report_migrations(&applied);
     drop(first);
     if created {
         // SQLite gives these the database's mode; say so rather than rely on it.
