@@ -102,7 +102,8 @@ pub enum TokensCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Validate the configuration and print the effective settings, secrets redacted.
+    /// Validate the configuration and print the effective settings as TOML,
+    /// each with its source, secrets redacted.
     Check,
 }
 
@@ -157,11 +158,18 @@ async fn commands(
     Ok(operator(storage.adapters(), &declared))
 }
 
+/// Where the settings were read from, for `config check` to say.
+pub struct Sources {
+    pub overlay: Option<PathBuf>,
+    pub env: std::collections::HashMap<String, String>,
+}
+
 /// Runs every command but `serve`, printing to standard output.
 /// `create_database` is the `--create-database` flag.
 pub async fn run(
     command: Command,
     settings: Settings,
+    sources: &Sources,
     create_database: bool,
 ) -> Result<ExitCode, CommandError> {
     let actor = Principal::operator(ACTOR);
@@ -192,8 +200,10 @@ pub async fn run(
                 .map_err(StartupError::from)?;
             check_init_tokens(&declared, &settings.init_tokens())?;
             crate::check_bootstrap_secrets(&settings)?;
-            say(&format!("{settings:#?}"));
-            say("configuration is valid");
+            let report = crate::config_report::effective(sources.overlay.as_deref(), &sources.env)
+                .map_err(StartupError::from)?;
+            say(report.trim_end());
+            say("# configuration is valid");
             Ok(ExitCode::SUCCESS)
         }
         Command::Tokens(TokensCommand::Create {

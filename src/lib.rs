@@ -4,6 +4,7 @@
 //! adapters; of the application it sees only the inbound ports.
 
 pub mod cli;
+mod config_report;
 pub mod settings;
 mod storage;
 mod supervisor;

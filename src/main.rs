@@ -1,6 +1,7 @@
 //! `keywarden`: serve the Unleash-compatible API-token Admin API, or run one
 //! of the operator's commands (`keywarden --help`).
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
@@ -10,7 +11,12 @@ use keywarden::{telemetry, Application, Settings};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match Settings::load(cli.config, std::env::vars().collect()) {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let sources = cli::Sources {
+        overlay: cli.config.clone(),
+        env: env.clone(),
+    };
+    let settings = match Settings::load(cli.config, env) {
         Ok(settings) => settings,
         Err(error) => return fail(&error),
     };
@@ -18,7 +24,8 @@ fn main() -> ExitCode {
     actix_web::rt::System::new().block_on(async move {
         match cli.command {
             None | Some(Command::Serve) => serve(settings).await,
-            Some(command) => match cli::run(command, settings, cli.create_database).await {
+            Some(command) => match cli::run(command, settings, &sources, cli.create_database).await
+            {
                 Ok(code) => code,
                 Err(error) => fail(&error),
             },

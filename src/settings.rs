@@ -14,10 +14,10 @@ use keywarden_domain::{Credential, Environment, EnvironmentName, Project, Projec
 use keywarden_persistence_adapter::{PostgresOptions, SqliteOptions, WriteEngineTuning};
 use serde::Deserialize;
 
-const DEFAULTS: &str = include_str!("../config/default.toml");
+pub(crate) const DEFAULTS: &str = include_str!("../config/default.toml");
 
 /// Unleash's variable names and the keys they set.
-const UNLEASH_NAMES: [(&str, &str); 4] = [
+pub(crate) const UNLEASH_NAMES: [(&str, &str); 4] = [
     ("DATABASE_URL", "KEYWARDEN__DATABASE__URL"),
     ("HTTP_HOST", "KEYWARDEN__SERVER__HOST"),
     ("HTTP_PORT", "KEYWARDEN__SERVER__PORT"),
@@ -26,7 +26,7 @@ const UNLEASH_NAMES: [(&str, &str); 4] = [
 
 /// Unleash's bootstrap variables, the type of token each makes, and the
 /// setting they fill.
-const INIT_VARIABLES: [(&str, TokenType); 4] = [
+pub(crate) const INIT_VARIABLES: [(&str, TokenType); 4] = [
     ("INIT_ADMIN_API_TOKENS", TokenType::Admin),
     ("INIT_BACKEND_API_TOKENS", TokenType::Backend),
     ("INIT_CLIENT_API_TOKENS", TokenType::Client),

@@ -364,7 +364,7 @@ fn config_check_validates_and_redacts() {
     let stdout = String::from_utf8(output.stdout).unwrap();
     assert!(output.status.success(), "{stdout}");
     assert!(stdout.contains("configuration is valid"));
-    assert!(stdout.contains("port: 0"), "{stdout}");
+    assert!(stdout.contains("port = 0  # env HTTP_PORT"), "{stdout}");
     assert!(
         !stdout.contains("very-secret-bootstrap") && !stdout.contains("hunter2"),
         "{stdout}"
