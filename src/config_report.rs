@@ -78,7 +78,7 @@ pub fn effective(
         }
     }
     if let Some(Value::Table(bootstrap)) = table.get_mut("bootstrap") {
-        for (variable, token_type) in INIT_VARIABLES {
+        for (variable, token_type, _) in INIT_VARIABLES {
             if let Some(value) = env.get(variable) {
                 let key = format!("{}_tokens", token_type.as_str());
                 let count = value.split(',').filter(|s| !s.trim().is_empty()).count();
@@ -114,7 +114,9 @@ fn redact(table: &mut Table) {
     if let Some(Value::Table(bootstrap)) = table.get_mut("bootstrap") {
         for (key, value) in bootstrap.iter_mut() {
             if let (true, Value::Array(items)) = (key.ends_with("_tokens"), value) {
-                items.iter_mut().for_each(|item| *item = secret());
+                for item in items.iter_mut() {
+                    *item = secret();
+                }
             }
         }
     }

@@ -188,6 +188,7 @@ impl Application {
             Bootstrap::AlreadyInitialised => None,
         };
         let usecases = started.usecases;
+        let verification = started.verification;
         let serving = Arc::clone(&usecases);
         let credentials = started.credentials;
         let body_limit = BodyLimit(settings.server.body_limit_bytes);
@@ -203,6 +204,7 @@ impl Application {
                 .app_data(BodyReadTimeout(request_timeout))
                 .configure(configure(
                     Arc::clone(&serving),
+                    Arc::clone(&verification),
                     body_limit,
                     request_limits,
                     Arc::clone(&metrics),

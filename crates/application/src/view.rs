@@ -10,17 +10,17 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use chrono::{DateTime, Utc};
-use keywarden_domain::{ApiToken, Selector, TokenType, Verifier};
+use keywarden_domain::{ApiToken, Selector, Verifier};
 
-use crate::{Principal, StoredCredential};
+use crate::verify::TokenFacts;
+use crate::StoredCredential;
 
 #[derive(Debug)]
 enum Entry {
     Live {
         verifier: Verifier,
-        name: Arc<str>,
-        token_type: TokenType,
-        expires_at: Option<DateTime<Utc>>,
+        /// Shared with every answer that reports them, so a check allocates nothing.
+        facts: Arc<TokenFacts>,
         revision: i64,
         /// When this entry was last written, in the view's own sequence.
         written: u64,
@@ -80,9 +80,13 @@ impl State {
                 credential.selector,
                 Entry::Live {
                     verifier: credential.verifier,
-                    name: Arc::from(credential.name.as_str()),
-                    token_type: credential.token_type,
-                    expires_at: credential.expires_at,
+                    facts: Arc::new(TokenFacts {
+                        name: Arc::from(credential.name.as_str()),
+                        token_type: credential.token_type,
+                        projects: credential.projects.clone(),
+                        environment: credential.environment.clone(),
+                        expires_at: credential.expires_at,
+                    }),
                     revision: credential.revision,
                     written,
                 },
@@ -184,7 +188,7 @@ impl CredentialView {
         selector: Option<Selector>,
         verifier: &Verifier,
         now: DateTime<Utc>,
-    ) -> Result<Principal, Rejection> {
+    ) -> Result<(Selector, Arc<TokenFacts>), Rejection> {
         let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
         let Some(selector) =
             selector.or_else(|| state.by_verifier.get(verifier.as_bytes()).copied())
@@ -194,15 +198,13 @@ impl CredentialView {
         match state.entries.get(&selector) {
             Some(Entry::Live {
                 verifier: stored,
-                name,
-                token_type,
-                expires_at,
+                facts,
                 ..
             }) if stored == verifier => {
-                if expires_at.is_some_and(|expires_at| expires_at <= now) {
+                if facts.expires_at.is_some_and(|expires_at| expires_at <= now) {
                     Err(Rejection::Expired)
                 } else {
-                    Ok(Principal::token(selector, Arc::clone(name), *token_type))
+                    Ok((selector, Arc::clone(facts)))
                 }
             }
             _ => Err(Rejection::Unknown),
@@ -214,7 +216,7 @@ impl CredentialView {
 mod tests {
     use super::*;
     use chrono::Duration;
-    use keywarden_domain::{fixtures, Credential};
+    use keywarden_domain::{fixtures, Credential, TokenType};
 
     fn creds(tokens: &[ApiToken]) -> Vec<StoredCredential> {
         tokens.iter().map(StoredCredential::from).collect()
@@ -229,8 +231,9 @@ mod tests {
         (fixtures::stored(&token, revision, expires_at), credential)
     }
 
-    fn check(view: &CredentialView, credential: &Credential) -> Result<Principal, Rejection> {
+    fn check(view: &CredentialView, credential: &Credential) -> Result<Arc<TokenFacts>, Rejection> {
         view.check(credential.selector(), &credential.verifier(), now())
+            .map(|(_, facts)| facts)
     }
 
     #[test]
@@ -238,8 +241,9 @@ mod tests {
         let view = CredentialView::default();
         let (token, credential) = admin(1, None);
         view.reload(&creds(&[token]), 0);
-        let principal = check(&view, &credential).unwrap();
-        assert_eq!(principal.name(), "admin");
+        let facts = check(&view, &credential).unwrap();
+        assert_eq!(&*facts.name, "admin");
+        assert_eq!(facts.token_type, TokenType::Admin);
         assert_eq!(
             check(&view, &Credential::new("*:*.nope")),
             Err(Rejection::Unknown)
@@ -270,8 +274,10 @@ mod tests {
         .with_credential(&legacy, random, now())
         .with_revision(1);
         view.reload(&creds(std::slice::from_ref(&token)), view.mark());
-        let principal = check(&view, &legacy).unwrap();
-        assert_eq!(principal.selector(), Some(random));
+        let (found, _) = view
+            .check(legacy.selector(), &legacy.verifier(), now())
+            .unwrap();
+        assert_eq!(found, random);
         assert_eq!(
             check(
                 &view,

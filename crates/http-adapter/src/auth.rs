@@ -1,45 +1,29 @@
-//! Authentication and authorization for `/api/admin`: the one rule for
-//! reading a presented credential, a middleware that runs before any
-//! extractor (so a bad request without credentials is a 401, never a 400),
-//! and the extractor handlers use to learn who is acting.
+//! Authentication and authorization for `/api/admin`: a middleware that runs
+//! before any extractor (so a bad request without credentials is a 401, never
+//! a 400), and the extractor handlers use to learn who is acting.
 
 use std::future::{ready, Ready};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderValue, AUTHORIZATION};
+use actix_web::http::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use keywarden_application::{ApiTokenUseCases, Principal};
 
 use crate::error::{ApiError, ErrorKind};
 
-/// The credential a request presents, read the one way every route that
-/// reads it must (the Admin API's middleware, `/api/verify`): `None` without
-/// an `Authorization` header or with an empty one; `Unauthorized` for two or
-/// more such headers (neither may silently win, whatever a proxy in front
-/// makes of them) or one that is not text.
-///
-/// # Errors
-/// `Unauthorized`, as above.
-pub(crate) fn presented_credential(req: &HttpRequest) -> Result<Option<&str>, ApiError> {
-    let mut headers = req.headers().get_all(AUTHORIZATION);
-    let Some(header) = headers.next() else {
-        return Ok(None);
+/// The credential in an `Authorization` header: raw, or after a `Bearer`
+/// scheme (any case, any amount of space).
+fn presented(header: Option<&HeaderValue>) -> Result<&str, ApiError> {
+    let missing = || {
+        ApiError::new(
+            ErrorKind::AuthenticationRequired,
+            "You must log in to use this endpoint: send an API token in the Authorization header.",
+        )
     };
-    if headers.next().is_some() {
-        return Err(ApiError::new(
-            ErrorKind::Unauthorized,
-            "Send one Authorization header, not several.",
-        ));
-    }
-    credential_in(header)
-}
-
-/// The credential in one `Authorization` header: raw, or after a `Bearer`
-/// scheme (any case, any amount of space); `None` when empty.
-fn credential_in(header: &HeaderValue) -> Result<Option<&str>, ApiError> {
-    let value = header.to_str().map_err(|_| {
+    let value = header.ok_or_else(missing)?;
+    let value = value.to_str().map_err(|_| {
         ApiError::new(
             ErrorKind::Unauthorized,
             "The Authorization header is not valid text.",
@@ -51,17 +35,25 @@ fn credential_in(header: &HeaderValue) -> Result<Option<&str>, ApiError> {
         _ if value.eq_ignore_ascii_case("bearer") => "",
         _ => value,
     };
-    Ok(Some(credential).filter(|c| !c.is_empty()))
+    if credential.is_empty() {
+        Err(missing())
+    } else {
+        Ok(credential)
+    }
 }
 
-/// The credential the Admin API requires.
-fn required_credential(req: &HttpRequest) -> Result<&str, ApiError> {
-    presented_credential(req)?.ok_or_else(|| {
-        ApiError::new(
-            ErrorKind::AuthenticationRequired,
-            "You must log in to use this endpoint: send an API token in the Authorization header.",
-        )
-    })
+/// The credential a request presents. Two or more `Authorization` headers
+/// are refused rather than one of them picked (api-tokens.md §2).
+pub(crate) fn credential(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let mut values = headers.get_all(AUTHORIZATION);
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(ApiError::new(
+            ErrorKind::Unauthorized,
+            "Send one Authorization header, not several.",
+        ));
+    }
+    presented(first)
 }
 
 /// Lets only admin tokens through, and records who they are for the handler.
@@ -74,7 +66,7 @@ pub(crate) async fn require_admin<B: MessageBody + 'static>(
             ErrorKind::Internal,
             "authentication is not configured",
         )),
-        Some(usecases) => required_credential(req.request()).and_then(|credential| {
+        Some(usecases) => credential(req.headers()).and_then(|credential| {
             usecases
                 .authenticate_admin(credential)
                 .map_err(ApiError::from)
@@ -121,18 +113,11 @@ impl FromRequest for Acting {
 mod tests {
     use super::*;
 
-    fn presented_by(values: &[&[u8]]) -> Result<Option<String>, ErrorKind> {
-        let mut req = actix_web::test::TestRequest::default();
-        for value in values {
-            req = req.append_header((AUTHORIZATION, HeaderValue::from_bytes(value).unwrap()));
-        }
-        presented_credential(&req.to_http_request())
-            .map(|c| c.map(str::to_string))
-            .map_err(|e| e.kind())
-    }
-
     fn parse(value: &str) -> Result<String, ErrorKind> {
-        presented_by(&[value.as_bytes()]).map(|c| c.unwrap_or_default())
+        let header = HeaderValue::from_str(value).unwrap();
+        presented(Some(&header))
+            .map(str::to_string)
+            .map_err(|e| e.kind())
     }
 
     #[test]
@@ -144,25 +129,47 @@ mod tests {
     }
 
     #[test]
-    fn empty_headers_present_nothing_and_other_schemes_fail_lookup() {
-        assert_eq!(presented_by(&[]), Ok(None));
-        for empty in ["", "   ", "Bearer", "Bearer   "] {
-            assert_eq!(presented_by(&[empty.as_bytes()]), Ok(None), "{empty:?}");
-        }
+    fn empty_headers_require_authentication_and_other_schemes_fail_lookup() {
+        assert_eq!(
+            presented(None).unwrap_err().kind(),
+            ErrorKind::AuthenticationRequired
+        );
+        assert_eq!(parse("").unwrap_err(), ErrorKind::AuthenticationRequired);
+        assert_eq!(parse("   ").unwrap_err(), ErrorKind::AuthenticationRequired);
+        assert_eq!(
+            parse("Bearer").unwrap_err(),
+            ErrorKind::AuthenticationRequired
+        );
+        assert_eq!(
+            parse("Bearer   ").unwrap_err(),
+            ErrorKind::AuthenticationRequired
+        );
         // Passed on whole: no stored credential contains a space, so it is unknown.
         assert_eq!(parse("Basic dXNlcjpwYXNz").unwrap(), "Basic dXNlcjpwYXNz");
     }
 
     #[test]
-    fn non_text_and_repeated_headers_are_unauthorized() {
-        assert_eq!(presented_by(&[b"\xff\xfe"]), Err(ErrorKind::Unauthorized));
+    fn several_authorization_headers_are_unauthorized() {
+        let mut headers = HeaderMap::new();
+        headers.append(AUTHORIZATION, HeaderValue::from_static("*:*.one"));
+        assert_eq!(credential(&headers).unwrap(), "*:*.one");
+        headers.append(AUTHORIZATION, HeaderValue::from_static("*:*.one"));
         assert_eq!(
-            presented_by(&[b"*:*.abc", b"*:*.abc"]),
-            Err(ErrorKind::Unauthorized)
+            credential(&headers).unwrap_err().kind(),
+            ErrorKind::Unauthorized
         );
         assert_eq!(
-            presented_by(&[b"", b"*:*.abc"]),
-            Err(ErrorKind::Unauthorized)
+            credential(&HeaderMap::new()).unwrap_err().kind(),
+            ErrorKind::AuthenticationRequired
+        );
+    }
+
+    #[test]
+    fn non_text_headers_are_unauthorized() {
+        let header = HeaderValue::from_bytes(b"\xff\xfe").unwrap();
+        assert_eq!(
+            presented(Some(&header)).unwrap_err().kind(),
+            ErrorKind::Unauthorized
         );
     }
 }
