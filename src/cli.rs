@@ -3,6 +3,7 @@
 //! recovery, inspection). Changes made here are audited with actor `cli` and
 //! reach running servers through their change feed.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use keywarden_application::{
 };
 use keywarden_domain::{format_millis, parse_offset_date_time, representable, ApiToken, TokenRef};
 
-use crate::storage::Storage;
+use crate::storage::{describe_database, Creation, Storage};
 use crate::{Settings, StartupError};
 
 /// The name audit events record for changes made here.
@@ -34,6 +35,11 @@ pub struct Cli {
     /// A TOML file with settings to change (instead of KEYWARDEN_CONFIG).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Let a command other than serve and migrate create the SQLite database
+    /// when there is none (without it, such a command stops: it was probably
+    /// run in the wrong directory or with the wrong configuration).
+    #[arg(long, global = true)]
+    pub create_database: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -103,7 +109,7 @@ pub enum TokensCommand {
     },
     /// Expire a token now, or at --at.
     Expire {
-        /// The full credential or its selector.
+        /// The token's selector (from `tokens list`); a full credential works too.
         token: String,
         /// An RFC 3339 date-time with offset. Default: now.
         #[arg(long, value_name = "DATE-TIME")]
@@ -111,14 +117,15 @@ pub enum TokensCommand {
     },
     /// Delete a token.
     Delete {
-        /// The full credential or its selector.
+        /// The token's selector (from `tokens list`); a full credential works too.
         token: String,
     },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Validate the configuration and print the effective settings, secrets redacted.
+    /// Validate the configuration and print the effective settings as TOML,
+    /// each with its source, secrets redacted.
     Check,
 }
 
@@ -146,31 +153,58 @@ pub enum CommandError {
     Usage(String),
 }
 
+/// Opens the database, after naming it on standard error so the operator
+/// sees which one a command works on.
+async fn open(settings: &Settings, creation: Creation) -> Result<Storage, CommandError> {
+    eprintln!("keywarden: database {}", describe_database(settings));
+    Ok(Storage::open(settings, creation).await?)
+}
+
 /// Opens storage and the operator's commands over it. Opening writes
 /// nothing but pending migrations; each command writes only what it changes.
-async fn commands(settings: &Settings) -> Result<Arc<dyn OperatorCommands>, CommandError> {
-    let storage = Storage::open(settings).await?;
+async fn commands(
+    settings: &Settings,
+    creation: Creation,
+) -> Result<Arc<dyn OperatorCommands>, CommandError> {
+    let storage = open(settings, creation).await?;
     let declared = settings.service_settings().map_err(StartupError::from)?;
     Ok(operator(storage.adapters(), &declared))
 }
 
+/// Where the settings were read from, for `config check` to say.
+pub struct Sources {
+    pub overlay: Option<PathBuf>,
+    pub env: std::collections::HashMap<String, String>,
+}
+
 /// Runs every command but `serve`, printing to standard output.
-pub async fn run(command: Command, settings: Settings) -> Result<ExitCode, CommandError> {
+/// `create_database` is the `--create-database` flag.
+pub async fn run(
+    command: Command,
+    settings: Settings,
+    sources: &Sources,
+    create_database: bool,
+) -> Result<ExitCode, CommandError> {
     let actor = Principal::operator(ACTOR);
+    let creation = if create_database {
+        Creation::Allowed
+    } else {
+        Creation::Refused
+    };
     match command {
         Command::Serve => unreachable!("serve is run by main"),
         Command::Backup { to } => {
-            let storage = Storage::open(&settings).await?;
+            let storage = open(&settings, creation).await?;
             storage
                 .backup(to.clone())
                 .await
                 .map_err(CommandError::Usage)?;
-            println!("wrote a copy of the database to {}", to.display());
+            say(&format!("wrote a copy of the database to {}", to.display()));
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {
-            Storage::open(&settings).await?;
-            println!("the database is up to date");
+            open(&settings, Creation::Allowed).await?;
+            say("the database is up to date");
             Ok(ExitCode::SUCCESS)
         }
         Command::Config(ConfigCommand::Check) => {
@@ -178,8 +212,11 @@ pub async fn run(command: Command, settings: Settings) -> Result<ExitCode, Comma
             keywarden_persistence_adapter::DatabaseUrl::parse(&settings.database.url)
                 .map_err(StartupError::from)?;
             check_init_tokens(&declared, &settings.init_tokens())?;
-            println!("{settings:#?}");
-            println!("configuration is valid");
+            crate::check_bootstrap_secrets(&settings)?;
+            let report = crate::config_report::effective(sources.overlay.as_deref(), &sources.env)
+                .map_err(StartupError::from)?;
+            say(report.trim_end());
+            say("# configuration is valid");
             Ok(ExitCode::SUCCESS)
         }
         Command::Tokens(TokensCommand::Create {
@@ -192,7 +229,7 @@ pub async fn run(command: Command, settings: Settings) -> Result<ExitCode, Comma
             let expires_at = expires_in
                 .map(|lifetime| from_now(lifetime, "--expires-in"))
                 .transpose()?;
-            let commands = commands(&settings).await?;
+            let commands = commands(&settings, creation).await?;
             let request = CreateToken {
                 token_name: name,
                 token_type,
@@ -202,17 +239,17 @@ pub async fn run(command: Command, settings: Settings) -> Result<ExitCode, Comma
                 expires_at,
             };
             let (token, credential) = commands.create_token(&actor, request).await?;
-            println!(
+            say(&format!(
                 "created {} token {:?} (selector {}). Its credential follows; it is shown only this once:",
                 token.token_type(),
                 token.name().as_str(),
                 token.selector()
-            );
-            println!("{}", credential.expose_secret());
+            ));
+            say(credential.expose_secret());
             Ok(ExitCode::SUCCESS)
         }
         Command::Tokens(TokensCommand::List { violating_policy }) => {
-            let commands = commands(&settings).await?;
+            let commands = commands(&settings, creation).await?;
             let tokens = match violating_policy {
                 true => commands.tokens_violating_policy().await?,
                 false => commands.list_tokens().await?,
@@ -237,7 +274,7 @@ pub async fn run(command: Command, settings: Settings) -> Result<ExitCode, Comma
                     .map(|lifetime| from_now(lifetime, "--expires-in"))
                     .transpose()?,
             };
-            let commands = commands(&settings).await?;
+            let commands = commands(&settings, creation).await?;
             let rotated = commands
                 .rotate_token(&actor, TokenRef::parse(&token), request)
                 .await?;
@@ -259,25 +296,42 @@ pub async fn run(command: Command, settings: Settings) -> Result<ExitCode, Comma
                 })?,
                 None => Utc::now(),
             };
-            let commands = commands(&settings).await?;
-            let found = commands
-                .update_expiry(&actor, TokenRef::parse(&token), at)
-                .await?;
+            let commands = commands(&settings, creation).await?;
+            let found = commands.update_expiry(&actor, target(&token), at).await?;
             Ok(report(found, &format!("expires at {}", format_millis(&at))))
         }
         Command::Tokens(TokensCommand::Delete { token }) => {
-            let commands = commands(&settings).await?;
-            let found = commands
-                .delete_token(&actor, TokenRef::parse(&token))
-                .await?;
+            let commands = commands(&settings, creation).await?;
+            let found = commands.delete_token(&actor, target(&token)).await?;
             Ok(report(found, "deleted"))
         }
     }
 }
 
+/// The token a command names. A full credential works, but on a command line
+/// it shows in the process list and the shell history: say so.
+fn target(text: &str) -> TokenRef {
+    let target = TokenRef::parse(text);
+    if let TokenRef::Credential { .. } = target {
+        eprintln!(
+            "keywarden: warning: a full credential on the command line is visible to other \
+             users (process list) and stays in shell history; pass the token's selector, \
+             shown by `keywarden tokens list`, instead"
+        );
+    }
+    target
+}
+
+/// Writes one line to standard output. A reader that went away early
+/// (`keywarden config check | head -1`) is not an error: what it wanted, it got.
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
 fn report(found: bool, outcome: &str) -> ExitCode {
     if found {
-        println!("token {outcome}");
+        say(&format!("token {outcome}"));
         ExitCode::SUCCESS
     } else {
         eprintln!("keywarden: no token matches");
@@ -326,7 +380,7 @@ fn print_tokens(tokens: &[ApiToken]) {
             .zip(widths)
             .map(|(cell, width)| format!("{cell:width$}"))
             .collect();
-        println!("{}", line.join("  ").trim_end());
+        say(line.join("  ").trim_end());
     }
 }
 

@@ -4,13 +4,14 @@
 //! adapters; of the application it sees only the inbound ports.
 
 pub mod cli;
+mod config_report;
 pub mod settings;
 mod storage;
 mod supervisor;
 mod system;
 pub mod telemetry;
 
-use std::io;
+use std::io::{self, Write};
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,14 +19,17 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer};
 use keywarden_application::{
-    start, AppError, Bootstrap, ChangeFollower, CredentialAuthority, ExternalChange,
-    PeriodicResync, RepositoryError, SeenFlusher, ViewLoader,
+    check_init_token_strength, error_chain, start, ApiTokenUseCases, AppError, Bootstrap,
+    ChangeFollower, CredentialAuthority, ExternalChange, PeriodicResync, RepositoryError,
+    SeenFlusher, ViewLoader,
 };
 use keywarden_domain::Credential;
-use keywarden_http_adapter::{configure, BodyLimit, MetricsRenderer, RequestLimits};
-use keywarden_persistence_adapter::{ChangeNotifier, UrlError};
+use keywarden_http_adapter::{
+    configure, BodyLimit, BodyReadTimeout, MetricsRenderer, RequestLimits,
+};
+use keywarden_persistence_adapter::{private_files, ChangeNotifier, UrlError};
 use tokio::sync::mpsc::UnboundedReceiver;
-use tracing::info;
+use tracing::{info, warn};
 
 pub use settings::Settings;
 use storage::Storage;
@@ -42,6 +46,18 @@ pub enum StartupError {
     ChangeFeed(#[source] io::Error),
     #[error("cannot open the database")]
     Database(#[source] RepositoryError),
+    #[error(
+        "there is no database at {0} and this command does not create one. \
+         Run it where the database is, or name it with DATABASE_URL=sqlite://<path> \
+         or --config <file>; to start a new, empty database here, add --create-database"
+    )]
+    NoDatabase(std::path::PathBuf),
+    #[error(
+        "the database {} is writable by every user of this host (mode {mode:o}), so anyone \
+         could plant an admin token; check its tokens, then run chmod 600 on it",
+        path.display()
+    )]
+    UnsafeDatabase { path: std::path::PathBuf, mode: u32 },
     #[error("cannot prepare the service")]
     Service(#[source] AppError),
     #[error("cannot listen on {address}")]
@@ -62,12 +78,71 @@ fn metrics_renderer(credentials: Arc<dyn CredentialAuthority>) -> MetricsRendere
     })
 }
 
+/// An instance nobody can administer over HTTP must say how to recover, in
+/// the words the operator will type.
+async fn warn_without_admin(usecases: &dyn ApiTokenUseCases, database: &str) {
+    let now = chrono::Utc::now();
+    match usecases.list_tokens().await {
+        Ok(tokens)
+            if !tokens.iter().any(|token| {
+                token.token_type().is_admin() && token.expires_at().is_none_or(|at| at > now)
+            }) =>
+        {
+            warn!(
+                database,
+                "no admin token can use the Admin API; create one with: \
+                 keywarden tokens create --type admin --name <name>"
+            );
+        }
+        Ok(_) => {}
+        Err(error) => warn!(error = %error_chain(&error), "cannot check for an admin token"),
+    }
+}
+
+/// Refuses guessable `INIT_*` credentials before anything is opened, and
+/// warns, at every start, about the ones that start anyway.
+///
+/// # Errors
+/// `Service` naming the variable of a guessable credential.
+pub fn check_bootstrap_secrets(settings: &Settings) -> Result<(), StartupError> {
+    let warnings = check_init_token_strength(
+        &settings.init_tokens(),
+        settings.bootstrap.allow_weak_tokens,
+    )
+    .map_err(StartupError::Service)?;
+    for warning in warnings {
+        warn!("{warning}");
+    }
+    Ok(())
+}
+
+/// The documented counters, at zero before anything counts, so a dashboard
+/// or an alert on `rate(...)` sees them from the first scrape.
+fn metrics_at_zero() {
+    for outcome in ["ok", "unknown", "expired", "wrong_type", "missing"] {
+        metrics::counter!("keywarden_authentications_total", "outcome" => outcome).increment(0);
+    }
+    for result in ["ok", "error"] {
+        metrics::counter!("keywarden_seen_flushes_total", "result" => result).increment(0);
+    }
+    for name in [
+        "keywarden_credential_reloads_total",
+        "keywarden_external_changes_total",
+        "keywarden_db_pool_timeouts_total",
+        "keywarden_seen_tokens_written_total",
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+}
+
 /// A built, bound, not yet running keywarden.
 pub struct Application {
     port: u16,
     server: Server,
     credentials: Arc<dyn CredentialAuthority>,
     generated_admin: Option<Credential>,
+    /// Where the generated admin credential goes when no terminal shows it.
+    credential_file: std::path::PathBuf,
     seen_flush_interval: Duration,
     /// Changes other processes make to the same database.
     external_changes: Option<UnboundedReceiver<ExternalChange>>,
@@ -85,6 +160,7 @@ impl Application {
     /// # Errors
     /// Any step above; the message says which.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        check_bootstrap_secrets(&settings)?;
         // Bind first: a generated admin credential must never be committed by
         // a start that then fails, because it would never be shown.
         let address = format!("{}:{}", settings.server.host, settings.server.port);
@@ -96,7 +172,7 @@ impl Application {
             .local_addr()
             .map_err(|source| StartupError::Bind { address, source })?
             .port();
-        let storage = Storage::open(&settings).await?;
+        let storage = Storage::open(&settings, storage::Creation::Allowed).await?;
         let external_changes = Some(storage.follow_changes()?);
         let resync_interval = storage.periodic_resync(&settings);
         let started = start(
@@ -118,6 +194,7 @@ impl Application {
         };
         let usecases = started.usecases;
         let verification = started.verification;
+        let serving = Arc::clone(&usecases);
         let credentials = started.credentials;
         let body_limit = BodyLimit(settings.server.body_limit_bytes);
         let request_limits = RequestLimits {
@@ -125,16 +202,23 @@ impl Application {
             max_header_bytes: settings.server.max_header_bytes,
         };
         let metrics = metrics_renderer(Arc::clone(&credentials));
+        metrics_at_zero();
+        let request_timeout = Duration::from_millis(settings.server.client_request_timeout_ms);
         let mut server = HttpServer::new(move || {
-            App::new().configure(configure(
-                Arc::clone(&usecases),
-                Arc::clone(&verification),
-                body_limit,
-                request_limits,
-                Arc::clone(&metrics),
-            ))
+            App::new()
+                .app_data(BodyReadTimeout(request_timeout))
+                .configure(configure(
+                    Arc::clone(&serving),
+                    Arc::clone(&verification),
+                    body_limit,
+                    request_limits,
+                    Arc::clone(&metrics),
+                ))
         })
-        .shutdown_timeout(settings.server.shutdown_timeout_secs);
+        .shutdown_timeout(settings.server.shutdown_timeout_secs)
+        // A client that sends its headers, then its body slowly or never,
+        // must not hold a connection and a worker's attention for good.
+        .client_request_timeout(request_timeout);
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }
@@ -146,16 +230,21 @@ impl Application {
             })?
             .run();
         system::trim_memory_periodically();
+        let database = storage::describe_database(&settings);
         info!(
+            address = %format!("{}:{port}", settings.server.host),
             port,
+            database,
             tokens = credentials.credential_count(),
             "keywarden is listening"
         );
+        warn_without_admin(usecases.as_ref(), &database).await;
         Ok(Self {
             port,
             server,
             credentials,
             generated_admin,
+            credential_file: settings.bootstrap.credential_file.clone(),
             seen_flush_interval: Duration::from_millis(
                 settings.tokens.seen_flush_interval_ms.max(10),
             ),
@@ -178,6 +267,42 @@ impl Application {
     /// without bootstrap tokens. The caller must show it: it exists nowhere else.
     pub fn generated_admin_credential(&self) -> Option<&Credential> {
         self.generated_admin.as_ref()
+    }
+
+    /// Shows the generated admin credential, if any, once (contract §6): on
+    /// a terminal directly; otherwise standard output is a journal or a
+    /// container log that keeps it for good, so it goes to the private
+    /// `bootstrap.credential_file` and only that file's path is logged.
+    ///
+    /// # Errors
+    /// When the file cannot be written; the credential is then lost and a
+    /// new admin token must be made with `keywarden tokens create`.
+    pub fn hand_over_admin_credential(&self, terminal: bool) -> io::Result<()> {
+        let Some(credential) = &self.generated_admin else {
+            return Ok(());
+        };
+        if terminal {
+            println!(
+                "keywarden created the first admin API token. It is shown ONLY THIS ONCE and is not stored; save it now:\n{}",
+                credential.expose_secret()
+            );
+            return Ok(());
+        }
+        let path = &self.credential_file;
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let mut file = private_files::create_file(path)?;
+        writeln!(file, "{}", credential.expose_secret())?;
+        file.sync_all()?;
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+        warn!(
+            path = %path.display(),
+            "keywarden created the first admin API token and wrote its credential to this \
+             file, readable only by this user; store it safely and delete the file"
+        );
+        Ok(())
     }
 
     /// Serves until SIGINT/SIGTERM (or the server is stopped), with the

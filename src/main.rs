@@ -1,6 +1,8 @@
 //! `keywarden`: serve the Unleash-compatible API-token Admin API, or run one
 //! of the operator's commands (`keywarden --help`).
 
+use std::collections::HashMap;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -9,7 +11,12 @@ use keywarden::{telemetry, Application, Settings};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match Settings::load(cli.config, std::env::vars().collect()) {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let sources = cli::Sources {
+        overlay: cli.config.clone(),
+        env: env.clone(),
+    };
+    let settings = match Settings::load(cli.config, env) {
         Ok(settings) => settings,
         Err(error) => return fail(&error),
     };
@@ -17,7 +24,8 @@ fn main() -> ExitCode {
     actix_web::rt::System::new().block_on(async move {
         match cli.command {
             None | Some(Command::Serve) => serve(settings).await,
-            Some(command) => match cli::run(command, settings).await {
+            Some(command) => match cli::run(command, settings, &sources, cli.create_database).await
+            {
                 Ok(code) => code,
                 Err(error) => fail(&error),
             },
@@ -30,11 +38,12 @@ async fn serve(settings: Settings) -> ExitCode {
         Ok(app) => app,
         Err(error) => return fail(&error),
     };
-    if let Some(credential) = app.generated_admin_credential() {
-        println!(
-            "keywarden created the first admin API token. It is shown ONLY THIS ONCE and is not stored; save it now:\n{}",
-            credential.expose_secret()
+    if let Err(error) = app.hand_over_admin_credential(std::io::stdout().is_terminal()) {
+        eprintln!(
+            "keywarden: cannot write the first admin credential ({error}); make an admin \
+             token with: keywarden tokens create --type admin --name <name>"
         );
+        return ExitCode::FAILURE;
     }
     match app.run_until_stopped().await {
         Ok(()) => ExitCode::SUCCESS,

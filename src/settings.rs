@@ -16,10 +16,10 @@ use keywarden_domain::{Credential, Environment, EnvironmentName, Project, Projec
 use keywarden_persistence_adapter::{PostgresOptions, SqliteOptions, WriteEngineTuning};
 use serde::Deserialize;
 
-const DEFAULTS: &str = include_str!("../config/default.toml");
+pub(crate) const DEFAULTS: &str = include_str!("../config/default.toml");
 
 /// Unleash's variable names and the keys they set.
-const UNLEASH_NAMES: [(&str, &str); 4] = [
+pub(crate) const UNLEASH_NAMES: [(&str, &str); 4] = [
     ("DATABASE_URL", "KEYWARDEN__DATABASE__URL"),
     ("HTTP_HOST", "KEYWARDEN__SERVER__HOST"),
     ("HTTP_PORT", "KEYWARDEN__SERVER__PORT"),
@@ -28,7 +28,7 @@ const UNLEASH_NAMES: [(&str, &str); 4] = [
 
 /// Unleash's bootstrap variables, the type of token each makes, and the
 /// variable of ours they stand for.
-const INIT_VARIABLES: [(&str, TokenType, &str); 4] = [
+pub(crate) const INIT_VARIABLES: [(&str, TokenType, &str); 4] = [
     (
         "INIT_ADMIN_API_TOKENS",
         TokenType::Admin,
@@ -97,6 +97,7 @@ pub struct ServerSettings {
     pub max_path_bytes: usize,
     pub max_header_bytes: usize,
     pub shutdown_timeout_secs: u64,
+    pub client_request_timeout_ms: u64,
 }
 
 #[derive(Clone, Deserialize)]
@@ -270,6 +271,11 @@ pub struct BootstrapSettings {
     pub backend_tokens: Vec<SecretString>,
     pub client_tokens: Vec<SecretString>,
     pub frontend_tokens: Vec<SecretString>,
+    /// Where the first start writes the generated admin credential when
+    /// standard output is not a terminal.
+    pub credential_file: PathBuf,
+    /// Start even with weak or well-known `INIT_*` credentials (with a warning).
+    pub allow_weak_tokens: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

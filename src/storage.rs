@@ -1,17 +1,68 @@
 //! Choosing and opening the storage adapter the database URL names, and the
 //! change feed that goes with it. The one place that names concrete adapters.
+//! Also what an operator must see about it: which database is meant, and
+//! never a new empty one where an existing one was expected.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use keywarden_application::{error_chain, Adapters, ApiTokenRepository, ExternalChange};
 use keywarden_persistence_adapter::{
-    ChangeNotifier, DatabaseUrl, PostgresRepository, SqliteRepository,
+    private_files, ChangeNotifier, DatabaseUrl, PostgresRepository, SqliteRepository,
 };
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
+use crate::settings::redact_url;
 use crate::{OsRandom, Settings, StartupError, SystemClock};
+
+/// Whether opening may create a SQLite database that does not exist yet.
+/// Only the commands meant to set one up (`serve`, `migrate`) may by default:
+/// anything else run from the wrong directory would otherwise work on a new,
+/// empty database and look as if every token were gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Creation {
+    Allowed,
+    Refused,
+}
+
+/// The database the settings name, as an operator should read it: the
+/// absolute path of a SQLite file, or the URL without its password.
+pub fn describe_database(settings: &Settings) -> String {
+    match DatabaseUrl::parse(&settings.database.url) {
+        Ok(DatabaseUrl::Sqlite(path)) => absolute(&path).display().to_string(),
+        _ => redact_url(&settings.database.url),
+    }
+}
+
+/// A database others may write lets any local user plant an admin token:
+/// refuse it. One others may read gives away every verifier and the audit
+/// trail: say so.
+fn check_file_mode(path: &Path) -> Result<(), StartupError> {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(metadata) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o002 != 0 {
+        return Err(StartupError::UnsafeDatabase {
+            path: absolute(path),
+            mode,
+        });
+    }
+    if mode & 0o004 != 0 {
+        tracing::warn!(
+            path = %absolute(path).display(),
+            mode = %format!("{mode:o}"),
+            "the database is readable by every user of this host; run chmod 600 on it"
+        );
+    }
+    Ok(())
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
 
 enum Backend {
     Sqlite(SqliteRepository),
@@ -24,10 +75,15 @@ pub(crate) struct Storage {
 }
 
 impl Storage {
-    /// Connects and applies pending migrations.
-    pub async fn open(settings: &Settings) -> Result<Self, StartupError> {
+    /// Connects and applies pending migrations; a missing SQLite file is
+    /// created only when `creation` allows it.
+    pub async fn open(settings: &Settings, creation: Creation) -> Result<Self, StartupError> {
         match DatabaseUrl::parse(&settings.database.url)? {
             DatabaseUrl::Sqlite(path) => {
+                if creation == Creation::Refused && !path.exists() {
+                    return Err(StartupError::NoDatabase(absolute(&path)));
+                }
+                check_file_mode(&path)?;
                 let repository = SqliteRepository::open(path, settings.sqlite_options())
                     .await
                     .map_err(StartupError::Database)?;
@@ -96,10 +152,19 @@ impl Storage {
 impl Storage {
     /// An online copy of the database, for SQLite. PostgreSQL has its own
     /// tools (`pg_dump`, base backups), which keywarden does not replace.
+    /// The copy is created with mode 0600, and never over an existing file.
     pub async fn backup(&self, target: PathBuf) -> Result<(), String> {
         match &self.backend {
             Backend::Sqlite(repository) => {
-                repository.backup(target).await.map_err(|e| error_chain(&e))
+                // VACUUM INTO fills an empty file and keeps its mode.
+                private_files::create_file(&target)
+                    .map_err(|e| format!("cannot create {}: {e}", target.display()))?;
+                let copied = repository.backup(target.clone()).await;
+                copied.map_err(|e| {
+                    let _ = std::fs::remove_file(&target);
+                    error_chain(&e)
+                })?;
+                private_files::restrict(&target, 0o600).map_err(|e| e.to_string())
             }
             Backend::Postgres(_) => {
                 Err("backups of PostgreSQL are made with pg_dump or base backups".to_string())

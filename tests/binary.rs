@@ -19,6 +19,8 @@ use keywarden_test_support::http::{self, Response};
 struct Running {
     child: Child,
     port: u16,
+    /// The start-up log line saying where it listens.
+    listening: String,
     stdout: mpsc::Receiver<String>,
     stderr: mpsc::Receiver<String>,
 }
@@ -63,7 +65,7 @@ fn start_with(dir: &Path, vars: &[(&str, &str)]) -> Running {
             let _ = lines.send(line);
         }
     });
-    let port = loop {
+    let (port, listening) = loop {
         let line = received
             .recv_timeout(Duration::from_secs(30))
             .expect("keywarden logs that it listens");
@@ -77,7 +79,7 @@ fn start_with(dir: &Path, vars: &[(&str, &str)]) -> Running {
                 .skip_while(|c| !c.is_ascii_digit())
                 .take_while(char::is_ascii_digit)
                 .collect();
-            break port.parse().unwrap();
+            break (port.parse().unwrap(), line);
         }
     };
     // Standard output is read to its end in the background; it ends when the
@@ -92,6 +94,7 @@ fn start_with(dir: &Path, vars: &[(&str, &str)]) -> Running {
     Running {
         child,
         port,
+        listening,
         stdout,
         stderr: received,
     }
@@ -108,6 +111,19 @@ impl Drop for Running {
 }
 
 impl Running {
+    /// Reads the log until a line contains `needle`; returns that line.
+    fn wait_for_log(&self, needle: &str) -> String {
+        loop {
+            let line = self
+                .stderr
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
     fn get(&self, path: &str, credential: &str) -> u16 {
         self.request("GET", path, credential, None).status
     }
@@ -142,26 +158,44 @@ impl Running {
     }
 }
 
+/// The mode bits of a file.
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
 #[test]
-fn first_start_prints_one_admin_credential_once_and_later_starts_print_none() {
+fn first_start_writes_one_admin_credential_to_a_private_file_and_later_starts_none() {
     let dir = tempfile::tempdir().unwrap();
 
     let first = start(dir.path());
+    let file = dir.path().join("data/initial-admin-token");
+    let note = first.wait_for_log("initial-admin-token");
+    assert!(
+        note.contains(file.to_str().unwrap()),
+        "the log names the file: {note}"
+    );
     assert_eq!(first.get("/health", ""), 200);
-    let (clean, stdout) = first.stop();
+    let (clean, stdout, logs) = first.stop_with_logs();
     assert!(clean, "exit status 0 after SIGTERM");
-    let mut lines = stdout.lines();
-    let note = lines.next().expect("a note on standard output");
-    assert!(note.contains("ONLY THIS ONCE"), "{note}");
-    let credential = lines
-        .next()
-        .expect("the credential on its own line")
-        .to_string();
+    assert!(
+        stdout.is_empty(),
+        "standard output is no terminal: nothing is printed: {stdout}"
+    );
+    assert_eq!(mode(&file), 0o600);
+    let contents = std::fs::read_to_string(&file).unwrap();
+    let credential = contents.lines().next().unwrap().to_string();
     assert!(credential.starts_with("*:*.v2_"), "{credential}");
+    assert!(
+        !note.contains(&credential[4..])
+            && logs.iter().all(|line| !line.contains(&credential[4..])),
+        "{logs:?}"
+    );
     assert!(
         dir.path().join("data/keywarden.db").exists(),
         "the default database file"
     );
+    std::fs::remove_file(&file).unwrap();
 
     let second = start(dir.path());
     assert_eq!(second.get("/api/admin/api-tokens", &credential), 200);
@@ -169,8 +203,8 @@ fn first_start_prints_one_admin_credential_once_and_later_starts_print_none() {
     let (clean, stdout) = second.stop();
     assert!(clean);
     assert!(
-        !stdout.contains("*:*."),
-        "no credential is printed again: {stdout}"
+        !stdout.contains("*:*.") && !file.exists(),
+        "no credential is shown again: {stdout}"
     );
 }
 
@@ -316,7 +350,7 @@ fn config_check_validates_and_redacts() {
     let stdout = String::from_utf8(output.stdout).unwrap();
     assert!(output.status.success(), "{stdout}");
     assert!(stdout.contains("configuration is valid"));
-    assert!(stdout.contains("port: 0"), "{stdout}");
+    assert!(stdout.contains("port = 0  # env HTTP_PORT"), "{stdout}");
     assert!(
         !stdout.contains("very-secret-bootstrap") && !stdout.contains("hunter2"),
         "{stdout}"
@@ -448,7 +482,7 @@ fn sigterm_under_load_loses_no_acknowledged_request() {
         assert!(ok, "{stderr}");
         stdout.lines().last().unwrap().to_string()
     };
-    let admin = create(&["tokens", "create", "--type", "admin", "--name", "ops"]);
+    let admin = create_admin(dir.path(), "ops");
     // One token per client: each client's writes are sequential, so the token's
     // final expiry must be its last acknowledged one, or the one after it that
     // was in flight when the server stopped.
@@ -568,12 +602,7 @@ fn sigterm_under_load_loses_no_acknowledged_request() {
 #[test]
 fn an_online_backup_restores_to_a_working_database() {
     let dir = tempfile::tempdir().unwrap();
-    let (ok, stdout, _) = run(
-        dir.path(),
-        &["tokens", "create", "--type", "admin", "--name", "ops"],
-    );
-    assert!(ok);
-    let admin = stdout.lines().last().unwrap().to_string();
+    let admin = create_admin(dir.path(), "ops");
     let server = start(dir.path());
     let backup = dir.path().join("backup.db");
     let (ok, stdout, stderr) = run(dir.path(), &["backup", backup.to_str().unwrap()]);
@@ -607,14 +636,18 @@ fn a_start_that_cannot_listen_creates_no_credential_it_cannot_show() {
         .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot listen"));
-    let (ok, stdout, _) = run(dir.path(), &["tokens", "list"]);
-    assert!(ok);
-    assert_eq!(stdout.lines().count(), 1, "no token was created: {stdout}");
+    assert!(
+        !dir.path().join("data/keywarden.db").exists(),
+        "no database, so no token, was created"
+    );
     drop(taken);
     let server = start(dir.path());
-    let (_, stdout) = server.stop();
+    server.wait_for_log("initial-admin-token");
+    assert_eq!(server.get("/health", ""), 200);
+    server.stop();
+    let shown = std::fs::read_to_string(dir.path().join("data/initial-admin-token")).unwrap();
     assert!(
-        stdout.contains("*:*.v2_"),
+        shown.starts_with("*:*.v2_"),
         "the next start still creates and shows one"
     );
 }
@@ -644,7 +677,15 @@ fn a_misspelt_setting_stops_start_up_with_one_line_naming_it() {
 fn create_admin(dir: &Path, name: &str) -> String {
     let (ok, stdout, stderr) = run(
         dir,
-        &["tokens", "create", "--type", "admin", "--name", name],
+        &[
+            "tokens",
+            "create",
+            "--type",
+            "admin",
+            "--name",
+            name,
+            "--create-database",
+        ],
     );
     assert!(ok, "{stderr}");
     stdout.lines().last().unwrap().to_string()
@@ -710,4 +751,271 @@ fn stopping_the_server_writes_the_last_seen_times() {
         .unwrap_or_else(|| panic!("{stdout}"));
     let seen = row.split_whitespace().last().unwrap();
     assert_ne!(seen, "-", "last seen was never written: {stdout}");
+}
+
+#[test]
+fn commands_name_their_database_and_never_create_one_by_mistake() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("data/keywarden.db");
+    for args in [
+        &["backup", "b.db"][..],
+        &["tokens", "list"],
+        &["tokens", "delete", "AAAAAAAAAAAAAAAAAAAAAA"],
+        &["tokens", "create", "--type", "admin", "--name", "ops"],
+    ] {
+        let (ok, _, stderr) = run(dir.path(), args);
+        assert!(!ok, "{args:?} works on a database that does not exist");
+        assert!(
+            stderr.contains(database.to_str().unwrap())
+                && stderr.contains("DATABASE_URL")
+                && stderr.contains("--create-database"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!dir.path().join("data").exists(), "{args:?} created it");
+        assert!(!dir.path().join("b.db").exists());
+    }
+    let (ok, _, stderr) = run(dir.path(), &["migrate"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains(&format!("database {}", database.display())),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = run(dir.path(), &["tokens", "list"]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains(database.to_str().unwrap()), "{stderr}");
+
+    let output = keywarden(dir.path())
+        .args(["tokens", "list"])
+        .env("DATABASE_URL", "postgres://kw:hunter2@127.0.0.1:1/kw")
+        .env("KEYWARDEN__DATABASE__ACQUIRE_TIMEOUT_MS", "100")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("postgres://kw:<redacted>@127.0.0.1:1/kw") && !stderr.contains("hunter2"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn start_up_says_where_it_is_and_how_to_recover_without_an_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = create_admin(dir.path(), "ops");
+    let server = start(dir.path());
+    let database = dir.path().join("data/keywarden.db");
+    for part in [
+        format!("127.0.0.1:{}", server.port),
+        database.display().to_string(),
+        "tokens=1".to_string(),
+    ] {
+        assert!(
+            server.listening.contains(&part),
+            "{part}: {}",
+            server.listening
+        );
+    }
+    assert_eq!(server.get("/health", ""), 200);
+    let (_, _, logs) = server.stop_with_logs();
+    assert!(
+        !logs.iter().any(|line| line.contains("tokens create")),
+        "{logs:?}"
+    );
+
+    let (ok, _, stderr) = run(dir.path(), &["tokens", "expire", &admin]);
+    assert!(ok, "{stderr}");
+    let server = start(dir.path());
+    assert_eq!(server.get("/health", ""), 200);
+    let (_, _, logs) = server.stop_with_logs();
+    assert!(
+        logs.iter().any(|line| line.contains("WARN")
+            && line.contains("keywarden tokens create --type admin --name")),
+        "{logs:?}"
+    );
+}
+
+#[test]
+fn files_are_private_and_a_database_others_may_write_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    assert_eq!(server.get("/health", ""), 200);
+    let data = dir.path().join("data");
+    assert_eq!(mode(&data), 0o700);
+    for file in ["keywarden.db", "keywarden.db-wal", "keywarden.db-shm"] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+    let (ok, _, stderr) = run(dir.path(), &["backup", "copy.db"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(mode(&dir.path().join("copy.db")), 0o600);
+    server.stop();
+
+    use std::os::unix::fs::PermissionsExt;
+    let database = data.join("keywarden.db");
+    let set = |mode| std::fs::set_permissions(&database, std::fs::Permissions::from_mode(mode));
+    set(0o644).unwrap();
+    let (ok, _, stderr) = run(dir.path(), &["tokens", "list"]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("readable by every user"), "{stderr}");
+    set(0o666).unwrap();
+    let output = keywarden(dir.path()).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("writable by every user") && stderr.contains(database.to_str().unwrap()),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn guessable_init_tokens_stop_the_start_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let weak = (
+        "INIT_ADMIN_API_TOKENS",
+        "*:*.unleash-insecure-admin-api-token",
+    );
+    let output = keywarden(dir.path()).env(weak.0, weak.1).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("INIT_ADMIN_API_TOKENS") && !stderr.contains("unleash-insecure"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("data").exists(),
+        "refused before opening anything"
+    );
+    let (ok, _, stderr) = run(dir.path(), &["config", "check"]);
+    assert!(ok, "{stderr}");
+
+    let server = start_with(
+        dir.path(),
+        &[weak, ("KEYWARDEN__BOOTSTRAP__ALLOW_WEAK_TOKENS", "true")],
+    );
+    assert_eq!(server.get("/api/admin/api-tokens", weak.1), 200);
+    server.stop();
+    let output = keywarden(dir.path())
+        .env(weak.0, weak.1)
+        .env("KEYWARDEN__BOOTSTRAP__ALLOW_WEAK_TOKENS", "true")
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("WARN") && stderr.contains("INIT_ADMIN_API_TOKENS"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_command_line_prefers_selectors_and_warns_about_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = create_admin(dir.path(), "ops");
+    let (_, stdout, _) = run(dir.path(), &["tokens", "list"]);
+    let selector = stdout
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let (ok, _, stderr) = run(
+        dir.path(),
+        &[
+            "tokens",
+            "expire",
+            &selector,
+            "--at",
+            "2040-01-01T00:00:00Z",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    let (ok, _, stderr) = run(dir.path(), &["tokens", "delete", &admin]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("warning") && stderr.contains("selector") && !stderr.contains(&admin),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_request_body_that_stops_arriving_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = create_admin(dir.path(), "ops");
+    let server = start_with(
+        dir.path(),
+        &[("KEYWARDEN__SERVER__CLIENT_REQUEST_TIMEOUT_MS", "300")],
+    );
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    // A safety net only: the server's answer is the signal.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    use std::io::Write;
+    write!(
+        stream,
+        "PUT /api/admin/api-tokens/AAAAAAAAAAAAAAAAAAAAAA HTTP/1.1\r\nHost: x\r\n\
+         Authorization: {admin}\r\nContent-Type: application/json\r\n\
+         Content-Length: 40\r\n\r\n{{\"expiresAt\""
+    )
+    .unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(response.contains("RequestTimeoutError"), "{response}");
+    server.stop();
+}
+
+#[test]
+fn migrate_says_what_it_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, stderr) = run(dir.path(), &["migrate"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("applied migration version=20261128000001"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = run(dir.path(), &["migrate"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("no migration was pending") && !stderr.contains("applied migration"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn config_check_survives_a_reader_that_goes_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = keywarden(dir.path())
+        .args(["config", "check"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closing our end before it writes: every write it makes meets a closed pipe.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn documented_counters_exist_at_zero_from_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let response = server.request("GET", "/internal-backstage/prometheus", "", None);
+    assert_eq!(response.status, 200);
+    let text = response.body;
+    for series in [
+        "keywarden_authentications_total{outcome=\"unknown\"} 0",
+        "keywarden_authentications_total{outcome=\"wrong_type\"} 0",
+        "keywarden_db_pool_timeouts_total 0",
+        "keywarden_external_changes_total 0",
+        "keywarden_seen_flushes_total{result=\"error\"} 0",
+    ] {
+        assert!(text.contains(series), "{series}: {text}");
+    }
+    server.stop();
 }

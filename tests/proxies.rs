@@ -18,7 +18,7 @@ use keywarden_test_support::http::Response;
 use keywarden_test_support::TestDatabase;
 use serde_json::json;
 
-const ADMIN: &str = "*:*.proxies-admin";
+const ADMIN: &str = "*:*.proxies-admin-secret";
 const PAST: &str = "2001-01-01T00:00:00.000Z";
 /// Addresses the example configurations use, replaced by the test's own.
 const EXAMPLE_LISTEN: &str = "8080";

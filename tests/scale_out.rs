@@ -10,7 +10,7 @@ use keywarden_test_support::app::{spawn_on, TestApp};
 use keywarden_test_support::TestDatabase;
 use serde_json::json;
 
-const ADMIN: &str = "*:*.shared-admin";
+const ADMIN: &str = "*:*.shared-admin-secret";
 const BOUND: Duration = Duration::from_secs(1);
 
 async fn fresh_database() -> Option<Arc<TestDatabase>> {

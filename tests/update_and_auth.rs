@@ -10,7 +10,7 @@ const PAST: &str = "2001-01-01T00:00:00.000Z";
 const ADMIN_A: &str = "*:*.operator-admin-a";
 const ADMIN_B: &str = "*:*.operator-admin-b";
 const BACKEND: &str = "default:development.operator-backend";
-const CLIENT: &str = "default:production.operator-client";
+const CLIENT: &str = "default:production.operator-client-1";
 const FRONTEND: &str = "default:development.operator-frontend";
 
 /// An app with operator-chosen (legacy format) tokens of every type.
@@ -558,4 +558,44 @@ async fn no_plaintext_credential_reaches_the_data_directory() {
     assert!(all
         .windows(selector.len())
         .any(|w| w == selector.as_bytes()));
+}
+
+#[actix_web::test]
+async fn events_name_the_acting_token_by_identifier() {
+    let app = bootstrapped().await;
+    let (selector, _) = app
+        .create(json!({"tokenName": "sdk", "type": "client"}))
+        .await;
+    let target = format!("/api/admin/api-tokens/{selector}");
+    for admin in [ADMIN_A, ADMIN_B] {
+        assert_eq!(app.put_expiry(&target, admin, FUTURE).await.status, 200);
+    }
+    let admins: Vec<String> = app.get("/api/admin/api-tokens/admin", ADMIN_A).await.json()
+        ["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["secret"].as_str().unwrap().to_string())
+        .collect();
+    let events = app.events("?type=api-token-updated").await;
+    let ids: Vec<&str> = events
+        .iter()
+        .map(|e| {
+            e["createdByTokenId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{e}"))
+        })
+        .collect();
+    // Both bootstrap admins are named `admin`: only the identifier tells them apart.
+    assert_ne!(ids[0], ids[1]);
+    assert!(
+        ids.iter().all(|id| admins.iter().any(|a| a == id)),
+        "{ids:?} {admins:?}"
+    );
+    let bootstrap = app.events("?type=api-token-created").await;
+    let system = bootstrap
+        .iter()
+        .find(|e| e["createdBy"] == "system")
+        .unwrap();
+    assert_eq!(system["createdByTokenId"], json!(null));
 }

@@ -23,7 +23,7 @@ use keywarden_application::{
 };
 use keywarden_domain::{
     ApiToken, Credential, Environment, EnvironmentName, EnvironmentScope, NewToken, Project,
-    ProjectId, Projects, SecretMaterial, TokenName, TokenType,
+    ProjectId, Projects, SecretMaterial, Selector, TokenName, TokenType,
 };
 
 /// The legacy (non-v2) admin credential the HTTP benchmarks bootstrap with.
@@ -102,7 +102,11 @@ fn fixture(size: usize) -> Fixture {
         None,
     )
     .unwrap()
-    .with_credential(&Credential::new(LEGACY_ADMIN), created_at())
+    .with_credential(
+        &Credential::new(LEGACY_ADMIN),
+        Selector::from_bytes([0xee; 16]),
+        created_at(),
+    )
     .with_revision(1);
     let mut stored = Vec::with_capacity(size);
     stored.push(v2_admin_token);

@@ -75,11 +75,11 @@ pub async fn start(
     // Bootstrap tokens are the operator's own: the policy does not bind them.
     let mut exempt: HashSet<_> = init_tokens
         .iter()
-        .map(|init| init.credential.selector())
+        .map(|init| *init.credential.key().1.as_bytes())
         .collect();
     let bootstrap = bootstrap(&adapters, &catalog, init_tokens).await?;
     if let Bootstrap::Generated(credential) = &bootstrap {
-        exempt.insert(credential.selector());
+        exempt.insert(*credential.key().1.as_bytes());
     }
     let credentials = Arc::new(Credentials::new(
         Arc::clone(&repository),

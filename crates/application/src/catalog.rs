@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use keywarden_domain::{
-    ApiToken, DomainError, Environment, EnvironmentScope, NewToken, Project, Projects, TokenName,
-    TokenType,
+    ApiToken, DomainError, Environment, EnvironmentScope, NewToken, Project, Projects, Selector,
+    TokenName, TokenType,
 };
 
 use crate::bootstrap::InitToken;
@@ -105,10 +105,13 @@ impl Catalog {
     /// # Errors
     /// `Validation` for a credential that breaks the rules or names unknown
     /// reference data.
+    /// `identifier` becomes the selector of a credential that embeds none;
+    /// it must be random.
     pub(crate) fn init_token(
         &self,
         init: &InitToken,
         name: TokenName,
+        identifier: Selector,
         now: DateTime<Utc>,
     ) -> Result<ApiToken, AppError> {
         let context = |e: DomainError| {
@@ -124,7 +127,7 @@ impl Catalog {
         }
         let new =
             NewToken::new(name, init.token_type, projects, environment, None).map_err(context)?;
-        Ok(new.with_credential(&init.credential, now))
+        Ok(new.with_credential(&init.credential, identifier, now))
     }
 
     /// The projects a create request names, each one known.

@@ -18,6 +18,11 @@ use crate::verify::{self, Refusal, VerifiedToken};
 use crate::view::{CredentialView, Rejection};
 use crate::{ApiTokenRepository, AppError, Clock};
 
+/// How long a check of an operator-chosen credential waits for the view to
+/// finish loading before it answers 503: such a credential cannot be looked
+/// up by selector.
+const LOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The credential view with what keeps it exact and what authentication
 /// records beside it.
 pub(crate) struct Credentials {
@@ -58,13 +63,30 @@ impl Credentials {
         required: &RequiredScope,
     ) -> Result<VerifiedToken, Refusal> {
         let now = self.clock.now();
-        let (selector, verifier) = Credential::new(presented).key();
-        let mut found = self.view.check(selector, &verifier, now);
+        let (embedded, verifier) = Credential::new(presented).key();
+        let mut found = self.view.check(embedded, &verifier, now);
         if matches!(found, Err(Rejection::Unknown)) && !self.is_loaded() {
-            self.look_up(selector).await?;
-            found = self.view.check(selector, &verifier, now);
+            match embedded {
+                Some(selector) => self.look_up(selector).await?,
+                // An operator-chosen credential carries no selector to look
+                // up by; such tokens are few, so it waits for the view.
+                None => self.wait_until_loaded().await?,
+            }
+            found = self.view.check(embedded, &verifier, now);
         }
-        verify::admit(&self.seen, now, selector, found, required)
+        verify::admit(&self.seen, now, found, required)
+    }
+
+    /// Waits, a bounded time, for the first full load of the view.
+    async fn wait_until_loaded(&self) -> Result<(), Refusal> {
+        let mut loaded = self.loaded.subscribe();
+        let waited = tokio::time::timeout(LOAD_WAIT, loaded.wait_for(|done| *done))
+            .await
+            .map(|outcome| outcome.is_ok());
+        match waited {
+            Ok(true) => Ok(()),
+            _ => Err(Refusal::Unavailable),
+        }
     }
 
     /// Brings one token from storage into a view that is still loading. It
@@ -119,6 +141,11 @@ impl Credentials {
     /// A create or update this process committed.
     pub(crate) fn committed(&self, token: &ApiToken) {
         self.view.apply(token);
+    }
+
+    /// The verifier of the live token with `selector`, as the view holds it.
+    pub(crate) fn verifier_of(&self, selector: Selector) -> Option<keywarden_domain::Verifier> {
+        self.view.verifier_of(selector)
     }
 
     /// A delete this process committed.

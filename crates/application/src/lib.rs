@@ -28,7 +28,7 @@ pub use background::{
     stop_signal, BackgroundTask, ChangeFollower, PeriodicResync, SeenFlusher, Stop, Stopper,
     ViewLoader,
 };
-pub use bootstrap::{check_init_tokens, Bootstrap, InitToken};
+pub use bootstrap::{check_init_token_strength, check_init_tokens, Bootstrap, InitToken};
 pub use error::{error_chain, AppError, BoxError, RepositoryError};
 pub use ports::{
     ApiTokenRepository, Clock, EventPage, EventSearch, ExpiryChange, RotateOutcome,

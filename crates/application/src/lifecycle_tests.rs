@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use chrono::Duration;
-use keywarden_domain::{parse_duration, ApiToken, LifetimePolicy, Rotation, TokenRef, TokenType};
+use keywarden_domain::{
+    parse_duration, Actor, ApiToken, LifetimePolicy, Rotation, TokenRef, TokenType,
+};
 use mockall::predicate::{always, eq};
 
 use crate::testing::{
@@ -70,7 +72,7 @@ fn rotating(old: ApiToken) -> impl FnOnce(&mut MockApiTokenRepository) {
             .with(
                 eq(TokenRef::Selector(old.selector())),
                 always(),
-                eq("alice"),
+                eq(Actor::named("alice")),
             )
             .returning(move |_, rotation, _| Ok(stored_outcome(rotation, &old)));
     }

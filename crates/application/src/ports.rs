@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keywarden_domain::{
-    ApiToken, AuditEvent, Environment, EnvironmentScope, EventType, Project, Projects, Rotated,
-    Rotation, RotationRefused, SecretMaterial, Selector, StoredEvent, TokenRef, TokenType,
+    Actor, ApiToken, AuditEvent, Environment, EnvironmentScope, EventType, Project, Projects,
+    Rotated, Rotation, RotationRefused, SecretMaterial, Selector, StoredEvent, TokenRef, TokenType,
     Verifier,
 };
 
@@ -151,7 +151,7 @@ pub trait ApiTokenRepository: Send + Sync {
     async fn insert_initial(
         &self,
         tokens: Vec<ApiToken>,
-        actor: &str,
+        actor: &Actor,
         at: DateTime<Utc>,
     ) -> Result<bool, RepositoryError>;
 
@@ -166,7 +166,7 @@ pub trait ApiTokenRepository: Send + Sync {
         &self,
         target: TokenRef,
         expires_at: DateTime<Utc>,
-        actor: &str,
+        actor: &Actor,
         at: DateTime<Utc>,
     ) -> Result<Option<ExpiryChange>, RepositoryError>;
 
@@ -185,7 +185,7 @@ pub trait ApiTokenRepository: Send + Sync {
         &self,
         target: TokenRef,
         rotation: Rotation,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<RotateOutcome, RepositoryError>;
 
     /// Deletes the token `target` refers to and records `api-token-deleted` in
@@ -197,7 +197,7 @@ pub trait ApiTokenRepository: Send + Sync {
     async fn delete(
         &self,
         target: TokenRef,
-        actor: &str,
+        actor: &Actor,
         at: DateTime<Utc>,
     ) -> Result<Option<ApiToken>, RepositoryError>;
 

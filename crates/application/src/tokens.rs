@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keywarden_domain::{
     ApiToken, AuditEvent, Credential, LifetimePolicy, NewToken, Rotated, Rotation, RotationRefused,
-    Selector, TokenName, TokenRef, TokenType,
+    TokenName, TokenRef, TokenType, Verifier,
 };
 use tracing::{info, warn};
 
@@ -40,8 +40,9 @@ pub(crate) struct Tokens {
     /// commands).
     credentials: Option<Arc<Credentials>>,
     policy: LifetimePolicy,
-    /// Bootstrap tokens, which the policy does not bind.
-    exempt: HashSet<Selector>,
+    /// Bootstrap tokens, which the policy does not bind, by verifier: an
+    /// operator-chosen credential's identifier is random, not derived.
+    exempt: HashSet<[u8; 32]>,
 }
 
 /// A policy violation as the request's fault, naming the field.
@@ -67,12 +68,25 @@ impl Tokens {
     }
 
     /// Applies `policy` to every change but those of the `exempt` tokens.
-    pub(crate) fn with_policy(self, policy: LifetimePolicy, exempt: HashSet<Selector>) -> Self {
+    pub(crate) fn with_policy(self, policy: LifetimePolicy, exempt: HashSet<[u8; 32]>) -> Self {
         Self {
             policy,
             exempt,
             ..self
         }
+    }
+
+    /// Whether `target` is a bootstrap token. A selector is known by the
+    /// view; without one (one-off commands) no token is exempt.
+    fn is_exempt(&self, target: &TokenRef) -> bool {
+        let verifier = match target {
+            TokenRef::Credential { verifier, .. } => Some(*verifier),
+            TokenRef::Selector(selector) => self
+                .credentials
+                .as_ref()
+                .and_then(|credentials| credentials.verifier_of(*selector)),
+        };
+        verifier.is_some_and(|verifier: Verifier| self.exempt.contains(verifier.as_bytes()))
     }
 
     /// The tokens that break the lifetime policy (made before it changed).
@@ -82,7 +96,7 @@ impl Tokens {
     pub(crate) async fn violating_policy(&self) -> Result<Vec<ApiToken>, AppError> {
         let mut tokens = self.list().await?;
         tokens.retain(|token| {
-            !self.exempt.contains(&token.selector()) && self.policy.violated_by(token)
+            !self.exempt.contains(token.verifier().as_bytes()) && self.policy.violated_by(token)
         });
         Ok(tokens)
     }
@@ -100,8 +114,7 @@ impl Tokens {
         request: RotateToken,
     ) -> Result<Rotated, AppError> {
         let now = self.adapters.clock.now();
-        let exempt = self.exempt.contains(&target.selector());
-        let policy = if exempt {
+        let policy = if self.is_exempt(&target) {
             LifetimePolicy::default()
         } else {
             self.policy
@@ -127,7 +140,7 @@ impl Tokens {
         let rotated = match self
             .adapters
             .repository
-            .rotate(target, rotation, actor.name())
+            .rotate(target, rotation, &actor.actor())
             .await?
         {
             RotateOutcome::Rotated(rotated) => *rotated,
@@ -192,7 +205,7 @@ impl Tokens {
             .generate()
             .map_err(AppError::Internal)?;
         let (token, credential) = new.issue(&material, now);
-        let event = AuditEvent::token_created(&token, actor.name(), now);
+        let event = AuditEvent::token_created(&token, &actor.actor(), now);
         let stored = match self
             .adapters
             .repository
@@ -228,7 +241,7 @@ impl Tokens {
         let now = self.adapters.clock.now();
         // Checked before the token is looked up: the answer does not tell
         // whether it exists.
-        if !self.exempt.contains(&target.selector()) {
+        if !self.is_exempt(&target) {
             self.policy
                 .check(Some(expires_at), now)
                 .map_err(|e| against_policy(e, "expiresAt"))?;
@@ -236,7 +249,7 @@ impl Tokens {
         let change = self
             .adapters
             .repository
-            .update_expiry(target, expires_at, actor.name(), now)
+            .update_expiry(target, expires_at, &actor.actor(), now)
             .await?;
         let Some(change) = change else {
             return Ok(false);
@@ -259,7 +272,7 @@ impl Tokens {
         let Some(deleted) = self
             .adapters
             .repository
-            .delete(target, actor.name(), now)
+            .delete(target, &actor.actor(), now)
             .await?
         else {
             return Ok(false);

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keywarden_domain::{
-    ApiToken, Credential, Environment, Project, Rotated, Selector, StoredEvent, TokenRef, TokenType,
+    Actor, ApiToken, Credential, Environment, Project, Rotated, Selector, StoredEvent, TokenRef,
+    TokenType,
 };
 
 use crate::{AppError, EventPage, EventSearch};
@@ -50,6 +51,14 @@ impl Principal {
 
     pub fn selector(&self) -> Option<Selector> {
         self.selector
+    }
+
+    /// Who audit events record: the name, and the token when one acts.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            name: self.name.to_string(),
+            token: self.selector,
+        }
     }
 }
 

@@ -111,11 +111,10 @@ pub trait TokenVerification: Send + Sync {
 pub(crate) fn admit(
     seen: &SeenTracker,
     now: DateTime<Utc>,
-    selector: Selector,
-    found: Result<Arc<TokenFacts>, Rejection>,
+    found: Result<(Selector, Arc<TokenFacts>), Rejection>,
     required: &RequiredScope,
 ) -> Result<VerifiedToken, Refusal> {
-    let facts = found.map_err(|rejection| match rejection {
+    let (selector, facts) = found.map_err(|rejection| match rejection {
         Rejection::Unknown => Refusal::Unknown,
         Rejection::Expired => Refusal::Expired,
     })?;

@@ -2,6 +2,9 @@
 //! the database. It is complete (every stored token is in it), so an unknown
 //! credential is rejected from memory without a database round trip, and it is
 //! kept exact by applying every committed change, newest revision wins.
+//! Credentials that embed no selector (operator-chosen, not in v2 format) are
+//! found through an index from verifier to selector, so they cost one map
+//! lookup more and never a scan.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -45,6 +48,9 @@ pub(crate) enum Rejection {
 #[derive(Debug, Default)]
 struct State {
     entries: HashMap<Selector, Entry>,
+    /// The selector of every live entry, by verifier: how a credential that
+    /// embeds no selector finds its token.
+    by_verifier: HashMap<[u8; 32], Selector>,
     /// Grows with every write to the view.
     sequence: u64,
     /// The mark of the previous reload: tombstones older than it have outlived
@@ -68,6 +74,8 @@ impl State {
         };
         if newer {
             let written = self.next();
+            self.by_verifier
+                .insert(*credential.verifier.as_bytes(), credential.selector);
             let previous = self.entries.insert(
                 credential.selector,
                 Entry::Live {
@@ -89,12 +97,19 @@ impl State {
         }
     }
 
+    /// Recounts live entries and drops index entries of tokens no longer live.
     fn count_live(&mut self) {
         self.live = self
             .entries
             .values()
             .filter(|entry| matches!(entry, Entry::Live { .. }))
             .count();
+        let Self {
+            entries,
+            by_verifier,
+            ..
+        } = self;
+        by_verifier.retain(|_, selector| matches!(entries.get(selector), Some(Entry::Live { .. })));
     }
 }
 
@@ -145,12 +160,23 @@ impl CredentialView {
             .apply(&credential);
     }
 
+    /// The verifier of the live token with `selector`, if the view has one.
+    pub(crate) fn verifier_of(&self, selector: Selector) -> Option<Verifier> {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        match state.entries.get(&selector) {
+            Some(Entry::Live { verifier, .. }) => Some(*verifier),
+            _ => None,
+        }
+    }
+
     pub(crate) fn remove(&self, selector: Selector) {
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         let written = state.next();
-        if let Some(Entry::Live { .. }) = state.entries.insert(selector, Entry::Deleted { written })
+        if let Some(Entry::Live { verifier, .. }) =
+            state.entries.insert(selector, Entry::Deleted { written })
         {
             state.live -= 1;
+            state.by_verifier.remove(verifier.as_bytes());
         }
     }
 
@@ -162,15 +188,22 @@ impl CredentialView {
             .live
     }
 
-    /// Checks a presented credential's key. The selector is not secret, so the
-    /// map lookup may take variable time; the verifier comparison is constant-time.
+    /// Checks a presented credential's key: its embedded selector, or without
+    /// one the selector its verifier is indexed under. The selector is not
+    /// secret, so the map lookup may take variable time; the verifier
+    /// comparison is constant-time.
     pub(crate) fn check(
         &self,
-        selector: Selector,
+        selector: Option<Selector>,
         verifier: &Verifier,
         now: DateTime<Utc>,
-    ) -> Result<Arc<TokenFacts>, Rejection> {
+    ) -> Result<(Selector, Arc<TokenFacts>), Rejection> {
         let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        let Some(selector) =
+            selector.or_else(|| state.by_verifier.get(verifier.as_bytes()).copied())
+        else {
+            return Err(Rejection::Unknown);
+        };
         match state.entries.get(&selector) {
             Some(Entry::Live {
                 verifier: stored,
@@ -180,7 +213,7 @@ impl CredentialView {
                 if facts.expires_at.is_some_and(|expires_at| expires_at <= now) {
                     Err(Rejection::Expired)
                 } else {
-                    Ok(Arc::clone(facts))
+                    Ok((selector, Arc::clone(facts)))
                 }
             }
             _ => Err(Rejection::Unknown),
@@ -209,6 +242,7 @@ mod tests {
 
     fn check(view: &CredentialView, credential: &Credential) -> Result<Arc<TokenFacts>, Rejection> {
         view.check(credential.selector(), &credential.verifier(), now())
+            .map(|(_, facts)| facts)
     }
 
     #[test]
@@ -230,6 +264,39 @@ mod tests {
             check(&view, &Credential::new(tampered)),
             Err(Rejection::Unknown)
         );
+    }
+
+    #[test]
+    fn legacy_credentials_are_found_by_verifier_under_their_random_selector() {
+        let view = CredentialView::default();
+        let legacy = Credential::new("*:*.an-operator-chosen-secret-of-length");
+        let (template, _) = admin(1, None);
+        let random = Selector::from_bytes([42; 16]);
+        let token = keywarden_domain::NewToken::new(
+            template.name().clone(),
+            TokenType::Admin,
+            keywarden_domain::Projects::All,
+            keywarden_domain::EnvironmentScope::All,
+            None,
+        )
+        .unwrap()
+        .with_credential(&legacy, random, now())
+        .with_revision(1);
+        view.reload(&creds(std::slice::from_ref(&token)), view.mark());
+        let (found, _) = view
+            .check(legacy.selector(), &legacy.verifier(), now())
+            .unwrap();
+        assert_eq!(found, random);
+        assert_eq!(
+            check(
+                &view,
+                &Credential::new("*:*.an-operator-chosen-secret-of-lengtH")
+            ),
+            Err(Rejection::Unknown)
+        );
+        view.remove(random);
+        assert_eq!(check(&view, &legacy), Err(Rejection::Unknown));
+        assert!(view.state.read().unwrap().by_verifier.is_empty());
     }
 
     #[test]

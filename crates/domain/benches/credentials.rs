@@ -71,7 +71,7 @@ fn credentials(c: &mut Criterion) {
     });
     group.finish();
 
-    let selector_text = v2.selector().to_string();
+    let selector_text = v2.selector().map(|s| s.to_string()).unwrap_or_default();
     let mut group = c.benchmark_group("token_ref");
     group.bench_function("parse/selector", |b| {
         b.iter(|| TokenRef::parse(black_box(selector_text.as_str())));

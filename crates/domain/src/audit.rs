@@ -47,6 +47,32 @@ impl EventType {
     }
 }
 
+/// Who made a change: the name audit events record (a token's name, `cli`,
+/// `system`) and, when a token acted, its identifier: names are not unique
+/// (every bootstrap token is called `admin`), identifiers are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub name: String,
+    pub token: Option<Selector>,
+}
+
+impl Actor {
+    /// An actor that is not a token (`cli`, `system`).
+    pub fn named(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            token: None,
+        }
+    }
+
+    pub fn token(name: impl Into<String>, selector: Selector) -> Self {
+        Self {
+            name: name.into(),
+            token: Some(selector),
+        }
+    }
+}
+
 /// One change to one token, recorded in the same transaction as the change.
 /// Built by the constructors below (or `restore`), so it always names its token.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +80,8 @@ pub struct AuditEvent {
     subject: Selector,
     pub event_type: EventType,
     pub created_by: String,
+    /// The acting token's identifier; `None` for `cli` and `system`.
+    pub created_by_token: Option<Selector>,
     pub created_at: DateTime<Utc>,
     pub data: Option<TokenFacts>,
     pub pre_data: Option<TokenFacts>,
@@ -62,7 +90,7 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
-    pub fn token_created(token: &ApiToken, actor: &str, at: DateTime<Utc>) -> Self {
+    pub fn token_created(token: &ApiToken, actor: &Actor, at: DateTime<Utc>) -> Self {
         Self::new(
             EventType::ApiTokenCreated,
             actor,
@@ -77,7 +105,7 @@ impl AuditEvent {
     pub fn token_rotated(
         successor: &ApiToken,
         from: &ApiToken,
-        actor: &str,
+        actor: &Actor,
         at: DateTime<Utc>,
     ) -> Self {
         Self::token_created(successor, actor, at).rotated_from(Some(from.selector()))
@@ -94,7 +122,7 @@ impl AuditEvent {
     pub fn token_updated(
         before: &ApiToken,
         after: &ApiToken,
-        actor: &str,
+        actor: &Actor,
         at: DateTime<Utc>,
     ) -> Self {
         Self::new(
@@ -107,7 +135,7 @@ impl AuditEvent {
         )
     }
 
-    pub fn token_deleted(before: &ApiToken, actor: &str, at: DateTime<Utc>) -> Self {
+    pub fn token_deleted(before: &ApiToken, actor: &Actor, at: DateTime<Utc>) -> Self {
         Self::new(
             EventType::ApiTokenDeleted,
             actor,
@@ -121,7 +149,7 @@ impl AuditEvent {
     /// `data` and `pre_data` are `subject` after and before the change.
     fn new(
         event_type: EventType,
-        actor: &str,
+        actor: &Actor,
         at: DateTime<Utc>,
         subject: &ApiToken,
         data: Option<&ApiToken>,
@@ -130,7 +158,8 @@ impl AuditEvent {
         Self {
             subject: subject.selector(),
             event_type,
-            created_by: actor.to_string(),
+            created_by: actor.name.clone(),
+            created_by_token: actor.token,
             created_at: crate::truncate_to_millis(at),
             data: data.map(ApiToken::facts),
             pre_data: pre_data.map(ApiToken::facts),
@@ -142,7 +171,7 @@ impl AuditEvent {
     pub fn restore(
         subject: Selector,
         event_type: EventType,
-        created_by: String,
+        created_by: Actor,
         created_at: DateTime<Utc>,
         data: Option<TokenFacts>,
         pre_data: Option<TokenFacts>,
@@ -150,7 +179,8 @@ impl AuditEvent {
         Self {
             subject,
             event_type,
-            created_by,
+            created_by: created_by.name,
+            created_by_token: created_by.token,
             created_at,
             data,
             pre_data,
@@ -191,11 +221,14 @@ mod tests {
         let now = Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap();
         let (token, _) = crate::fixtures::token(3, "admin", TokenType::Admin, &["*"], now);
         let after = token.with_expiry(now);
-        let event = AuditEvent::token_updated(&token, &after, "admin", now);
+        let actor = Actor::token("admin", token.selector());
+        let event = AuditEvent::token_updated(&token, &after, &actor, now);
+        assert_eq!(event.created_by_token, Some(token.selector()));
         assert_eq!(event.pre_data, Some(token.facts()));
         assert_eq!(event.data.as_ref().unwrap().expires_at, Some(now));
         assert_eq!(event.subject(), token.selector());
-        let deleted = AuditEvent::token_deleted(&after, "admin", now);
+        let deleted = AuditEvent::token_deleted(&after, &Actor::named("cli"), now);
+        assert_eq!(deleted.created_by_token, None);
         assert_eq!(
             (&deleted.data, deleted.subject()),
             (&None, token.selector())

@@ -2,8 +2,11 @@
 //! a client presents; keywarden keeps only its non-secret `Selector` and its
 //! SHA-256 `Verifier`. New credentials use Unleash's secure v2 format
 //! `<prefix>:<environment>.v2_<selector>_<random>`; operator-chosen bootstrap
-//! credentials may look like anything and get a selector derived from their
-//! verifier, so every credential maps to exactly one (selector, verifier) pair.
+//! credentials may look like anything. Such a "legacy" credential carries no
+//! selector: its token gets a random one when inserted (never derived from the
+//! credential, which would let anyone test guesses of a weak secret against
+//! the published identifier), and the credential itself is found by its
+//! verifier.
 
 use std::fmt;
 
@@ -49,19 +52,6 @@ impl Selector {
         let mut bytes = [0u8; SELECTOR_BYTES];
         bytes.copy_from_slice(&out[..SELECTOR_BYTES]);
         Some(Self(bytes))
-    }
-
-    /// The identifier of a credential that is not in v2 format. Hashed again with
-    /// a fixed label so the identifier shown on reads is not a prefix of the
-    /// verifier itself.
-    fn derived_from(verifier: &Verifier) -> Self {
-        let digest = Sha256::new()
-            .chain_update(b"keywarden legacy selector\0")
-            .chain_update(verifier.0)
-            .finalize();
-        let mut bytes = [0u8; SELECTOR_BYTES];
-        bytes.copy_from_slice(&digest[..SELECTOR_BYTES]);
-        Self(bytes)
     }
 }
 
@@ -121,6 +111,31 @@ impl fmt::Debug for SecretMaterial {
     }
 }
 
+/// Fewer characters than this after the `<projects>:<env>.` prefix of an
+/// operator-chosen credential can be guessed; start-up refuses them.
+pub const MIN_SECRET_CHARS: usize = 16;
+/// Fewer than this still start, with a warning.
+pub const RECOMMENDED_SECRET_CHARS: usize = 32;
+/// Secrets Unleash's documentation shows in examples, so every attacker
+/// tries them first, whatever the prefix.
+const WELL_KNOWN_SECRETS: [&str; 3] = [
+    "unleash-insecure-api-token",
+    "unleash-insecure-admin-api-token",
+    "unleash-insecure-frontend-api-token",
+];
+
+/// How hard an operator-chosen credential is to guess (contract §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretStrength {
+    /// A default from Unleash's documentation.
+    WellKnown,
+    /// Shorter than [`MIN_SECRET_CHARS`].
+    TooShort,
+    /// Shorter than [`RECOMMENDED_SECRET_CHARS`].
+    Short,
+    Strong,
+}
+
 /// A plaintext credential. Never printed by `Debug`, never stored.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credential(String);
@@ -155,18 +170,15 @@ impl Credential {
         Verifier::of(&self.0)
     }
 
-    /// The selector embedded in a v2 credential, or one derived from the verifier.
-    pub fn selector(&self) -> Selector {
-        self.key().0
+    /// The selector a v2 credential embeds; `None` for any other credential,
+    /// whose token is then found by its verifier.
+    pub fn selector(&self) -> Option<Selector> {
+        self.v2_selector()
     }
 
-    /// Selector and verifier together, hashing the credential once.
-    pub fn key(&self) -> (Selector, Verifier) {
-        let verifier = self.verifier();
-        let selector = self
-            .v2_selector()
-            .unwrap_or_else(|| Selector::derived_from(&verifier));
-        (selector, verifier)
+    /// The embedded selector, if any, and the verifier.
+    pub fn key(&self) -> (Option<Selector>, Verifier) {
+        (self.v2_selector(), self.verifier())
     }
 
     fn v2_selector(&self) -> Option<Selector> {
@@ -184,6 +196,26 @@ impl Credential {
             return None;
         }
         Selector::parse(selector)
+    }
+
+    /// How guessable the part after the `<projects>:<env>.` prefix is (the
+    /// whole text when there is no such prefix).
+    pub fn secret_strength(&self) -> SecretStrength {
+        let secret = self
+            .0
+            .split_once(':')
+            .and_then(|(_, rest)| rest.split_once('.'))
+            .map_or(self.0.as_str(), |(_, secret)| secret);
+        let chars = secret.chars().count();
+        if WELL_KNOWN_SECRETS.contains(&secret) {
+            SecretStrength::WellKnown
+        } else if chars < MIN_SECRET_CHARS {
+            SecretStrength::TooShort
+        } else if chars < RECOMMENDED_SECRET_CHARS {
+            SecretStrength::Short
+        } else {
+            SecretStrength::Strong
+        }
     }
 
     /// The scope an operator-chosen credential declares in its prefix
@@ -223,12 +255,14 @@ impl fmt::Debug for Credential {
 }
 
 /// How an administrator names a token in a path: its selector, or its full
-/// credential (which must then match the stored verifier).
+/// credential (which must then match the stored verifier). A credential that
+/// is not in v2 format embeds no selector (`selector: None`): its token is
+/// found by the verifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenRef {
     Selector(Selector),
     Credential {
-        selector: Selector,
+        selector: Option<Selector>,
         verifier: Verifier,
     },
 }
@@ -244,9 +278,19 @@ impl TokenRef {
         }
     }
 
-    pub fn selector(&self) -> Selector {
+    /// The selector named or embedded; `None` for a legacy credential.
+    pub fn selector(&self) -> Option<Selector> {
         match self {
-            Self::Selector(selector) | Self::Credential { selector, .. } => *selector,
+            Self::Selector(selector) => Some(*selector),
+            Self::Credential { selector, .. } => *selector,
+        }
+    }
+
+    /// The verifier of a named credential.
+    pub fn verifier(&self) -> Option<&Verifier> {
+        match self {
+            Self::Selector(_) => None,
+            Self::Credential { verifier, .. } => Some(verifier),
         }
     }
 
@@ -287,7 +331,7 @@ mod tests {
         assert_eq!(environment, "development");
         assert!(secret.starts_with("v2_"));
         assert_eq!(secret.len(), 3 + 22 + 1 + 43);
-        assert_eq!(credential.selector(), Selector::from_bytes([7; 16]));
+        assert_eq!(credential.selector(), Some(Selector::from_bytes([7; 16])));
     }
 
     #[test]
@@ -313,21 +357,20 @@ mod tests {
     }
 
     #[test]
-    fn legacy_credentials_get_a_stable_derived_selector() {
-        let a = Credential::new("*:*.unleash-insecure-admin-api-token");
-        assert_eq!(a.selector(), Credential::new(a.expose_secret()).selector());
-        assert_ne!(
-            a.selector(),
-            Credential::new("*:*.something-else").selector()
-        );
-        assert_ne!(&a.selector().as_bytes()[..], &a.verifier().as_bytes()[..16]);
+    fn legacy_credentials_embed_no_selector() {
+        let legacy = Credential::new("*:*.unleash-insecure-admin-api-token");
+        assert_eq!(legacy.selector(), None);
+        let by_credential = TokenRef::parse(legacy.expose_secret());
+        assert_eq!(by_credential.selector(), None);
+        assert!(by_credential.matches(&legacy.verifier()));
     }
 
     #[test]
-    fn a_broken_v2_body_falls_back_to_a_derived_selector() {
+    fn a_broken_v2_body_embeds_no_selector() {
         let good = generated(Projects::All, "development");
         let truncated = Credential::new(&good.expose_secret()[..good.expose_secret().len() - 1]);
-        assert_ne!(truncated.selector(), good.selector());
+        assert_eq!(truncated.selector(), None);
+        assert!(good.selector().is_some());
     }
 
     #[test]
@@ -337,6 +380,34 @@ mod tests {
             credential.verifier().as_bytes()[..4],
             [0xba, 0x78, 0x16, 0xbf],
             "SHA-256(\"abc\") starts with ba7816bf"
+        );
+    }
+
+    #[test]
+    fn secret_strength_counts_after_the_prefix_and_knows_unleash_defaults() {
+        for known in [
+            "*:*.unleash-insecure-admin-api-token",
+            "*:*.unleash-insecure-api-token",
+            "default:development.unleash-insecure-api-token",
+            "*:development.unleash-insecure-api-token",
+            "*:development.unleash-insecure-frontend-api-token",
+        ] {
+            assert_eq!(
+                Credential::new(known).secret_strength(),
+                SecretStrength::WellKnown,
+                "{known}"
+            );
+        }
+        let strength = |secret: &str| Credential::new(format!("*:*.{secret}")).secret_strength();
+        assert_eq!(strength(&"x".repeat(15)), SecretStrength::TooShort);
+        assert_eq!(strength(&"é".repeat(15)), SecretStrength::TooShort);
+        assert_eq!(strength(&"x".repeat(16)), SecretStrength::Short);
+        assert_eq!(strength(&"x".repeat(31)), SecretStrength::Short);
+        assert_eq!(strength(&"x".repeat(32)), SecretStrength::Strong);
+        assert_eq!(
+            Credential::new("a-very-long-project-name:production.short").secret_strength(),
+            SecretStrength::TooShort,
+            "the prefix does not count"
         );
     }
 
@@ -379,10 +450,11 @@ mod tests {
     #[test]
     fn token_refs_by_selector_or_credential() {
         let credential = generated(Projects::All, "development");
-        let by_selector = TokenRef::parse(&credential.selector().to_string());
-        assert_eq!(by_selector, TokenRef::Selector(credential.selector()));
+        let selector = credential.selector().unwrap();
+        let by_selector = TokenRef::parse(&selector.to_string());
+        assert_eq!(by_selector, TokenRef::Selector(selector));
         let by_credential = TokenRef::parse(credential.expose_secret());
-        assert_eq!(by_credential.selector(), credential.selector());
+        assert_eq!(by_credential.selector(), Some(selector));
         assert!(by_credential.matches(&credential.verifier()));
         assert!(!by_credential.matches(&Credential::new("other").verifier()));
         assert!(by_selector.matches(&Credential::new("other").verifier()));

@@ -15,9 +15,12 @@ mod scope;
 mod time;
 mod token;
 
-pub use audit::{AuditEvent, EventType, StoredEvent, TokenFacts};
+pub use audit::{Actor, AuditEvent, EventType, StoredEvent, TokenFacts};
 pub use catalog::{Environment, Project};
-pub use credential::{Credential, SecretMaterial, Selector, TokenRef, Verifier};
+pub use credential::{
+    Credential, SecretMaterial, SecretStrength, Selector, TokenRef, Verifier, MIN_SECRET_CHARS,
+    RECOMMENDED_SECRET_CHARS,
+};
 pub use error::DomainError;
 pub use policy::{format_duration, parse_duration, LifetimePolicy, PolicyViolation};
 pub use rotation::{Rotated, Rotation, RotationRefused};

@@ -136,7 +136,7 @@ mod tests {
         assert_eq!(new.expires_at(), Some(at(5000)));
         assert_eq!(new.created_at(), at(100));
         assert_ne!(new.selector(), old.selector());
-        assert_eq!(rotated.credential.selector(), new.selector());
+        assert_eq!(rotated.credential.selector(), Some(new.selector()));
         assert_eq!(rotated.retired.expires_at(), Some(at(200)));
         assert_eq!(rotated.retired.selector(), old.selector());
     }

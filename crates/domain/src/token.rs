@@ -266,13 +266,21 @@ impl NewToken {
     /// to be shown once; the token keeps only its selector and verifier.
     pub fn issue(self, material: &SecretMaterial, now: DateTime<Utc>) -> (ApiToken, Credential) {
         let credential = Credential::generate(&self.projects, &self.environment, material);
-        (self.with_credential(&credential, now), credential)
+        let selector = Selector::from_bytes(material.selector);
+        (self.with_credential(&credential, selector, now), credential)
     }
 
-    /// A token for a credential chosen elsewhere (bootstrap tokens).
-    pub fn with_credential(self, credential: &Credential, now: DateTime<Utc>) -> ApiToken {
+    /// A token for a credential chosen elsewhere (bootstrap tokens): a v2
+    /// credential keeps the selector it embeds, any other gets `identifier`,
+    /// which must be random (see `credential`).
+    pub fn with_credential(
+        self,
+        credential: &Credential,
+        identifier: Selector,
+        now: DateTime<Utc>,
+    ) -> ApiToken {
         ApiToken {
-            selector: credential.selector(),
+            selector: credential.selector().unwrap_or(identifier),
             verifier: credential.verifier(),
             name: self.name,
             token_type: self.token_type,

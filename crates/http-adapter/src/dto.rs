@@ -273,6 +273,8 @@ pub(crate) struct EventBody {
     event_type: &'static str,
     /// The acting token's name, `cli` or `system`.
     created_by: String,
+    /// The acting token's identifier (its selector); null for `cli` and `system`.
+    created_by_token_id: Option<String>,
     #[schema(format = DateTime)]
     created_at: String,
     /// The token after the change.
@@ -309,6 +311,10 @@ impl EventBody {
             id: stored.id,
             event_type: stored.event.event_type.as_str(),
             created_by: stored.event.created_by,
+            created_by_token_id: stored
+                .event
+                .created_by_token
+                .map(|selector| selector.to_string()),
             created_at: format_millis(&stored.event.created_at),
             data: stored
                 .event

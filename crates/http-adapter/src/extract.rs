@@ -16,6 +16,11 @@ use crate::error::{ApiError, ErrorKind};
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
 
+/// Longest a request body may take to arrive, as app data (default 10 s): a
+/// client that stops sending half-way must not hold its request open for good.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyReadTimeout(pub std::time::Duration);
+
 /// The last path segment (every route's parameter is last), decoded from the
 /// raw request target rather than from the router's partly decoded copy.
 pub(crate) fn last_segment(req: &HttpRequest) -> Result<String, ApiError> {
@@ -99,7 +104,20 @@ pub(crate) async fn json_value(
             "Request body must be JSON: send Content-Type: application/json.",
         ));
     }
-    let bytes = match payload.to_bytes_limited(limit).await {
+    let timeout = req
+        .app_data::<BodyReadTimeout>()
+        .map_or(std::time::Duration::from_secs(10), |timeout| timeout.0);
+    let Ok(read) = actix_web::rt::time::timeout(timeout, payload.to_bytes_limited(limit)).await
+    else {
+        return Err(ApiError::new(
+            ErrorKind::RequestTimeout,
+            format!(
+                "The request body did not arrive within {} ms.",
+                timeout.as_millis()
+            ),
+        ));
+    };
+    let bytes = match read {
         Err(_) => {
             return Err(ApiError::new(
                 ErrorKind::PayloadTooLarge,

@@ -24,7 +24,7 @@ use actix_web::{guard, web, Resource, Route};
 use keywarden_application::{ApiTokenUseCases, TokenVerification};
 
 pub use error::{ApiError, ErrorKind};
-pub use extract::BodyLimit;
+pub use extract::{BodyLimit, BodyReadTimeout};
 pub use limits::RequestLimits;
 pub use openapi::{document as openapi_document, ApiDoc};
 

@@ -22,7 +22,7 @@ pub mod testing;
 mod url;
 
 pub use postgres::{ChangeNotifier, PostgresOptions, PostgresRepository};
-pub use sqlite::{SqliteOptions, SqliteRepository, WriteEngineTuning};
+pub use sqlite::{private_files, SqliteOptions, SqliteRepository, WriteEngineTuning};
 
 /// The embedded migrations of each backend (`migrations/<backend>`).
 pub mod migrations {
@@ -30,3 +30,14 @@ pub mod migrations {
     pub use crate::sqlite::MIGRATIONS as SQLITE;
 }
 pub use url::{DatabaseUrl, UrlError};
+
+/// Says which migrations opening the database applied, so an operator running
+/// `keywarden migrate` (or reading a start's log) sees what changed.
+fn report_migrations(applied: &[diesel::migration::MigrationVersion<'_>]) {
+    if applied.is_empty() {
+        tracing::info!("no migration was pending");
+    }
+    for version in applied {
+        tracing::info!(%version, "applied migration");
+    }
+}

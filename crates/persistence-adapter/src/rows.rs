@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use diesel::{Insertable, Queryable};
 use keywarden_application::{RepositoryError, StoredCredential};
 use keywarden_domain::{
-    ApiToken, AuditEvent, Environment, EnvironmentName, EnvironmentScope, EventType, Project,
-    ProjectId, Projects, Selector, StoredEvent, TokenName, TokenType, Verifier,
+    Actor, ApiToken, AuditEvent, Environment, EnvironmentName, EnvironmentScope, EventType,
+    Project, ProjectId, Projects, Selector, StoredEvent, TokenName, TokenType, Verifier,
 };
 
 use crate::error::corrupt;
@@ -206,6 +206,7 @@ pub(crate) struct EventRow {
     pub format: i32,
     /// Read for search only (it is in `data`/`pre_data` as well).
     pub _token_name: Option<String>,
+    pub created_by_token_id: Option<String>,
 }
 
 impl TryFrom<EventRow> for StoredEvent {
@@ -218,6 +219,12 @@ impl TryFrom<EventRow> for StoredEvent {
             .ok_or_else(|| bad(format!("unknown type {:?}", row.event_type)))?;
         let subject = Selector::parse(&row.selector)
             .ok_or_else(|| bad(format!("bad selector {:?}", row.selector)))?;
+        let created_by_token = match &row.created_by_token_id {
+            None => None,
+            Some(text) => Some(
+                Selector::parse(text).ok_or_else(|| bad(format!("bad acting token {text:?}")))?,
+            ),
+        };
         let facts = |text: Option<&str>| stored_event::decode(row.format, text);
         let rotated_from =
             stored_event::decode_rotated_from(row.format, row.data.as_deref()).map_err(bad)?;
@@ -226,7 +233,10 @@ impl TryFrom<EventRow> for StoredEvent {
             event: AuditEvent::restore(
                 subject,
                 event_type,
-                row.created_by,
+                Actor {
+                    name: row.created_by,
+                    token: created_by_token,
+                },
                 row.created_at,
                 facts(row.data.as_deref()).map_err(bad)?,
                 facts(row.pre_data.as_deref()).map_err(bad)?,

@@ -153,6 +153,7 @@ diesel::table! {
         selector -> Text,
         format -> Integer,
         token_name -> Nullable<Text>,
+        created_by_token_id -> Nullable<Text>,
     }
 }
 

@@ -25,8 +25,8 @@ use keywarden_application::{
     StoredCredential,
 };
 use keywarden_domain::{
-    truncate_to_millis, ApiToken, AuditEvent, Environment, EventType, Project, Rotation, Selector,
-    StoredEvent, TokenRef,
+    truncate_to_millis, Actor, ApiToken, AuditEvent, Environment, EventType, Project, Rotation,
+    Selector, StoredEvent, TokenRef,
 };
 
 use crate::error::{pool_unavailable, TxError};
@@ -178,12 +178,24 @@ fn load_tokens<C: Statements>(conn: &mut C, rows: Vec<TokenRow>) -> Result<Vec<A
 }
 
 /// The token `target` refers to, if it exists and a given credential matches,
-/// read for a change (see `Dialect::rows_for_change`).
+/// read for a change (see `Dialect::rows_for_change`). A credential without
+/// an embedded selector is looked up by its verifier first.
 fn resolve_for_change<D: Dialect>(
     conn: &mut D::Conn,
     target: TokenRef,
 ) -> Result<Option<ApiToken>, TxError> {
-    let rows = D::rows_for_change(conn, target.selector().to_string())?;
+    let selector = match (target.selector(), target.verifier()) {
+        (Some(selector), _) => selector.to_string(),
+        (None, Some(verifier)) => {
+            let found = conn.load_rows(st::selector_of_verifier(verifier.as_bytes().to_vec()))?;
+            match found.into_iter().next() {
+                Some(selector) => selector,
+                None => return Ok(None),
+            }
+        }
+        (None, None) => return Ok(None),
+    };
+    let rows = D::rows_for_change(conn, selector)?;
     Ok(load_tokens(conn, rows)?
         .pop()
         .filter(|token| target.matches(token.verifier())))
@@ -236,6 +248,7 @@ fn insert_event<C: Statements>(conn: &mut C, event: &AuditEvent) -> Result<(), T
             .as_ref()
             .or(event.pre_data.as_ref())
             .map(|facts| facts.name.as_str().to_string()),
+        created_by_token_id: event.created_by_token.map(|selector| selector.to_string()),
     }))?;
     Ok(())
 }
@@ -392,10 +405,10 @@ impl<D: Dialect> ApiTokenRepository for SqlRepository<D> {
     async fn insert_initial(
         &self,
         tokens: Vec<ApiToken>,
-        actor: &str,
+        actor: &Actor,
         at: DateTime<Utc>,
     ) -> Result<bool, RepositoryError> {
-        let actor = actor.to_string();
+        let actor = actor.clone();
         let selectors = tokens.iter().map(|t| t.selector().to_string()).collect();
         let inserted = self
             .0
@@ -420,10 +433,10 @@ impl<D: Dialect> ApiTokenRepository for SqlRepository<D> {
         &self,
         target: TokenRef,
         expires_at: DateTime<Utc>,
-        actor: &str,
+        actor: &Actor,
         at: DateTime<Utc>,
     ) -> Result<Option<ExpiryChange>, RepositoryError> {
-        let actor = actor.to_string();
+        let actor = actor.clone();
         let change = self
             .0
             .write(move |conn| {
@@ -442,9 +455,9 @@ impl<D: Dialect> ApiTokenRepository for SqlRepository<D> {
         &self,
         target: TokenRef,
         rotation: Rotation,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<RotateOutcome, RepositoryError> {
-        let actor = actor.to_string();
+        let actor = actor.clone();
         let outcome = self
             .0
             .write(move |conn| {
@@ -499,10 +512,10 @@ impl<D: Dialect> ApiTokenRepository for SqlRepository<D> {
     async fn delete(
         &self,
         target: TokenRef,
-        actor: &str,
+        actor: &Actor,
         at: DateTime<Utc>,
     ) -> Result<Option<ApiToken>, RepositoryError> {
-        let actor = actor.to_string();
+        let actor = actor.clone();
         let deleted = self
             .0
             .write(move |conn| {

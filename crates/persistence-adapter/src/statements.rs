@@ -64,6 +64,7 @@ where
 pub(crate) trait Statements:
     Connection
     + Loads<tokens_with_selector, TokenRow>
+    + Loads<selector_of_verifier, String>
     + Loads<tokens_in, TokenRow>
     + Loads<tokens_named, TokenRow>
     + Loads<all_tokens, TokenRow>
@@ -130,6 +131,15 @@ fn newest_tokens_first() -> _ {
 #[dsl::auto_type]
 pub(crate) fn tokens_with_selector(selector: String) -> _ {
     tokens().filter(api_tokens::selector.eq(selector))
+}
+
+/// How a credential that embeds no selector finds its token (`verifier` is
+/// unique and indexed).
+#[dsl::auto_type]
+pub(crate) fn selector_of_verifier(verifier: Vec<u8>) -> _ {
+    api_tokens::table
+        .filter(api_tokens::verifier.eq(verifier))
+        .select(api_tokens::selector)
 }
 
 #[dsl::auto_type]
@@ -236,6 +246,7 @@ pub(crate) struct NewEvent {
     pub selector: String,
     pub format: i32,
     pub token_name: Option<String>,
+    pub created_by_token_id: Option<String>,
 }
 
 #[dsl::auto_type]

@@ -14,8 +14,8 @@ use keywarden_application::{
 };
 use keywarden_domain::fixtures::{self, at};
 use keywarden_domain::{
-    ApiToken, AuditEvent, Credential, Environment, EnvironmentName, EventType, LifetimePolicy,
-    Project, ProjectId, Rotation, RotationRefused, TokenRef, TokenType,
+    Actor, ApiToken, AuditEvent, Credential, Environment, EnvironmentName, EventType,
+    LifetimePolicy, Project, ProjectId, Rotation, RotationRefused, TokenRef, TokenType,
 };
 
 /// A fresh repository plus a way to break it behind its back (for atomicity).
@@ -70,7 +70,7 @@ async fn insert(repository: &dyn ApiTokenRepository, token: &ApiToken) -> ApiTok
     repository
         .insert(
             token.clone(),
-            AuditEvent::token_created(token, "tester", at(0)),
+            AuditEvent::token_created(token, &Actor::named("tester"), at(0)),
             100,
         )
         .await
@@ -151,11 +151,19 @@ pub async fn insert_respects_the_limit_atomically(fixture: &dyn Fixture) {
     let (one, _) = token(1, "one", &["*"], 10);
     let (two, _) = token(2, "two", &["*"], 20);
     repository
-        .insert(one.clone(), AuditEvent::token_created(&one, "t", at(0)), 1)
+        .insert(
+            one.clone(),
+            AuditEvent::token_created(&one, &Actor::named("t"), at(0)),
+            1,
+        )
         .await
         .unwrap();
     let refused = repository
-        .insert(two.clone(), AuditEvent::token_created(&two, "t", at(0)), 1)
+        .insert(
+            two.clone(),
+            AuditEvent::token_created(&two, &Actor::named("t"), at(0)),
+            1,
+        )
         .await;
     assert!(
         matches!(refused, Err(RepositoryError::LimitExceeded(1))),
@@ -175,7 +183,7 @@ pub async fn unknown_references_and_duplicates_conflict(fixture: &dyn Fixture) {
     let result = repository
         .insert(
             orphan.clone(),
-            AuditEvent::token_created(&orphan, "t", at(0)),
+            AuditEvent::token_created(&orphan, &Actor::named("t"), at(0)),
             10,
         )
         .await;
@@ -192,7 +200,11 @@ pub async fn unknown_references_and_duplicates_conflict(fixture: &dyn Fixture) {
     let (one, _) = token(2, "one", &["default"], 10);
     insert(repository.as_ref(), &one).await;
     let again = repository
-        .insert(one.clone(), AuditEvent::token_created(&one, "t", at(0)), 10)
+        .insert(
+            one.clone(),
+            AuditEvent::token_created(&one, &Actor::named("t"), at(0)),
+            10,
+        )
         .await;
     assert!(
         matches!(again, Err(RepositoryError::Conflict(_))),
@@ -205,11 +217,11 @@ pub async fn initial_tokens_go_in_once(fixture: &dyn Fixture) {
     let repository = ready(fixture).await;
     let first = vec![admin(1), token(2, "admin", &["default"], 0).0];
     assert!(repository
-        .insert_initial(first, "system", at(0))
+        .insert_initial(first, &Actor::named("system"), at(0))
         .await
         .unwrap());
     assert!(!repository
-        .insert_initial(vec![admin(3)], "system", at(1))
+        .insert_initial(vec![admin(3)], &Actor::named("system"), at(1))
         .await
         .unwrap());
     assert_eq!(repository.list().await.unwrap().len(), 2);
@@ -226,7 +238,12 @@ pub async fn expiry_updates_write_the_change_and_its_event(fixture: &dyn Fixture
     insert(repository.as_ref(), &one).await;
 
     let change = repository
-        .update_expiry(TokenRef::Selector(one.selector()), at(99), "alice", at(50))
+        .update_expiry(
+            TokenRef::Selector(one.selector()),
+            at(99),
+            &Actor::named("alice"),
+            at(50),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -242,7 +259,7 @@ pub async fn expiry_updates_write_the_change_and_its_event(fixture: &dyn Fixture
         .update_expiry(
             TokenRef::parse(credential.expose_secret()),
             at(5),
-            "bob",
+            &Actor::named("bob"),
             at(51),
         )
         .await
@@ -278,12 +295,12 @@ pub async fn expiry_updates_of_unknown_tokens_change_nothing(fixture: &dyn Fixtu
         TokenRef::Selector(keywarden_domain::Selector::from_bytes([8; 16])),
         // Right selector, wrong secret: not the same token.
         TokenRef::Credential {
-            selector: one.selector(),
+            selector: Some(one.selector()),
             verifier: Credential::new(wrong).verifier(),
         },
     ] {
         let change = repository
-            .update_expiry(target, at(1), "alice", at(2))
+            .update_expiry(target, at(1), &Actor::named("alice"), at(2))
             .await
             .unwrap();
         assert!(change.is_none(), "{target:?}");
@@ -299,22 +316,98 @@ pub async fn expiry_updates_of_unknown_tokens_change_nothing(fixture: &dyn Fixtu
     assert_eq!(all_events(repository.as_ref()).await.len(), 1);
 }
 
+/// An operator-chosen credential embeds no selector: its token, stored under a
+/// random one, is found by the credential's verifier.
+pub async fn legacy_tokens_are_changed_by_their_full_credential(fixture: &dyn Fixture) {
+    let repository = ready(fixture).await;
+    let legacy = Credential::new("*:*.an-operator-chosen-secret");
+    let random = keywarden_domain::Selector::from_bytes([77; 16]);
+    let token = keywarden_domain::NewToken::new(
+        admin(1).name().clone(),
+        TokenType::Admin,
+        keywarden_domain::Projects::All,
+        keywarden_domain::EnvironmentScope::All,
+        None,
+    )
+    .unwrap()
+    .with_credential(&legacy, random, at(0));
+    assert!(repository
+        .insert_initial(vec![token], &Actor::named("system"), at(0))
+        .await
+        .unwrap());
+    let other = Credential::new("*:*.another-operator-chosen-secret");
+    let change = repository
+        .update_expiry(
+            TokenRef::parse(other.expose_secret()),
+            at(1),
+            &Actor::named("alice"),
+            at(2),
+        )
+        .await
+        .unwrap();
+    assert!(change.is_none());
+    let acting = keywarden_domain::Selector::from_bytes([78; 16]);
+    let change = repository
+        .update_expiry(
+            TokenRef::parse(legacy.expose_secret()),
+            at(1),
+            &Actor::token("admin", acting),
+            at(2),
+        )
+        .await
+        .unwrap()
+        .expect("found by its verifier");
+    assert_eq!(change.after.selector(), random);
+    let events = all_events(repository.as_ref()).await;
+    assert_eq!(
+        (
+            events[0].event.created_by.as_str(),
+            events[0].event.created_by_token
+        ),
+        ("admin", Some(acting)),
+        "the acting token's identifier is stored beside its name"
+    );
+    assert_eq!(events[1].event.created_by_token, None, "system");
+    let deleted = repository
+        .delete(
+            TokenRef::parse(legacy.expose_secret()),
+            &Actor::named("alice"),
+            at(3),
+        )
+        .await
+        .unwrap();
+    assert_eq!(deleted.map(|t| t.selector()), Some(random));
+}
+
 pub async fn a_failing_event_write_rolls_the_change_back(fixture: &dyn Fixture) {
     let repository = ready(fixture).await;
     let (one, _) = token(1, "one", &["default"], 10);
     insert(repository.as_ref(), &one).await;
     fixture.execute("DROP TABLE events").await;
     let result = repository
-        .update_expiry(TokenRef::Selector(one.selector()), at(99), "alice", at(50))
+        .update_expiry(
+            TokenRef::Selector(one.selector()),
+            at(99),
+            &Actor::named("alice"),
+            at(50),
+        )
         .await;
     assert!(result.is_err());
     let (two, _) = token(2, "two", &["default"], 10);
     assert!(repository
-        .insert(two.clone(), AuditEvent::token_created(&two, "t", at(0)), 10)
+        .insert(
+            two.clone(),
+            AuditEvent::token_created(&two, &Actor::named("t"), at(0)),
+            10
+        )
         .await
         .is_err());
     assert!(repository
-        .delete(TokenRef::Selector(one.selector()), "alice", at(50))
+        .delete(
+            TokenRef::Selector(one.selector()),
+            &Actor::named("alice"),
+            at(50)
+        )
         .await
         .is_err());
     let unchanged = find(repository.as_ref(), one.selector())
@@ -339,13 +432,22 @@ pub async fn credentials_are_those_of_the_stored_tokens(fixture: &dyn Fixture) {
         insert(repository.as_ref(), token).await;
     }
     let changed = repository
-        .update_expiry(TokenRef::Selector(two.selector()), at(500), "alice", at(40))
+        .update_expiry(
+            TokenRef::Selector(two.selector()),
+            at(500),
+            &Actor::named("alice"),
+            at(40),
+        )
         .await
         .unwrap()
         .unwrap()
         .after;
     repository
-        .delete(TokenRef::Selector(three.selector()), "alice", at(50))
+        .delete(
+            TokenRef::Selector(three.selector()),
+            &Actor::named("alice"),
+            at(50),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -365,7 +467,11 @@ pub async fn deletes_remove_the_token_and_record_it(fixture: &dyn Fixture) {
     let (one, _) = token(1, "one", &["default", "other"], 10);
     insert(repository.as_ref(), &one).await;
     let deleted = repository
-        .delete(TokenRef::Selector(one.selector()), "alice", at(60))
+        .delete(
+            TokenRef::Selector(one.selector()),
+            &Actor::named("alice"),
+            at(60),
+        )
         .await
         .unwrap();
     assert_eq!(deleted, Some(one.clone().with_revision(1)));
@@ -374,7 +480,11 @@ pub async fn deletes_remove_the_token_and_record_it(fixture: &dyn Fixture) {
         .unwrap()
         .is_none());
     assert!(repository
-        .delete(TokenRef::Selector(one.selector()), "alice", at(61))
+        .delete(
+            TokenRef::Selector(one.selector()),
+            &Actor::named("alice"),
+            at(61)
+        )
         .await
         .unwrap()
         .is_none());
@@ -432,7 +542,12 @@ pub async fn events_filter_and_page(fixture: &dyn Fixture) {
         let (t, _) = token(seed, "t", &["default"], i64::from(seed));
         insert(repository.as_ref(), &t).await;
         let change = repository
-            .update_expiry(TokenRef::Selector(t.selector()), at(9), "a", at(9))
+            .update_expiry(
+                TokenRef::Selector(t.selector()),
+                at(9),
+                &Actor::named("a"),
+                at(9),
+            )
             .await
             .unwrap()
             .expect("the token exists");
@@ -516,7 +631,12 @@ pub async fn concurrent_writers_all_succeed(fixture: &dyn Fixture) {
             tokio::spawn(async move {
                 for j in 0..10 {
                     let change = repository
-                        .update_expiry(TokenRef::Selector(selector), at(i * 100 + j), "w", at(0))
+                        .update_expiry(
+                            TokenRef::Selector(selector),
+                            at(i * 100 + j),
+                            &Actor::named("w"),
+                            at(0),
+                        )
                         .await
                         .unwrap()
                         .expect("the token exists");
@@ -560,7 +680,7 @@ pub async fn rotation_stores_the_successor_and_shortens_the_old_token(fixture: &
         .rotate(
             TokenRef::Selector(old.selector()),
             rotation(50, 500, 100),
-            "alice",
+            &Actor::named("alice"),
         )
         .await
         .unwrap()
@@ -609,7 +729,7 @@ pub async fn rotation_stores_the_successor_and_shortens_the_old_token(fixture: &
         .rotate(
             TokenRef::Selector(old.selector()),
             rotation(51, 500, 100),
-            "alice",
+            &Actor::named("alice"),
         )
         .await
         .unwrap();
@@ -622,7 +742,7 @@ pub async fn rotation_stores_the_successor_and_shortens_the_old_token(fixture: &
             .rotate(
                 TokenRef::Selector(unknown.selector()),
                 rotation(52, 500, 100),
-                "alice"
+                &Actor::named("alice")
             )
             .await
             .unwrap(),
@@ -641,7 +761,7 @@ pub async fn a_failed_rotation_leaves_no_trace(fixture: &dyn Fixture) {
         .rotate(
             TokenRef::Selector(old.selector()),
             rotation(50, 500, 100),
-            "alice"
+            &Actor::named("alice")
         )
         .await
         .is_err());
@@ -664,7 +784,7 @@ pub async fn concurrent_rotations_make_one_successor(fixture: &dyn Fixture) {
                     .rotate(
                         TokenRef::Selector(selector),
                         rotation(100 + i, 500, 100),
-                        "w",
+                        &Actor::named("w"),
                     )
                     .await
                     .unwrap()
@@ -689,11 +809,11 @@ pub async fn search_pages_through_every_event_once(fixture: &dyn Fixture) {
     let mut written = 0;
     for seed in 1..=12u8 {
         let (one, _) = token(seed, &format!("Token-{seed}"), &["default"], 10);
-        let actor = if seed % 3 == 0 { "alice" } else { "bob" };
+        let actor = Actor::named(if seed % 3 == 0 { "alice" } else { "bob" });
         repository
             .insert(
                 one.clone(),
-                AuditEvent::token_created(&one, actor, at(i64::from(seed) * 86_400)),
+                AuditEvent::token_created(&one, &actor, at(i64::from(seed) * 86_400)),
                 100,
             )
             .await
@@ -702,7 +822,7 @@ pub async fn search_pages_through_every_event_once(fixture: &dyn Fixture) {
             .update_expiry(
                 TokenRef::Selector(one.selector()),
                 at(5),
-                actor,
+                &actor,
                 at(i64::from(seed) * 86_400 + 1),
             )
             .await
@@ -783,7 +903,7 @@ pub async fn search_pages_through_every_event_once(fixture: &dyn Fixture) {
     repository
         .insert(
             late.clone(),
-            AuditEvent::token_created(&late, "bob", at(2 * 86_400 + 5)),
+            AuditEvent::token_created(&late, &Actor::named("bob"), at(2 * 86_400 + 5)),
             100,
         )
         .await
@@ -827,6 +947,7 @@ macro_rules! contract_suite {
                 initial_tokens_go_in_once,
                 expiry_updates_write_the_change_and_its_event,
                 expiry_updates_of_unknown_tokens_change_nothing,
+                legacy_tokens_are_changed_by_their_full_credential,
                 a_failing_event_write_rolls_the_change_back,
                 credentials_are_those_of_the_stored_tokens,
                 deletes_remove_the_token_and_record_it,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use keywarden_application::{ApiTokenRepository, ExternalChange};
 use keywarden_domain::fixtures::{self, at};
 use keywarden_domain::{
-    ApiToken, AuditEvent, Environment, EnvironmentName, Selector, TokenRef, TokenType,
+    Actor, ApiToken, AuditEvent, Environment, EnvironmentName, Selector, TokenRef, TokenType,
 };
 use keywarden_persistence_adapter::testing::TestDatabase;
 use keywarden_persistence_adapter::{
@@ -37,7 +37,7 @@ async fn create(repository: &dyn ApiTokenRepository, token: &ApiToken) {
     repository
         .insert(
             token.clone(),
-            AuditEvent::token_created(token, "tester", at(0)),
+            AuditEvent::token_created(token, &Actor::named("tester"), at(0)),
             1000,
         )
         .await
@@ -49,7 +49,7 @@ async fn expire(repository: &dyn ApiTokenRepository, token: &ApiToken) {
         .update_expiry(
             TokenRef::Selector(token.selector()),
             at(99),
-            "tester",
+            &Actor::named("tester"),
             at(1),
         )
         .await

@@ -2,7 +2,7 @@
 //! makes, with which arguments, and which error each failure becomes.
 
 use chrono::Duration;
-use keywarden_domain::{fixtures, EventType, Projects, TokenRef, TokenType};
+use keywarden_domain::{fixtures, Actor, EventType, Projects, TokenRef, TokenType};
 use mockall::predicate::{always, eq};
 
 use crate::testing::{
@@ -20,13 +20,15 @@ async fn update_expiry_writes_through_the_repository_and_takes_effect_at_once() 
     let before = fixtures::stored(&target, 1, None);
     let after = fixtures::stored(&target, 2, Some(past));
     let selector = target.selector();
+    // The audit trail names the acting token by identifier, not only by name.
+    let actor = Actor::token("token-1", admin.selector());
     let repository = repository(vec![admin, before.clone()], move |repository| {
         repository
             .expect_update_expiry()
             .with(
                 eq(TokenRef::Selector(selector)),
                 eq(past),
-                eq("token-1"),
+                eq(actor),
                 eq(now()),
             )
             .times(1)
@@ -285,7 +287,7 @@ async fn delete_revokes_at_once() {
     let repository = repository(vec![victim], move |repository| {
         repository
             .expect_delete()
-            .with(always(), eq("cli"), eq(now()))
+            .with(always(), eq(Actor::named("cli")), eq(now()))
             .times(1)
             .returning(move |_, _, _| Ok(Some(deleted.clone())));
     });

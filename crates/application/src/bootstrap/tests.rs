@@ -6,7 +6,10 @@ use std::sync::Arc;
 use keywarden_domain::{ApiToken, Credential, TokenType};
 
 use crate::testing::{adapters, catalog_only, clock_at, generator, no_secrets, now, settings};
-use crate::{check_init_tokens, start, AppError, Bootstrap, InitToken, MockApiTokenRepository};
+use crate::{
+    check_init_token_strength, check_init_tokens, start, AppError, Bootstrap, InitToken,
+    MockApiTokenRepository,
+};
 
 // ---- bootstrap ------------------------------------------------------------
 
@@ -16,7 +19,7 @@ fn empty_database(expect: impl Fn(&[ApiToken]) + Send + 'static) -> MockApiToken
         .expect_insert_initial()
         .withf(move |tokens, actor, _| {
             expect(tokens);
-            actor == "system"
+            *actor == keywarden_domain::Actor::named("system")
         })
         .times(1)
         .returning(|_, _, _| Ok(true));
@@ -53,6 +56,11 @@ async fn init_tokens_are_inserted_with_their_declared_scope() {
         assert_eq!(tokens[1].token_type(), TokenType::Client);
         assert_eq!(tokens[1].environment().as_str(), "production");
         assert_eq!(tokens[1].projects().ids(), vec!["default"]);
+        // The identifier comes from the generator, not from the credential.
+        let random = keywarden_domain::Selector::from_bytes(
+            keywarden_domain::fixtures::material(200).selector,
+        );
+        assert!(tokens.iter().all(|token| token.selector() == random));
     });
     let init = vec![
         InitToken {
@@ -116,4 +124,63 @@ fn init_tokens_can_be_checked_without_storage() {
         credential: Credential::new("default:*.x"),
     }];
     assert!(check_init_tokens(&settings(), &bad).is_err());
+}
+
+// ---- guessable init tokens --------------------------------------------------
+
+fn init(token_type: TokenType, credential: &str) -> InitToken {
+    InitToken {
+        token_type,
+        credential: Credential::new(credential),
+    }
+}
+
+#[test]
+fn guessable_init_tokens_are_refused_by_variable_never_by_value() {
+    for (token_type, credential, variable) in [
+        (
+            TokenType::Admin,
+            "*:*.unleash-insecure-admin-api-token",
+            "INIT_ADMIN_API_TOKENS",
+        ),
+        (
+            TokenType::Frontend,
+            "*:development.unleash-insecure-frontend-api-token",
+            "INIT_FRONTEND_API_TOKENS",
+        ),
+        (
+            TokenType::Backend,
+            "*:production.hunter2",
+            "INIT_BACKEND_API_TOKENS",
+        ),
+        (
+            TokenType::Client,
+            "*:production.fifteen-chars!!",
+            "INIT_CLIENT_API_TOKENS",
+        ),
+    ] {
+        let error = check_init_token_strength(&[init(token_type, credential)], false)
+            .expect_err(credential);
+        let message = error.to_string();
+        assert!(message.contains(variable), "{message}");
+        assert!(
+            !message.contains(&credential[credential.find('.').unwrap() + 1..]),
+            "{message}"
+        );
+        let warnings = check_init_token_strength(&[init(token_type, credential)], true).unwrap();
+        assert_eq!(warnings.len(), 1, "allowed, with a warning");
+        assert!(warnings[0].contains(variable));
+    }
+}
+
+#[test]
+fn short_init_tokens_start_with_a_warning_and_long_ones_silently() {
+    let short = init(TokenType::Admin, &format!("*:*.{}", "s".repeat(16)));
+    let long = init(TokenType::Admin, &format!("*:*.{}", "s".repeat(32)));
+    let warnings = check_init_token_strength(&[short, long.clone()], false).unwrap();
+    assert_eq!(warnings.len(), 1);
+    assert!(warnings[0].contains("INIT_ADMIN_API_TOKENS"));
+    assert!(check_init_token_strength(&[long], false)
+        .unwrap()
+        .is_empty());
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use keywarden_domain::{TokenRef, TokenType};
+use keywarden_domain::{Actor, TokenRef, TokenType};
 use mockall::predicate::eq;
 
 use crate::testing::{
@@ -108,14 +108,18 @@ async fn commands_other_than_create_make_only_their_own_call() {
         .with(
             eq(TokenRef::Selector(selector)),
             eq(now()),
-            eq("cli"),
+            eq(Actor::named("cli")),
             eq(now()),
         )
         .times(1)
         .returning(|_, _, _, _| Ok(None));
     repository
         .expect_delete()
-        .with(eq(TokenRef::Selector(selector)), eq("cli"), eq(now()))
+        .with(
+            eq(TokenRef::Selector(selector)),
+            eq(Actor::named("cli")),
+            eq(now()),
+        )
         .times(1)
         .returning(move |_, _, _| Ok(Some(stored.clone())));
     let commands = operator(

@@ -302,6 +302,23 @@ async fn authentication_comes_before_everything() {
             401,
             Some("AuthenticationRequired"),
         ),
+        // Two credentials: neither wins, even when one of them is valid.
+        (
+            TestRequest::get()
+                .uri("/api/admin/api-tokens")
+                .append_header((AUTHORIZATION, ADMIN))
+                .append_header((AUTHORIZATION, "*:*.wrong")),
+            401,
+            Some("UnauthorizedError"),
+        ),
+        (
+            TestRequest::get()
+                .uri("/api/admin/api-tokens")
+                .append_header((AUTHORIZATION, ADMIN))
+                .append_header((AUTHORIZATION, ADMIN)),
+            401,
+            Some("UnauthorizedError"),
+        ),
     ];
     for (req, status, name) in cases {
         let (actual, body) = call_json(authenticating(), req).await;

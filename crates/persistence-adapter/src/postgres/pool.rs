@@ -142,7 +142,7 @@ pub(crate) fn migrate(conn: &mut PgConnection) -> Result<(), RepositoryError> {
         .map_err(map_diesel)?;
     let outcome = conn
         .run_pending_migrations(MIGRATIONS)
-        .map(|_| ())
+        .map(|applied| crate::report_migrations(&applied))
         .map_err(RepositoryError::Internal);
     diesel::sql_query("SELECT pg_advisory_unlock($1)")
         .bind::<BigInt, _>(MIGRATION_LOCK)

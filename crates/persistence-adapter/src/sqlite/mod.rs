@@ -17,6 +17,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use self::engine::Engine;
 pub use self::engine::WriteEngineTuning;
+pub use self::pool::private_files;
 pub use self::pool::SqliteOptions;
 pub use self::pool::MIGRATIONS;
 use self::pool::{Connector, SqlitePool};

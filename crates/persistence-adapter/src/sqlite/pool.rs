@@ -1,7 +1,9 @@
 //! Opening a SQLite database: the file and its folder, WAL mode, migrations,
 //! a pool whose every connection gets the same PRAGMAs, and the `Connector`
 //! through which every other connection (the write engine's, the feed's) is
-//! opened with those PRAGMAs too.
+//! opened with those PRAGMAs too. Files it creates are private to the
+//! service's user (folder 0700, database and its WAL/SHM 0600) whatever the
+//! umask: they hold every verifier and the audit trail.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -111,6 +113,53 @@ fn url_of(path: &Path) -> Result<String, RepositoryError> {
         .ok_or_else(|| RepositoryError::Unavailable("the database path is not UTF-8".into()))
 }
 
+/// Creating files and folders only the service's user may open, with modes
+/// set explicitly so the umask cannot widen them. Shared with the composition
+/// root for the other files it writes beside the database (backups, the first
+/// admin credential).
+pub mod private_files {
+    use std::fs::{DirBuilder, File, OpenOptions};
+    use std::io;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    use std::path::Path;
+
+    /// Creates `folder` and any missing parents with mode 0700; existing
+    /// folders keep their mode.
+    pub fn create_folder(folder: &Path) -> io::Result<()> {
+        if folder.as_os_str().is_empty() || folder.exists() {
+            return Ok(());
+        }
+        if let Some(parent) = folder.parent() {
+            create_folder(parent)?;
+        }
+        match DirBuilder::new().mode(0o700).create(folder) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(e),
+            Ok(()) => restrict(folder, 0o700),
+        }
+    }
+
+    /// Creates a new file with mode 0600 (its folder too, 0700); fails when
+    /// the file exists, so nothing is ever overwritten.
+    pub fn create_file(path: &Path) -> io::Result<File> {
+        if let Some(folder) = path.parent() {
+            create_folder(folder)?;
+        }
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)?;
+        restrict(path, 0o600)?;
+        Ok(file)
+    }
+
+    /// Sets `path`'s mode exactly.
+    pub fn restrict(path: &Path, mode: u32) -> io::Result<()> {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+    }
+}
+
 /// Blocking: creates the folder and file if needed, switches the file to WAL
 /// once (before the pool opens all its connections at the same moment),
 /// applies pending migrations and builds the pool.
@@ -118,15 +167,13 @@ pub(crate) fn open(
     connector: &Connector,
     options: &SqliteOptions,
 ) -> Result<SqlitePool, RepositoryError> {
-    if let Some(folder) = connector
-        .path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(folder).map_err(|e| RepositoryError::Unavailable(Box::new(e)))?;
+    let unavailable = |e: std::io::Error| RepositoryError::Unavailable(Box::new(e));
+    let created = !connector.path.exists();
+    if created {
+        private_files::create_file(&connector.path).map_err(unavailable)?;
     }
     let mut first = connector.open()?;
-    first.run_pending_migrations(MIGRATIONS).map_err(|error| {
+    let applied = first.run_pending_migrations(MIGRATIONS).map_err(|error| {
         // Another process holding the lock past the busy timeout is a wait,
         // not a broken migration.
         if crate::error::is_busy(&error.to_string()) {
@@ -135,7 +182,19 @@ pub(crate) fn open(
             RepositoryError::Internal(error)
         }
     })?;
+    crate::report_migrations(&applied);
     drop(first);
+    if created {
+        // SQLite gives these the database's mode; say so rather than rely on it.
+        for suffix in ["-wal", "-shm"] {
+            let mut side = connector.path.clone().into_os_string();
+            side.push(suffix);
+            let side = PathBuf::from(side);
+            if side.exists() {
+                private_files::restrict(&side, 0o600).map_err(unavailable)?;
+            }
+        }
+    }
     Pool::builder()
         .max_size(options.max_connections)
         .connection_timeout(options.acquire_timeout)
