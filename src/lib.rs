@@ -120,12 +120,14 @@ impl Application {
         };
         let metrics = metrics_renderer(Arc::clone(&credentials));
         let mut server = HttpServer::new(move || {
-            App::new().configure(configure(
-                Arc::clone(&usecases),
-                body_limit,
-                request_limits,
-                Arc::clone(&metrics),
-            ))
+            App::new()
+                .configure(keywarden_console_adapter::configure)
+                .configure(configure(
+                    Arc::clone(&usecases),
+                    body_limit,
+                    request_limits,
+                    Arc::clone(&metrics),
+                ))
         })
         .shutdown_timeout(settings.server.shutdown_timeout_secs);
         if settings.server.workers > 0 {
