@@ -54,7 +54,7 @@ function row(token) {
     element("th", { scope: "row", className: "name" }, token.tokenName, element("small", { textContent: token.secret })),
     element("td", {}, element("span", { className: `badge ${token.status}`, textContent: STATUS_LABEL[token.status] })),
     element("td", { textContent: typeLabel(token.type) }),
-    element("td", { textContent: token.projects.join(", ") }),
+    element("td", { textContent: token.projects.includes("*") ? "all" : token.projects.join(", ") }),
     element("td", { textContent: token.environment }),
     element("td", {}, timeCell(token.createdAt, "—")),
     element("td", {}, timeCell(token.expiresAt, "never")),
@@ -207,8 +207,10 @@ async function copySecret() {
 }
 
 export function wire() {
+  // `change` as well: selects and a cleared field may not send `input`.
   for (const id of ["filter-text", "filter-type", "filter-environment", "filter-status"]) {
     $(id).addEventListener("input", render);
+    $(id).addEventListener("change", render);
   }
   $("filters").addEventListener("submit", (event) => event.preventDefault());
   for (const th of document.querySelectorAll("#tokens-table th[data-key]")) {
