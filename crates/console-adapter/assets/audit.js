@@ -9,6 +9,7 @@ const $ = (id) => document.getElementById(id);
 const PAGE = 50;
 let offset = 0;
 let total = 0;
+let latest = 0; // answers to older requests are dropped
 
 /** The query string, in the operators the search route takes. */
 function params() {
@@ -26,7 +27,8 @@ function params() {
   return query;
 }
 
-const FIELDS = ["tokenName", "type", "projects", "environment", "expiresAt"];
+// The token name heads each event already.
+const FIELDS = ["type", "projects", "environment", "expiresAt"];
 
 function shown(field, value) {
   if (value === null || value === undefined) return field === "expiresAt" ? "never" : "—";
@@ -52,7 +54,7 @@ function change(event) {
     } else {
       value.append(element("del", { textContent: was }));
     }
-    list.append(element("dt", { textContent: field }), value);
+    list.append(element("div", {}, element("dt", { textContent: field }), value));
   }
   return list;
 }
@@ -75,8 +77,10 @@ function item(event) {
 }
 
 export async function load() {
+  const ticket = ++latest;
   try {
     const answer = await api.searchEvents(params());
+    if (ticket !== latest) return;
     total = answer.total;
     $("audit-list").replaceChildren(...answer.events.map(item));
     $("audit-empty").hidden = answer.events.length > 0;
