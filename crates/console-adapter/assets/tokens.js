@@ -24,30 +24,48 @@ function matches(token, filter) {
   return haystack.toLowerCase().includes(filter.text);
 }
 
+// One collator for every comparison: building one per call made sorting
+// 2,000 rows take the better part of a second.
+const collator = new Intl.Collator("en", { numeric: true, sensitivity: "base" });
+
 function compare(a, b) {
   const x = a[sort.key] ?? "";
   const y = b[sort.key] ?? "";
   // Never-expiring tokens sort after every date; unseen ones before.
   if (sort.key === "expiresAt" && x !== y && (x === "" || y === "")) return x === "" ? 1 : -1;
-  return String(x).localeCompare(String(y), "en", { numeric: true, sensitivity: "base" });
+  return collator.compare(String(x), String(y));
+}
+
+// Rows built once per loaded token (and status): filtering and sorting only
+// reorder them.
+let built = new WeakMap();
+
+function rowFor(token) {
+  const cached = built.get(token);
+  if (cached && cached.status === token.status) return cached.tr;
+  const tr = row(token);
+  built.set(token, { status: token.status, tr });
+  return tr;
+}
+
+/** One action button; the table's single click listener reads `data-action`. */
+function actionButton(action, text, label, className = "small") {
+  const button = element("button", { type: "button", className, textContent: text });
+  button.dataset.action = action;
+  button.setAttribute("aria-label", label);
+  return button;
 }
 
 function row(token) {
+  const expire = actionButton("expire-dialog", "Expire now", `Expire ${token.tokenName} now`);
+  expire.disabled = token.status === "expired";
   const actions = element(
     "td",
     { className: "actions-cell" },
-    element("button", { type: "button", className: "small", textContent: "Expiry…" }),
-    element("button", { type: "button", className: "small", textContent: "Expire now" }),
-    element("button", { type: "button", className: "small danger", textContent: "Delete" }),
+    actionButton("expiry-dialog", "Expiry…", `Change expiry of ${token.tokenName}`),
+    expire,
+    actionButton("delete-dialog", "Delete", `Delete ${token.tokenName}`, "small danger"),
   );
-  const [expiry, expire, remove] = actions.querySelectorAll("button");
-  expiry.setAttribute("aria-label", `Change expiry of ${token.tokenName}`);
-  expire.setAttribute("aria-label", `Expire ${token.tokenName} now`);
-  remove.setAttribute("aria-label", `Delete ${token.tokenName}`);
-  expire.disabled = token.status === "expired";
-  expiry.addEventListener("click", () => open("expiry-dialog", token));
-  expire.addEventListener("click", () => open("expire-dialog", token));
-  remove.addEventListener("click", () => open("delete-dialog", token));
   const tr = element(
     "tr",
     {},
@@ -84,7 +102,7 @@ export function render() {
   if (sort.descending) shown.reverse();
   const body = $("tokens-body");
   const fragment = document.createDocumentFragment();
-  for (const token of shown) fragment.append(row(token));
+  for (const token of shown) fragment.append(rowFor(token));
   body.replaceChildren(fragment);
   $("token-count").textContent =
     shown.length === tokens.length ? `${tokens.length} tokens` : `${shown.length} of ${tokens.length} tokens`;
@@ -99,6 +117,7 @@ export function render() {
 
 export function show(list) {
   tokens = list;
+  built = new WeakMap();
   render();
 }
 
@@ -213,6 +232,14 @@ export function wire() {
     $(id).addEventListener("change", render);
   }
   $("filters").addEventListener("submit", (event) => event.preventDefault());
+  // One listener for every row's buttons: 2,000 rows render without 6,000 closures.
+  $("tokens-body").addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-action]");
+    if (!button) return;
+    const selector = button.closest("tr").dataset.selector;
+    const token = tokens.find((t) => t.secret === selector);
+    if (token) open(button.dataset.action, token);
+  });
   for (const th of document.querySelectorAll("#tokens-table th[data-key]")) {
     th.querySelector("button").addEventListener("click", () => {
       const key = th.dataset.key;
