@@ -33,6 +33,7 @@ export function dialogMessage(dialog, error) {
 
 /** Opens `dialog` for a token (its name fills every `.token-name`). */
 export function openFor(dialog, token) {
+  notice(""); // the last change's note is stale once a new one starts
   for (const slot of dialog.querySelectorAll(".token-name")) slot.textContent = token.tokenName;
   dialogMessage(dialog, null);
   dialog.showModal();
