@@ -21,7 +21,10 @@
 #   --threads T          wrk threads [2]
 #   --startup-runs R     start-ups timed on the existing database [21]
 #   --scenarios LIST     comma-separated, from: health,unauth,name,list,put,
-#                        list-latency,startup [all of them]
+#                        verify,edge,list-latency,startup [all of them]
+#                        (verify: GET /api/verify with one seeded backend
+#                        credential; edge: POST /edge/validate with 1, 10 and
+#                        100 seeded credentials per request)
 #   --bin PATH           use this keywarden binary instead of building one
 #   --out DIR            where results go [bench/results/<date>-<backend>-<size>]
 #   --max-wait S         how long to wait for other compiles to finish before
@@ -44,7 +47,7 @@ RUNS=3
 CONNECTIONS=32
 THREADS=2
 STARTUP_RUNS=21
-SCENARIOS="health,unauth,name,list,put,list-latency,startup"
+SCENARIOS="health,unauth,name,list,put,verify,edge,list-latency,startup"
 BIN=""
 OUT=""
 MAX_WAIT=300
@@ -238,6 +241,20 @@ if has list; then
 fi
 has put && wrk_run "PUT /api/admin/api-tokens/:token" 200 2s KW_METHOD=PUT \
   KW_PREFIX=/api/admin/api-tokens/ "KW_KEYS=$TMP/selectors.txt" "KW_AUTH=$ADMIN" "KW_BODY=$PUT_BODY"
+
+has verify && wrk_run "GET /api/verify (200)" 200 2s KW_PATH=/api/verify "KW_AUTH=$cred"
+# An /edge/validate body with the first N seeded credentials.
+edge_body() {
+  python3 -c 'import json, sys
+lines = open(sys.argv[1]).read().splitlines()[: int(sys.argv[2])]
+print(json.dumps({"tokens": [line.split("\t")[1] for line in lines]}))' "$TMP/tokens.tsv" "$1"
+}
+if has edge; then
+  for n in 1 10 100; do
+    wrk_run "POST /edge/validate, $n tokens" 200 2s KW_METHOD=POST KW_PATH=/edge/validate \
+      "KW_BODY=$(edge_body "$n")"
+  done
+fi
 
 record "{\"kind\":\"rss\",\"backend\":\"$BACKEND\",\"size\":$SIZE,$(python3 "$KW" rss "$SERVER_PID" | sed 's/^{//')"
 

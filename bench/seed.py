@@ -12,7 +12,8 @@ rows the server itself would write for `POST /api/admin/api-tokens` with
   created_at (UTC, millisecond precision), seen_at NULL, revision 1;
 * no `api_token_projects` rows (all-projects tokens have none);
 * one `api-token-created` event per token (unless --no-events), its `data` the
-  token's JSON snapshot exactly as serde writes `TokenSnapshot`.
+  token's JSON in stored-event format 1 (`TokenJsonV1` in the persistence
+  adapter's `stored_event.rs`), its `selector` the token's selector.
 
 Timestamps on SQLite are TEXT in diesel's `%F %T%.f%:z` format (chrono's `%.f`
 prints nothing for a whole second and 3 digits for whole milliseconds), e.g.
@@ -42,6 +43,9 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import kwbench  # noqa: E402
 
 ENVIRONMENT = "development"
 TOKEN_TYPE = "backend"
@@ -79,7 +83,7 @@ def json_time(at: dt.datetime) -> str:
 
 
 def snapshot(selector: str, name: str, created: dt.datetime) -> str:
-    """`serde_json::to_string(&TokenSnapshot)`: field order as the struct declares."""
+    """Stored-event format 1 (`TokenJsonV1`): field order as the struct declares."""
     return json.dumps(
         {
             "secret": selector,
@@ -132,8 +136,8 @@ def seed_sqlite(path, count, prefix, start, out, events):
         )
         if event_rows:
             conn.executemany(
-                "INSERT INTO events (event_type, created_by, created_at, data, pre_data)"
-                " VALUES ('api-token-created', ?, ?, ?, NULL)",
+                "INSERT INTO events (event_type, created_by, created_at, data, pre_data, selector)"
+                " VALUES ('api-token-created', ?, ?, ?, NULL, ?)",
                 event_rows,
             )
         conn.execute("COMMIT")
@@ -144,7 +148,7 @@ def seed_sqlite(path, count, prefix, start, out, events):
         out.write(f"{selector}\t{credential}\t{name}\n")
         rows.append((selector, verifier, name, TOKEN_TYPE, ENVIRONMENT, sqlite_time(created)))
         if events:
-            event_rows.append((ACTOR, now, snapshot(selector, name, created)))
+            event_rows.append((ACTOR, now, snapshot(selector, name, created), selector))
         done += 1
         if len(rows) >= BATCH:
             flush()
@@ -166,12 +170,12 @@ def copy_escape(text: str) -> str:
 def seed_postgres(url, count, prefix, start, out, events):
     """Streams COPY data into one psql session (one transaction)."""
     env = dict(os.environ, PGOPTIONS="-c synchronous_commit=off")
-    check = subprocess.run(
-        ["psql", url, "-XAtq", "-c", f"SELECT count(*) FROM environments WHERE name = '{ENVIRONMENT}'"],
-        capture_output=True, text=True, env=env,
-    )
-    if check.returncode != 0 or check.stdout.strip() != "1":
-        sys.exit(f"seed.py: cannot find environment {ENVIRONMENT!r}: {check.stderr.strip()}")
+    try:
+        found = kwbench.psql(url, f"SELECT count(*) FROM environments WHERE name = '{ENVIRONMENT}'", env)
+    except subprocess.CalledProcessError as error:
+        sys.exit(f"seed.py: cannot query the database: {error.stderr.strip()}")
+    if found.strip() != "1":
+        sys.exit(f"seed.py: cannot find environment {ENVIRONMENT!r}")
     psql = subprocess.Popen(
         ["psql", url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-f", "-"],
         stdin=subprocess.PIPE, text=True, env=env,
@@ -194,12 +198,15 @@ def seed_postgres(url, count, prefix, start, out, events):
             if events:
                 spill.write(
                     f"api-token-created\t{ACTOR}\t{now}\t"
-                    f"{copy_escape(snapshot(selector, name, created))}\t\\N\n"
+                    f"{copy_escape(snapshot(selector, name, created))}\t\\N\t{selector}\n"
                 )
             done += 1
         pipe.write("\\.\n")
         if events:
-            pipe.write("COPY events (event_type, created_by, created_at, data, pre_data) FROM STDIN;\n")
+            pipe.write(
+                "COPY events (event_type, created_by, created_at, data, pre_data, selector)"
+                " FROM STDIN;\n"
+            )
             spill.seek(0)
             for line in spill:
                 pipe.write(line)

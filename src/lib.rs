@@ -112,6 +112,7 @@ impl Application {
             Bootstrap::AlreadyInitialised => None,
         };
         let usecases = started.usecases;
+        let verification = started.verification;
         let credentials = started.credentials;
         let body_limit = BodyLimit(settings.server.body_limit_bytes);
         let request_limits = RequestLimits {
@@ -124,6 +125,7 @@ impl Application {
                 .configure(keywarden_console_adapter::configure)
                 .configure(configure(
                     Arc::clone(&usecases),
+                    Arc::clone(&verification),
                     body_limit,
                     request_limits,
                     Arc::clone(&metrics),

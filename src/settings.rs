@@ -2,6 +2,8 @@
 //! file, the environment variables Unleash operators already use, and
 //! `KEYWARDEN__SECTION__KEY` variables, in that order of precedence. The
 //! environment is passed in, never read from globals, so tests can vary it.
+//! Every section refuses keys it does not know, so a misspelt key or variable
+//! is an error naming it rather than a silently ignored setting.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -25,23 +27,56 @@ const UNLEASH_NAMES: [(&str, &str); 4] = [
 ];
 
 /// Unleash's bootstrap variables, the type of token each makes, and the
-/// setting they fill.
-const INIT_VARIABLES: [(&str, TokenType); 4] = [
-    ("INIT_ADMIN_API_TOKENS", TokenType::Admin),
-    ("INIT_BACKEND_API_TOKENS", TokenType::Backend),
-    ("INIT_CLIENT_API_TOKENS", TokenType::Client),
-    ("INIT_FRONTEND_API_TOKENS", TokenType::Frontend),
+/// variable of ours they stand for.
+const INIT_VARIABLES: [(&str, TokenType, &str); 4] = [
+    (
+        "INIT_ADMIN_API_TOKENS",
+        TokenType::Admin,
+        "KEYWARDEN__BOOTSTRAP__ADMIN_TOKENS",
+    ),
+    (
+        "INIT_BACKEND_API_TOKENS",
+        TokenType::Backend,
+        "KEYWARDEN__BOOTSTRAP__BACKEND_TOKENS",
+    ),
+    (
+        "INIT_CLIENT_API_TOKENS",
+        TokenType::Client,
+        "KEYWARDEN__BOOTSTRAP__CLIENT_TOKENS",
+    ),
+    (
+        "INIT_FRONTEND_API_TOKENS",
+        TokenType::Frontend,
+        "KEYWARDEN__BOOTSTRAP__FRONTEND_TOKENS",
+    ),
 ];
+
+/// Keys holding a list of strings: their variables are comma-separated.
+const STRING_LIST_KEYS: [&str; 4] = [
+    "bootstrap.admin_tokens",
+    "bootstrap.backend_tokens",
+    "bootstrap.client_tokens",
+    "bootstrap.frontend_tokens",
+];
+
+/// Keys holding a list of tables: their variables are TOML inline arrays,
+/// e.g. `KEYWARDEN__PROJECTS='[{ id = "web", name = "Web" }]'`.
+const TABLE_LIST_KEYS: [&str; 2] = ["projects", "environments"];
+
+const ENV_PREFIX: &str = "KEYWARDEN__";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    #[error("invalid configuration: {0}")]
+    // The cause is the source, not part of the message: error chains print
+    // each message once.
+    #[error("invalid configuration")]
     Config(#[from] config::ConfigError),
     #[error("invalid configuration: {0}")]
     Invalid(String),
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
@@ -53,6 +88,7 @@ pub struct Settings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     pub host: String,
     pub port: u16,
@@ -64,6 +100,7 @@ pub struct ServerSettings {
 }
 
 #[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     pub url: String,
     pub max_connections: u32,
@@ -178,6 +215,7 @@ pub fn redact_url(url: &str) -> String {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TokenSettings {
     pub limit: u32,
     pub seen_flush_interval_ms: u64,
@@ -195,6 +233,7 @@ impl fmt::Debug for SecretString {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BootstrapSettings {
     pub admin_tokens: Vec<SecretString>,
     pub backend_tokens: Vec<SecretString>,
@@ -203,6 +242,7 @@ pub struct BootstrapSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogSettings {
     pub filter: String,
     pub format: LogFormat,
@@ -216,6 +256,7 @@ pub enum LogFormat {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProjectSettings {
     pub id: String,
     pub name: String,
@@ -223,6 +264,7 @@ pub struct ProjectSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EnvironmentSettings {
     pub name: String,
     #[serde(rename = "type")]
@@ -236,7 +278,8 @@ impl Settings {
     /// by `KEYWARDEN_CONFIG`, an overlay file.
     ///
     /// # Errors
-    /// When a source cannot be read or a value has the wrong type.
+    /// When a source cannot be read, a value has the wrong type, or a key (in a
+    /// file or a `KEYWARDEN__` variable) is not one of ours.
     pub fn load(
         overlay: Option<PathBuf>,
         mut env: HashMap<String, String>,
@@ -245,30 +288,44 @@ impl Settings {
         if let Some(path) = overlay.or_else(|| env.get("KEYWARDEN_CONFIG").map(PathBuf::from)) {
             builder = builder.add_source(File::from(path).required(true));
         }
-        for (unleash, ours) in UNLEASH_NAMES {
+        let unleash_names = UNLEASH_NAMES
+            .into_iter()
+            .chain(INIT_VARIABLES.map(|(unleash, _, ours)| (unleash, ours)));
+        for (unleash, ours) in unleash_names {
             if let Some(value) = env.get(unleash).cloned() {
                 env.entry(ours.to_string()).or_insert(value);
             }
         }
-        let init: Vec<(TokenType, Vec<SecretString>)> = INIT_VARIABLES
-            .iter()
-            .filter_map(|(name, token_type)| {
-                env.get(*name)
-                    .map(|value| (*token_type, split_credentials(value)))
-            })
-            .collect();
-        let mut settings: Settings = builder
-            .add_source(
-                EnvSource::with_prefix("KEYWARDEN")
-                    .prefix_separator("__")
-                    .separator("__")
-                    .source(Some(env)),
-            )
-            .build()?
-            .try_deserialize()?;
-        for (token_type, credentials) in init {
-            *settings.bootstrap.list_mut(token_type) = credentials;
+        // The environment source reads every value as a string; list keys are
+        // taken out of it and set as lists.
+        let mut lists = Vec::new();
+        env.retain(|name, value| match list_key(name) {
+            Some(key) => {
+                lists.push((key, name.clone(), std::mem::take(value)));
+                false
+            }
+            None => true,
+        });
+        builder = builder.add_source(
+            EnvSource::with_prefix("KEYWARDEN")
+                .prefix_separator("__")
+                .separator("__")
+                .source(Some(env)),
+        );
+        for (key, name, value) in lists {
+            builder = if TABLE_LIST_KEYS.contains(&key) {
+                builder.add_source(File::from_str(
+                    &format!("{key} = {value}"),
+                    FileFormat::Toml,
+                ))
+            } else {
+                let items: Vec<String> = split_list(&value).map(str::to_string).collect();
+                builder
+                    .set_override(key, items)
+                    .map_err(|e| SettingsError::Invalid(format!("{name}: {e}")))?
+            };
         }
+        let settings: Settings = builder.build()?.try_deserialize()?;
         settings.database.validate()?;
         Ok(settings)
     }
@@ -339,7 +396,7 @@ impl Settings {
     pub fn init_tokens(&self) -> Vec<InitToken> {
         INIT_VARIABLES
             .iter()
-            .flat_map(|(_, token_type)| {
+            .flat_map(|(_, token_type, _)| {
                 self.bootstrap
                     .list(*token_type)
                     .iter()
@@ -361,24 +418,26 @@ impl BootstrapSettings {
             TokenType::Frontend => &self.frontend_tokens,
         }
     }
-
-    fn list_mut(&mut self, token_type: TokenType) -> &mut Vec<SecretString> {
-        match token_type {
-            TokenType::Admin => &mut self.admin_tokens,
-            TokenType::Backend => &mut self.backend_tokens,
-            TokenType::Client => &mut self.client_tokens,
-            TokenType::Frontend => &mut self.frontend_tokens,
-        }
-    }
 }
 
-fn split_credentials(value: &str) -> Vec<SecretString> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| SecretString(s.to_string()))
-        .collect()
+/// The configuration key a `KEYWARDEN__…` variable sets, when it is a list key.
+fn list_key(variable: &str) -> Option<&'static str> {
+    let prefix = variable.get(..ENV_PREFIX.len())?;
+    if !prefix.eq_ignore_ascii_case(ENV_PREFIX) {
+        return None;
+    }
+    let key = variable[ENV_PREFIX.len()..]
+        .replace("__", ".")
+        .to_ascii_lowercase();
+    STRING_LIST_KEYS
+        .into_iter()
+        .chain(TABLE_LIST_KEYS)
+        .find(|list| *list == key)
+}
+
+/// The items of a comma-separated list, trimmed, empty ones dropped.
+fn split_list(value: &str) -> impl Iterator<Item = &str> {
+    value.split(',').map(str::trim).filter(|s| !s.is_empty())
 }
 
 #[cfg(test)]
@@ -460,6 +519,98 @@ mod tests {
         assert_eq!(settings.tokens.limit, 3);
         assert_eq!(settings.server.host, "0.0.0.0");
         assert!(Settings::load(Some(dir.path().join("missing.toml")), HashMap::new()).is_err());
+    }
+
+    fn load_err(vars: &[(&str, &str)]) -> String {
+        let env = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let error = Settings::load(None, env).expect_err("the configuration is refused");
+        keywarden_application::error_chain(&error)
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("local.toml");
+        std::fs::write(&path, "[server]\nprot = 5000\n").unwrap();
+        let error = Settings::load(Some(path), HashMap::new()).unwrap_err();
+        assert!(error.to_string().contains("invalid configuration"));
+        let text = keywarden_application::error_chain(&error);
+        assert!(text.contains("`prot`"), "{text}");
+        let text = load_err(&[("KEYWARDEN__SERVER__PROT", "5000")]);
+        assert!(text.contains("`prot`"), "{text}");
+        let text = load_err(&[("KEYWARDEN__SEVRER__PORT", "5000")]);
+        assert!(text.contains("`sevrer`"), "{text}");
+        let text = load_err(&[(
+            "KEYWARDEN__PROJECTS",
+            r#"[{ id = "a", name = "A", colour = "red" }]"#,
+        )]);
+        assert!(text.contains("`colour`"), "{text}");
+    }
+
+    #[test]
+    fn configuration_errors_say_each_thing_once() {
+        let text = load_err(&[("HTTP_PORT", "eighty")]);
+        assert_eq!(text.matches("eighty").count(), 1, "{text}");
+        assert!(text.starts_with("invalid configuration: "), "{text}");
+    }
+
+    #[test]
+    fn list_keys_can_be_set_through_variables() {
+        let settings = load(&[
+            (
+                "KEYWARDEN__BOOTSTRAP__ADMIN_TOKENS",
+                "*:*.one-0123456789abcdef, *:*.two-0123456789abcdef",
+            ),
+            (
+                "keywarden__bootstrap__frontend_tokens",
+                "default:development.three-0123456789",
+            ),
+            (
+                "KEYWARDEN__PROJECTS",
+                r#"[{ id = "web", name = "Web" }, { id = "app", name = "App", description = "the app" }]"#,
+            ),
+            (
+                "KEYWARDEN__ENVIRONMENTS",
+                r#"[{ name = "staging", type = "test", sort_order = 1, enabled = false }]"#,
+            ),
+        ]);
+        let init: Vec<_> = settings
+            .init_tokens()
+            .into_iter()
+            .map(|t| (t.token_type, t.credential.expose_secret().to_string()))
+            .collect();
+        assert_eq!(
+            init,
+            vec![
+                (TokenType::Admin, "*:*.one-0123456789abcdef".to_string()),
+                (TokenType::Admin, "*:*.two-0123456789abcdef".to_string()),
+                (
+                    TokenType::Frontend,
+                    "default:development.three-0123456789".to_string()
+                ),
+            ]
+        );
+        let ids: Vec<_> = settings.projects.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["web", "app"]);
+        assert_eq!(settings.projects[1].description.as_deref(), Some("the app"));
+        assert_eq!(settings.environments.len(), 1);
+        assert_eq!(settings.environments[0].name, "staging");
+        assert!(!settings.environments[0].enabled);
+        // Ours win over Unleash's name for the same list.
+        let settings = load(&[
+            ("INIT_ADMIN_API_TOKENS", "*:*.unleash-0123456789"),
+            ("KEYWARDEN__BOOTSTRAP__ADMIN_TOKENS", "*:*.ours-0123456789"),
+        ]);
+        assert_eq!(settings.bootstrap.admin_tokens.len(), 1);
+        assert_eq!(
+            settings.init_tokens()[0].credential.expose_secret(),
+            "*:*.ours-0123456789"
+        );
+        let text = load_err(&[("KEYWARDEN__PROJECTS", "web")]);
+        assert!(text.contains("projects"), "{text}");
     }
 
     #[test]

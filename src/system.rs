@@ -42,6 +42,7 @@ pub fn trim_memory_periodically() {
                 std::thread::sleep(std::time::Duration::from_secs(5));
                 // SAFETY: malloc_trim takes no pointers; it walks glibc's own
                 // free lists under the allocator's locks, from any thread.
+                #[expect(unsafe_code, reason = "glibc's malloc_trim has no safe wrapper")]
                 unsafe {
                     libc::malloc_trim(0);
                 }

@@ -2,13 +2,19 @@
 //! fresh working directory, the first admin credential on standard output
 //! exactly once, SQLite under ./data, a clean exit on SIGTERM, and the
 //! command-line tools working on the same database as a running server.
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers fail the test loudly"
+)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+
+use keywarden_test_support::http::{self, Response};
 
 struct Running {
     child: Child,
@@ -103,25 +109,12 @@ impl Drop for Running {
 
 impl Running {
     fn get(&self, path: &str, credential: &str) -> u16 {
-        self.request("GET", path, credential, "").0
+        self.request("GET", path, credential, None).status
     }
 
-    /// One request; returns the status and the whole response text.
-    fn request(&self, method: &str, path: &str, credential: &str, body: &str) -> (u16, String) {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {credential}\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        (
-            response.split_whitespace().nth(1).unwrap().parse().unwrap(),
-            response,
-        )
+    /// One request with a JSON body, if any.
+    fn request(&self, method: &str, path: &str, credential: &str, body: Option<&str>) -> Response {
+        http::send(self.port, method, path, &headers(credential), body)
     }
 
     /// SIGTERM, then the exit status and the whole standard output.
@@ -292,16 +285,9 @@ fn the_command_line_manages_tokens_of_a_running_server() {
     assert!(ok);
     let auditor = stdout.lines().last().unwrap().to_string();
     let server = start(dir.path());
-    let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    write!(
-        stream,
-        "GET /api/admin/events HTTP/1.1\r\nHost: x\r\nAuthorization: {auditor}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let body = response.split("\r\n\r\n").nth(1).unwrap();
-    let events: serde_json::Value = serde_json::from_str(body).unwrap();
+    let events = server
+        .request("GET", "/api/admin/events", &auditor, None)
+        .json();
     let by: Vec<_> = events["events"]
         .as_array()
         .unwrap()
@@ -381,16 +367,16 @@ fn logs_have_one_line_per_request_with_an_id_and_never_a_credential() {
         let admin = stdout.lines().last().unwrap().to_string();
         std::thread::sleep(Duration::from_millis(400)); // the change feed's poll
         let secret = &admin[admin.len() - 43..];
-        let (status, response) = server.request(
+        let response = server.request(
             "PUT",
             &format!("/api/admin/api-tokens/{admin}"),
             &admin,
-            r#"{"expiresAt":"2040-01-01T00:00:00Z"}"#,
+            Some(r#"{"expiresAt":"2040-01-01T00:00:00Z"}"#),
         );
-        assert_eq!(status, 200, "{response}");
+        assert_eq!(response.status, 200, "{response:?}");
         assert!(
-            response.to_ascii_lowercase().contains("x-request-id: "),
-            "{response}"
+            response.headers.contains_key("x-request-id"),
+            "{response:?}"
         );
         assert_eq!(
             server.get("/api/admin/api-tokens", "*:*.wrong-guess-secret"),
@@ -425,27 +411,33 @@ fn logs_have_one_line_per_request_with_an_id_and_never_a_credential() {
     }
 }
 
+/// The most events one `GET /api/admin/events` answers.
+const EVENTS_PAGE: usize = 1000;
+
 /// Sends one PUT of `expires` to `token`; `Some(true)` when answered 200,
 /// `Some(false)` for another answer, `None` when no answer came.
 fn put_expiry(port: u16, token: &str, admin: &str, expires: &str) -> Option<bool> {
     let body = format!(r#"{{"expiresAt":"{expires}"}}"#);
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    let request = format!(
-        "PUT /api/admin/api-tokens/{token} HTTP/1.1\r\nHost: x\r\nAuthorization: {admin}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    let request = http::request_text(
+        "PUT",
+        &format!("/api/admin/api-tokens/{token}"),
+        &headers(admin),
+        Some(&body),
     );
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    if response.is_empty() {
-        return None;
-    }
+    let response = http::try_exchange(port, request.as_bytes())?;
     assert!(
-        !response.starts_with("HTTP/1.1 5"),
-        "a server error during shutdown: {response}"
+        response.status < 500,
+        "a server error during shutdown: {response:?}"
     );
-    Some(response.starts_with("HTTP/1.1 200"))
+    Some(response.status == 200)
+}
+
+/// An admin request's headers.
+fn headers(credential: &str) -> [(&str, &str); 2] {
+    [
+        ("Authorization", credential),
+        ("Content-Type", "application/json"),
+    ]
 }
 
 #[test]
@@ -475,17 +467,26 @@ fn sigterm_under_load_loses_no_acknowledged_request() {
     let server = start(dir.path());
     let port = server.port;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Each PUT, answered or not, records at most one event; capping the PUTs at
+    // the events endpoint's largest page lets one page hold the whole trail.
+    let budget = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(EVENTS_PAGE));
     let clients: Vec<_> = targets
         .iter()
         .cloned()
         .map(|target| {
             let admin = admin.clone();
             let stop = std::sync::Arc::clone(&stop);
+            let budget = std::sync::Arc::clone(&budget);
             std::thread::spawn(move || {
                 let mut acknowledged = Vec::new();
                 let mut in_flight = None;
                 for n in 0..3000u32 {
-                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let spent = budget.fetch_update(
+                        std::sync::atomic::Ordering::Relaxed,
+                        std::sync::atomic::Ordering::Relaxed,
+                        |left| left.checked_sub(1),
+                    );
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) || spent.is_err() {
                         break;
                     }
                     let expires = format!(
@@ -514,13 +515,11 @@ fn sigterm_under_load_loses_no_acknowledged_request() {
     assert!(clean, "exit status 0 after SIGTERM under load");
 
     let server = start(dir.path());
-    let (_, response) = server.request("GET", "/api/admin/api-tokens", &admin, "");
-    let body = response.split("\r\n\r\n").nth(1).unwrap();
-    let tokens: serde_json::Value = serde_json::from_str(body).unwrap();
-    let mut total = 0;
+    let tokens = server
+        .request("GET", "/api/admin/api-tokens", &admin, None)
+        .json();
     for (target, acknowledged, in_flight) in &outcomes {
         assert!(!acknowledged.is_empty(), "the load ran");
-        total += acknowledged.len();
         let token = tokens["tokens"]
             .as_array()
             .unwrap()
@@ -534,20 +533,35 @@ fn sigterm_under_load_loses_no_acknowledged_request() {
             "acknowledged {last} but stored {stored}"
         );
     }
-    // And the audit trail holds at least every acknowledged change.
-    let (_, response) = server.request(
-        "GET",
-        "/api/admin/events?type=api-token-updated&limit=1000",
-        &admin,
-        "",
-    );
-    let body = response.split("\r\n\r\n").nth(1).unwrap();
-    let events: serde_json::Value = serde_json::from_str(body).unwrap();
-    let recorded = events["events"].as_array().unwrap().len();
-    assert!(
-        recorded >= total.min(1000),
-        "{recorded} events for {total} acknowledged changes"
-    );
+    // And the audit trail holds exactly the acknowledged changes, in order,
+    // plus at most the one each client had in flight.
+    let events = server
+        .request(
+            "GET",
+            &format!("/api/admin/events?type=api-token-updated&limit={EVENTS_PAGE}"),
+            &admin,
+            None,
+        )
+        .json();
+    let events = events["events"].as_array().unwrap();
+    for (target, acknowledged, in_flight) in &outcomes {
+        // Newest first on the wire; oldest first here, as the client sent them.
+        let recorded: Vec<&str> = events
+            .iter()
+            .rev()
+            .filter(|e| target.contains(e["data"]["secret"].as_str().unwrap()))
+            .map(|e| e["data"]["expiresAt"].as_str().unwrap())
+            .collect();
+        let (committed, unanswered) = recorded.split_at(acknowledged.len().min(recorded.len()));
+        assert_eq!(
+            committed, acknowledged,
+            "every acknowledged change is recorded, in order"
+        );
+        assert!(
+            unanswered.is_empty() || unanswered == [in_flight.as_deref().unwrap_or("none")],
+            "only the change in flight may be recorded besides: {unanswered:?}"
+        );
+    }
     server.stop();
 }
 
@@ -602,6 +616,26 @@ fn a_start_that_cannot_listen_creates_no_credential_it_cannot_show() {
     assert!(
         stdout.contains("*:*.v2_"),
         "the next start still creates and shows one"
+    );
+}
+
+#[test]
+fn a_misspelt_setting_stops_start_up_with_one_line_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["config", "check"][..], &[]] {
+        let output = keywarden(dir.path())
+            .env("KEYWARDEN__SERVER__PROT", "8080")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{args:?} refuses the setting");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains("`prot`"), "{args:?}: {stderr}");
+    }
+    assert!(
+        !dir.path().join("data").exists(),
+        "nothing was created before the configuration was read"
     );
 }
 

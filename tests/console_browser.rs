@@ -5,10 +5,10 @@
 //! nothing from another origin. Screenshots land under `target/`.
 
 mod browser;
-mod common;
 
 use browser::Browser;
-use common::{encode, spawn_app, spawn_with, TestApp};
+use keywarden_test_support::app::{spawn_app, spawn_with, TestApp};
+use keywarden_test_support::http::encode;
 use serde_json::{json, Value};
 
 /// Chromium runs in this zone, so a chosen local time is not already UTC.

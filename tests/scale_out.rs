@@ -3,23 +3,18 @@
 //! others within a second, and a database outage is a clean 503 that heals
 //! by itself.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{spawn_on, TestApp};
-use keywarden_persistence_adapter::testing::TestDatabase;
+use keywarden_test_support::app::{spawn_on, TestApp};
+use keywarden_test_support::TestDatabase;
 use serde_json::json;
 
 const ADMIN: &str = "*:*.shared-admin";
 const BOUND: Duration = Duration::from_secs(1);
 
 async fn fresh_database() -> Option<Arc<TestDatabase>> {
-    actix_web::rt::task::spawn_blocking(TestDatabase::create)
-        .await
-        .unwrap()
-        .map(Arc::new)
+    TestDatabase::fresh().await.map(Arc::new)
 }
 
 async fn instance(database: &Arc<TestDatabase>) -> TestApp {

@@ -2,10 +2,9 @@
 //! delete), audit events, projects and environments, last-seen, and the
 //! service endpoints (contract §4–§7).
 
-mod common;
-
-use common::{encode, random_part, spawn_app, spawn_with};
 use keywarden::settings::ProjectSettings;
+use keywarden_test_support::app::{random_part, spawn_app, spawn_with};
+use keywarden_test_support::http::encode;
 use serde_json::{json, Value};
 
 fn with_other_project(settings: &mut keywarden::Settings) {

@@ -3,9 +3,8 @@
 //! token reads back as `client`, every GET route answers HEAD, and OPTIONS
 //! names the methods a path allows.
 
-mod common;
-
-use common::{encode, spawn_with, Response, TestApp};
+use keywarden_test_support::app::{spawn_with, TestApp};
+use keywarden_test_support::http::{encode, Response};
 use serde_json::{json, Value};
 
 /// The named token as the list and the get-by-name read show it.

@@ -1,7 +1,13 @@
 #!/usr/bin/env python3
-"""Helpers for bench/run.sh and bench/reliability/*: standard library only.
+"""The one helper library of bench/: standard library only.
 
-Subcommands:
+As a module (bench/reliability/*.py, bench/seed.py): a `Server` runs the real
+keywarden binary in a temporary directory on 127.0.0.1 (SQLite by default, or
+a fresh PostgreSQL `Database`), `Client` speaks HTTP/1.1 over one keep-alive
+connection, `Findings` collects problems so a script exits non-zero with every
+one listed, and `psql` runs SQL through the PostgreSQL client.
+
+Command line (bench/run.sh), `kwbench.py COMMAND ARGS`:
   free-port                        print a free TCP port on 127.0.0.1
   wait-health PORT TIMEOUT_S       wait for GET /health = 200; print the wait in ms
   http PORT METHOD PATH [AUTH] [BODY]  one request; print "<status> <body>"
@@ -21,17 +27,23 @@ Subcommands:
   summarize RESULTS.jsonl          print the markdown tables for one results file
 """
 
+import argparse
 import http.client
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ADMIN = "*:*.reliability-admin-secret"
 
 
 def free_port():
@@ -68,17 +80,11 @@ def wait_health(port, timeout_s):
 
 
 def request(port, method, path, auth=None, body=None, timeout=30):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    headers = {}
-    if auth:
-        headers["Authorization"] = auth
-    if body is not None:
-        headers["Content-Type"] = "application/json"
-    conn.request(method, path, body=body, headers=headers)
-    response = conn.getresponse()
-    data = response.read()
-    conn.close()
-    return response.status, data
+    client = Client(port, auth=auth, timeout=timeout)
+    try:
+        return client.request(method, path, body)
+    finally:
+        client.close()
 
 
 def sample(tsv, count, selectors_out, names_out):
@@ -227,6 +233,233 @@ def summarize(path):
         elif kind == "seed":
             out.append(f"\nSeeding {r['size']} tokens ({r['backend']}): {r['seconds']:.1f} s")
     print("\n".join(out))
+
+
+def log(message):
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def parser(description):
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--short", action="store_true", help="CI mode: finishes in under ~2 minutes")
+    p.add_argument("--bin", help="keywarden binary (default: target/release/keywarden, built if missing)")
+    p.add_argument("--postgres", metavar="URL",
+                   help="run on a fresh PostgreSQL database created next to the one URL names")
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    return p
+
+
+def binary(path=None):
+    if path:
+        return os.path.abspath(path)
+    built = os.path.join(ROOT, "target", "release", "keywarden")
+    if not os.path.exists(built):
+        log("building the release binary (cargo build --release --locked)")
+        subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "keywarden"],
+                       cwd=ROOT, check=True)
+    return built
+
+
+class Findings:
+    """Problems found so far; `exit()` reports them and sets the exit status."""
+
+    def __init__(self, name):
+        self.name = name
+        self.problems = []
+
+    def fail(self, message):
+        self.problems.append(message)
+        log(f"FAIL: {message}")
+
+    def check(self, condition, message):
+        if not condition:
+            self.fail(message)
+        return condition
+
+    def exit(self, summary=""):
+        if self.problems:
+            print(f"{self.name}: FAILED ({len(self.problems)} problems){': ' + summary if summary else ''}")
+            for problem in self.problems[:50]:
+                print(f"  - {problem}")
+            if len(self.problems) > 50:
+                print(f"  … and {len(self.problems) - 50} more")
+            sys.exit(1)
+        print(f"{self.name}: passed{': ' + summary if summary else ''}")
+        sys.exit(0)
+
+
+class Database:
+    """A fresh SQLite file in `folder`, or a fresh PostgreSQL database."""
+
+    def __init__(self, folder, postgres=None):
+        self.postgres_base = postgres
+        if postgres:
+            self.name = f"kwbench_rel_{os.getpid()}_{int(time.time())}"
+            psql(postgres, f'CREATE DATABASE "{self.name}"')
+            self.url = pg_url(postgres, self.name)
+            self.path = None
+        else:
+            self.name = None
+            self.path = os.path.join(folder, "keywarden.db")
+            self.url = f"sqlite://{self.path}"
+
+    @property
+    def backend(self):
+        return "postgres" if self.postgres_base else "sqlite"
+
+    def query(self, sql):
+        """Rows of a read-only query, as lists of strings (None for NULL)."""
+        if self.path:
+            import sqlite3
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
+            try:
+                return [[None if v is None else str(v) for v in row] for row in conn.execute(sql)]
+            finally:
+                conn.close()
+        out = subprocess.run(
+            ["psql", self.url, "-XAtq", "-F", "\x1f", "-R", "\x1e", "-P", "null=\x1d", "-c", sql],
+            capture_output=True, text=True, check=True)
+        rows = [r for r in out.stdout.split("\x1e") if r.strip("\n")]
+        return [[None if v == "\x1d" else v for v in r.strip("\n").split("\x1f")] for r in rows]
+
+    def drop(self):
+        if self.postgres_base:
+            try:
+                psql(self.postgres_base, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+            except subprocess.CalledProcessError as error:
+                log(f"could not drop {self.name}: {error}")
+
+
+def psql(url, sql, env=None):
+    """Runs `sql` through psql; its standard output. Raises CalledProcessError."""
+    return subprocess.run(["psql", url, "-XAtq", "-c", sql], check=True, capture_output=True,
+                          text=True, env=env).stdout
+
+
+class Server:
+    """keywarden on 127.0.0.1 in a temporary directory."""
+
+    def __init__(self, args, env=None, name="reliability"):
+        self.binary = binary(args.bin)
+        self.folder = tempfile.mkdtemp(prefix=f"kw-{name}-")
+        self.keep = args.keep
+        self.db = Database(self.folder, args.postgres)
+        self.port = free_port()
+        self.env = dict(os.environ)
+        self.env.pop("KEYWARDEN_CONFIG", None)
+        self.env.update({
+            "DATABASE_URL": self.db.url,
+            "HTTP_HOST": "127.0.0.1",
+            "HTTP_PORT": str(self.port),
+            "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
+            "INIT_ADMIN_API_TOKENS": ADMIN,
+            "UNLEASH_API_TOKENS_LIMIT": "1000000",
+        })
+        self.env.update(env or {})
+        self.log_path = os.path.join(self.folder, "server.log")
+        self.process = None
+
+    def start(self, timeout=60):
+        logfile = open(self.log_path, "ab")
+        self.process = subprocess.Popen([self.binary], cwd=self.folder, env=self.env,
+                                        stdout=logfile, stderr=logfile)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"keywarden exited with {self.process.returncode}:\n{self.log_tail()}")
+            if self.health() == 200:
+                return
+            time.sleep(0.01)
+        raise RuntimeError(f"keywarden did not become healthy in {timeout}s:\n{self.log_tail()}")
+
+    def health(self):
+        return health_once(self.port, timeout=2)
+
+    def alive(self):
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout=15):
+        if self.process:
+            stop(self.process, timeout)
+        return self.process.returncode if self.process else None
+
+    def kill9(self):
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def log_tail(self, lines=30):
+        try:
+            with open(self.log_path, "rb") as f:
+                return b"\n".join(f.read().splitlines()[-lines:]).decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def close(self):
+        self.stop()
+        self.db.drop()
+        if self.keep:
+            log(f"kept {self.folder}")
+        else:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection; reconnects after a failure."""
+
+    def __init__(self, port, auth=None, timeout=10):
+        self.port = port
+        self.auth = auth
+        self.timeout = timeout
+        self.conn = None
+
+    def request(self, method, path, body=None, auth=None, headers=None):
+        if self.conn is None:
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+        all_headers = {}
+        credential = auth if auth is not None else self.auth
+        if credential:
+            all_headers["Authorization"] = credential
+        if body is not None:
+            if not isinstance(body, (bytes, str)):
+                body = json.dumps(body)
+            all_headers["Content-Type"] = "application/json"
+        all_headers.update(headers or {})
+        try:
+            self.conn.request(method, path, body=body, headers=all_headers)
+            response = self.conn.getresponse()
+            data = response.read()
+        except (OSError, http.client.HTTPException):
+            self.close()
+            raise
+        if response.getheader("Connection", "").lower() == "close":
+            self.close()
+        return response.status, data
+
+    def json(self, method, path, body=None, auth=None):
+        status, data = self.request(method, path, body, auth)
+        return status, (json.loads(data) if data else None)
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def quote(text):
+    return urllib.parse.quote(text, safe="")
 
 
 def main():

@@ -21,12 +21,15 @@ flight when the server died. After every restart:
 
 import datetime as dt
 import json
+import os
 import random
+import sys
 import threading
 import time
 
-import kwrel
-from kwrel import ADMIN, Client, Findings, Server, log, quote
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+import kwbench  # noqa: E402
+from kwbench import ADMIN, Client, Findings, Server, log, quote  # noqa: E402
 
 BASE = dt.datetime(2031, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -141,7 +144,7 @@ def verify(server, tokens, findings):
 
 
 def main():
-    parser = kwrel.parser(__doc__.split("\n\n")[0])
+    parser = kwbench.parser(__doc__.split("\n\n")[0])
     parser.add_argument("--cycles", type=int, help="kill/restart cycles (default 5, --short 2)")
     args = parser.parse_args()
     cycles = args.cycles or (2 if args.short else 5)

@@ -16,14 +16,19 @@ an answer must not be a 5xx.
 """
 
 import json
+import os
 import random
 import socket
+import sys
 import time
 
-import kwrel
-from kwrel import ADMIN, Client, Findings, Server, log
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+import kwbench  # noqa: E402
+from kwbench import ADMIN, Client, Findings, Server, log  # noqa: E402
 
 TOKENS = "/api/admin/api-tokens"
+VERIFY = "/api/verify"
+EDGE = "/edge/validate"
 VALID_PUT = b'{"expiresAt":"2040-01-01T00:00:00Z"}'
 
 
@@ -106,6 +111,21 @@ def create_bodies():
     return [json.dumps(c).encode() for c in cases] + json_bodies()
 
 
+def edge_bodies():
+    """/edge/validate bodies: non-string entries, too many, huge, nested."""
+    cases = [
+        {"tokens": [1]}, {"tokens": [None]}, {"tokens": [[]]}, {"tokens": [{}]}, {"tokens": ["a", True]},
+        {"tokens": ["x"] * 1001}, {"tokens": ["x"] * 1000}, {"tokens": ["\u0000"]}, {"tokens": [""]},
+        {"tokens": ["*:*.x" * 40_000]}, {"tokens": ["\ud83d\ude00" * 1000]}, {"tokens": {}}, {"tokens": "x"},
+        {"tokens": None}, {"token": ["x"]}, {"tokens": [ADMIN] * 1000},
+    ]
+    deep = 30_000
+    return [json.dumps(c).encode() for c in cases] + [
+        b'{"tokens":' + b"[" * deep + b"]" * deep + b"}", b'{"tokens":["\xff"]}', b'{"tokens":["\ud800"]}',
+        b'{"tokens":["' + b"a" * 300_000 + b'"]}', b'{"tokens":["a"]', b"\x00" * 1000,
+    ]
+
+
 def targets():
     """Hostile values of the :token / :name path segment."""
     odd_v2 = "*:development.v2_" + "é" * 11 + "_" + "a" * 43
@@ -168,6 +188,7 @@ def corpus(rng, short):
         ("expect odd", [f"Authorization: {ADMIN}", "Expect: 999-nope"]),
     ]:
         add(f"GET list, {label}", request("GET", TOKENS, headers))
+        add(f"verify, {label}", request("GET", VERIFY, headers))
         add(f"PUT, {label}", request("PUT", f"{TOKENS}/AAAAAAAAAAAAAAAAAAAAAA", headers, VALID_PUT))
 
     # Framing.
@@ -207,6 +228,18 @@ def corpus(rng, short):
     for body in create_bodies():
         add(f"POST body {body[:40]!r}", admin("POST", TOKENS, body))
 
+    # The verification routes: Edge's bodies (no credential needed), and
+    # /api/verify's scope in the query string, with any method.
+    for body in edge_bodies() + json_bodies():
+        add(f"edge body {body[:40]!r}", request("POST", EDGE, ["Content-Type: application/json"], body))
+    add("edge text/plain", request("POST", EDGE, ["Content-Type: text/plain"], b'{"tokens":[]}'))
+    for query in ["type=", "type=%00", "type=" + "t" * 7_000, "type=admin,,", "environment=%FF", "project=%zz",
+                  "project=" + "&project=p" * 1_000, "environment=*", "project=*", "type=admin&type=admin",
+                  "%zz", "=", "&&&", "x", "type=backend&environment=development&project=default"]:
+        add(f"verify ?{query[:30]}", admin("GET", f"{VERIFY}?{query}"))
+    for method in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "FOO"]:
+        add(f"verify {method}", admin(method, f"{VERIFY}?type=admin", b"[" * 60_000))
+
     # Path segments, on every route that takes one.
     for target in targets():
         raw = target if isinstance(target, bytes) else target.encode("utf-8", "surrogatepass")
@@ -225,7 +258,9 @@ def corpus(rng, short):
 
     # Random bytes and mutated valid requests.
     valid = [admin("PUT", put, VALID_PUT), admin("POST", TOKENS, b'{"tokenName":"m","type":"backend"}'),
-             admin("GET", "/api/admin/events?limit=5"), request("GET", "/health")]
+             admin("GET", "/api/admin/events?limit=5"), request("GET", "/health"),
+             admin("GET", f"{VERIFY}?type=admin&environment=development&project=default"),
+             request("POST", EDGE, ["Content-Type: application/json"], json.dumps({"tokens": [ADMIN, "x"]}).encode())]
     for i in range(200 if short else 2_000):
         add(f"random bytes #{i}", rng.randbytes(rng.choice([1, 16, 200, 1500, 4096, 20_000])))
     for i in range(300 if short else 3_000):
@@ -267,7 +302,7 @@ def send(port, data, timeout):
 
 
 def main():
-    parser = kwrel.parser(__doc__.split("\n\n")[0])
+    parser = kwbench.parser(__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=20261128, help="random seed for the corpus")
     args = parser.parse_args()
     findings = Findings("hostile")

@@ -26,12 +26,15 @@ use what must have happened:
 
 import datetime as dt
 import json
+import os
 import random
+import sys
 import threading
 import time
 
-import kwrel
-from kwrel import ADMIN, Client, Findings, Server, log, quote
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+import kwbench  # noqa: E402
+from kwbench import ADMIN, Client, Findings, Server, log, quote  # noqa: E402
 
 BASE = dt.datetime(2032, 1, 1, tzinfo=dt.timezone.utc)
 INF = float("inf")
@@ -192,7 +195,7 @@ def check_view(server, shared, findings, when):
 
 
 def main():
-    parser = kwrel.parser(__doc__.split("\n\n")[0])
+    parser = kwbench.parser(__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, help="seconds of load (default 60, --short 20)")
     args = parser.parse_args()
     duration = args.duration or (20 if args.short else 60)

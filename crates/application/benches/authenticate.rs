@@ -6,6 +6,10 @@
 //! tiny real implementations so no mock bookkeeping lands in the measured path.
 //!
 //! Run: `cargo bench -p keywarden-application --features mocks --bench authenticate`
+#![expect(
+    clippy::unwrap_used,
+    reason = "a benchmark set-up that fails should stop the run"
+)]
 
 use std::hint::black_box;
 use std::sync::Arc;

@@ -13,6 +13,7 @@ use crate::catalog::{Catalog, Undeclared};
 use crate::credentials::Credentials;
 use crate::tokens::{AdminTokens, Operator, Tokens};
 use crate::usecases::{ApiTokenUseCases, CredentialAuthority, OperatorCommands};
+use crate::verify::{TokenVerification, Verification};
 use crate::{ApiTokenRepository, AppError, Clock, SecretGenerator};
 
 /// The outbound adapters every use case runs over.
@@ -44,6 +45,8 @@ pub struct Started {
     pub usecases: Arc<dyn ApiTokenUseCases>,
     /// For the background tasks and the metrics that keep the view exact.
     pub credentials: Arc<dyn CredentialAuthority>,
+    /// For the services, proxies and Unleash Edge that check tokens.
+    pub verification: Arc<dyn TokenVerification>,
     /// What start-up did about the first tokens.
     pub bootstrap: Bootstrap,
 }
@@ -75,6 +78,10 @@ pub async fn start(
         AdminTokens::Refused,
         Some(Arc::clone(&credentials)),
     );
+    let verification = Arc::new(Verification {
+        credentials: Arc::clone(&credentials),
+        catalog: catalog.clone(),
+    });
     let usecases = Arc::new(AdminApi {
         repository,
         credentials: Arc::clone(&credentials),
@@ -84,6 +91,7 @@ pub async fn start(
     Ok(Started {
         usecases,
         credentials,
+        verification,
         bootstrap,
     })
 }

@@ -7,11 +7,12 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use keywarden_domain::{ApiToken, Credential, Selector};
+use keywarden_domain::{AcceptedTypes, ApiToken, RequiredScope, Selector};
 
 use crate::seen::SeenTracker;
 use crate::usecases::{CredentialAuthority, ExternalChange, Principal};
-use crate::view::{CredentialView, Rejection};
+use crate::verify::{self, Refusal, VerifiedToken};
+use crate::view::CredentialView;
 use crate::{ApiTokenRepository, AppError, Clock};
 
 /// The credential view with what keeps it exact and what authentication
@@ -37,26 +38,41 @@ impl Credentials {
         }
     }
 
-    /// Checks a presented credential of any type and, when it is valid,
-    /// records that it was seen now.
-    pub(crate) fn check(&self, presented: &str) -> Result<Principal, Rejection> {
-        let (selector, verifier) = Credential::new(presented).key();
-        let now = self.clock.now();
-        let principal = self.view.check(selector, &verifier, now)?;
-        self.seen.record(selector, now);
-        Ok(principal)
+    /// Checks a presented credential against `required` (the check admin
+    /// authentication and verification share); a valid one is recorded as
+    /// seen now, in scope or not.
+    pub(crate) fn check(
+        &self,
+        presented: &str,
+        required: &RequiredScope,
+    ) -> Result<VerifiedToken, Refusal> {
+        verify::check(
+            &self.view,
+            &self.seen,
+            self.clock.now(),
+            presented,
+            required,
+        )
     }
 
-    /// Authenticates a caller of the Admin API.
+    /// Authenticates a caller of the Admin API: the shared check, admin
+    /// tokens only.
     ///
     /// # Errors
     /// As for [`crate::ApiTokenUseCases::authenticate_admin`].
     pub(crate) fn authenticate_admin(&self, presented: &str) -> Result<Principal, AppError> {
-        let (outcome, result) = match self.check(presented) {
-            Err(Rejection::Unknown) => ("unknown", Err(AppError::Unauthorized)),
-            Err(Rejection::Expired) => ("expired", Err(AppError::Unauthorized)),
-            Ok(principal) if principal.token_type().is_admin() => ("ok", Ok(principal)),
-            Ok(_) => ("wrong_type", Err(AppError::Forbidden)),
+        const ADMIN_API: RequiredScope = RequiredScope::of_types(AcceptedTypes::ADMIN);
+        let (outcome, result) = match self.check(presented, &ADMIN_API) {
+            Ok(token) => (
+                "ok",
+                Ok(Principal::token(
+                    token.selector,
+                    Arc::clone(&token.facts.name),
+                    token.facts.token_type,
+                )),
+            ),
+            Err(Refusal::OutOfScope(_)) => ("wrong_type", Err(AppError::Forbidden)),
+            Err(refusal) => (refusal.label(), Err(AppError::Unauthorized)),
         };
         metrics::counter!("keywarden_authentications_total", "outcome" => outcome).increment(1);
         result

@@ -18,6 +18,7 @@ mod seen;
 mod testing;
 mod tokens;
 mod usecases;
+mod verify;
 mod view;
 
 pub use assembly::{operator, start, Adapters, ServiceSettings, Started};
@@ -35,3 +36,6 @@ pub use usecases::{
 };
 #[cfg(any(test, feature = "mocks"))]
 pub use usecases::{MockApiTokenUseCases, MockCredentialAuthority, MockOperatorCommands};
+#[cfg(any(test, feature = "mocks"))]
+pub use verify::MockTokenVerification;
+pub use verify::{InvalidScope, Refusal, TokenFacts, TokenVerification, VerifiedToken};

@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keywarden_domain::{
-    ApiToken, AuditEvent, Environment, EventType, Project, SecretMaterial, Selector, StoredEvent,
-    TokenRef, TokenType, Verifier,
+    ApiToken, AuditEvent, Environment, EnvironmentScope, EventType, Project, Projects,
+    SecretMaterial, Selector, StoredEvent, TokenRef, TokenType, Verifier,
 };
 
 use crate::RepositoryError;
@@ -25,6 +25,9 @@ pub struct StoredCredential {
     pub verifier: Verifier,
     pub name: String,
     pub token_type: TokenType,
+    /// Kept in memory so a verification needs no database round trip.
+    pub projects: Projects,
+    pub environment: EnvironmentScope,
     pub expires_at: Option<DateTime<Utc>>,
     pub revision: i64,
 }
@@ -36,6 +39,8 @@ impl From<&ApiToken> for StoredCredential {
             verifier: *token.verifier(),
             name: token.name().as_str().to_string(),
             token_type: token.token_type(),
+            projects: token.projects().clone(),
+            environment: token.environment().clone(),
             expires_at: token.expires_at(),
             revision: token.revision(),
         }

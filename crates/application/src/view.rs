@@ -7,17 +7,17 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use chrono::{DateTime, Utc};
-use keywarden_domain::{ApiToken, Selector, TokenType, Verifier};
+use keywarden_domain::{ApiToken, Selector, Verifier};
 
-use crate::{Principal, StoredCredential};
+use crate::verify::TokenFacts;
+use crate::StoredCredential;
 
 #[derive(Debug)]
 enum Entry {
     Live {
         verifier: Verifier,
-        name: Arc<str>,
-        token_type: TokenType,
-        expires_at: Option<DateTime<Utc>>,
+        /// Shared with every answer that reports them, so a check allocates nothing.
+        facts: Arc<TokenFacts>,
         revision: i64,
         /// When this entry was last written, in the view's own sequence.
         written: u64,
@@ -72,9 +72,13 @@ impl State {
                 credential.selector,
                 Entry::Live {
                     verifier: credential.verifier,
-                    name: Arc::from(credential.name.as_str()),
-                    token_type: credential.token_type,
-                    expires_at: credential.expires_at,
+                    facts: Arc::new(TokenFacts {
+                        name: Arc::from(credential.name.as_str()),
+                        token_type: credential.token_type,
+                        projects: credential.projects.clone(),
+                        environment: credential.environment.clone(),
+                        expires_at: credential.expires_at,
+                    }),
                     revision: credential.revision,
                     written,
                 },
@@ -165,20 +169,18 @@ impl CredentialView {
         selector: Selector,
         verifier: &Verifier,
         now: DateTime<Utc>,
-    ) -> Result<Principal, Rejection> {
+    ) -> Result<Arc<TokenFacts>, Rejection> {
         let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
         match state.entries.get(&selector) {
             Some(Entry::Live {
                 verifier: stored,
-                name,
-                token_type,
-                expires_at,
+                facts,
                 ..
             }) if stored == verifier => {
-                if expires_at.is_some_and(|expires_at| expires_at <= now) {
+                if facts.expires_at.is_some_and(|expires_at| expires_at <= now) {
                     Err(Rejection::Expired)
                 } else {
-                    Ok(Principal::token(selector, Arc::clone(name), *token_type))
+                    Ok(Arc::clone(facts))
                 }
             }
             _ => Err(Rejection::Unknown),
@@ -190,7 +192,7 @@ impl CredentialView {
 mod tests {
     use super::*;
     use chrono::Duration;
-    use keywarden_domain::{fixtures, Credential};
+    use keywarden_domain::{fixtures, Credential, TokenType};
 
     fn creds(tokens: &[ApiToken]) -> Vec<StoredCredential> {
         tokens.iter().map(StoredCredential::from).collect()
@@ -205,7 +207,7 @@ mod tests {
         (fixtures::stored(&token, revision, expires_at), credential)
     }
 
-    fn check(view: &CredentialView, credential: &Credential) -> Result<Principal, Rejection> {
+    fn check(view: &CredentialView, credential: &Credential) -> Result<Arc<TokenFacts>, Rejection> {
         view.check(credential.selector(), &credential.verifier(), now())
     }
 
@@ -214,8 +216,9 @@ mod tests {
         let view = CredentialView::default();
         let (token, credential) = admin(1, None);
         view.reload(&creds(&[token]), 0);
-        let principal = check(&view, &credential).unwrap();
-        assert_eq!(principal.name(), "admin");
+        let facts = check(&view, &credential).unwrap();
+        assert_eq!(&*facts.name, "admin");
+        assert_eq!(facts.token_type, TokenType::Admin);
         assert_eq!(
             check(&view, &Credential::new("*:*.nope")),
             Err(Rejection::Unknown)

@@ -3,6 +3,10 @@
 //! constant-time comparison of two verifiers.
 //!
 //! Run: `cargo bench -p keywarden-domain --bench credentials`
+#![expect(
+    clippy::unwrap_used,
+    reason = "a benchmark set-up that fails should stop the run"
+)]
 
 use std::hint::black_box;
 

@@ -1,5 +1,9 @@
 //! Ready-made tokens for tests anywhere in the workspace (feature
 //! `test-support`), so every suite builds them the same way.
+#![expect(
+    clippy::unwrap_used,
+    reason = "fixtures for tests: a bad one should fail the test at once"
+)]
 
 use chrono::{DateTime, TimeZone, Utc};
 

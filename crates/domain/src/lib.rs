@@ -9,6 +9,7 @@ mod credential;
 mod error;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fixtures;
+mod scope;
 mod time;
 mod token;
 
@@ -16,6 +17,7 @@ pub use audit::{AuditEvent, EventType, StoredEvent, TokenFacts};
 pub use catalog::{Environment, Project};
 pub use credential::{Credential, SecretMaterial, Selector, TokenRef, Verifier};
 pub use error::DomainError;
+pub use scope::{AcceptedTypes, OutOfScope, RequiredScope};
 pub use time::{format_millis, parse_offset_date_time, representable, truncate_to_millis};
 pub use token::{
     ApiToken, EnvironmentName, EnvironmentScope, NewToken, ProjectId, Projects, TokenName,

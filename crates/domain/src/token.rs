@@ -304,7 +304,7 @@ pub struct ApiToken {
 impl ApiToken {
     /// Rebuilds a token read back from storage, re-checking its invariants so a
     /// corrupted row is reported instead of trusted.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(clippy::too_many_arguments, reason = "one argument per stored column")]
     pub fn restore(
         selector: Selector,
         verifier: Verifier,

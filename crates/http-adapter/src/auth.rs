@@ -6,7 +6,7 @@ use std::future::{ready, Ready};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderValue, AUTHORIZATION};
+use actix_web::http::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use keywarden_application::{ApiTokenUseCases, Principal};
@@ -42,6 +42,20 @@ fn presented(header: Option<&HeaderValue>) -> Result<&str, ApiError> {
     }
 }
 
+/// The credential a request presents. Two or more `Authorization` headers
+/// are refused rather than one of them picked (api-tokens.md §2).
+pub(crate) fn credential(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let mut values = headers.get_all(AUTHORIZATION);
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(ApiError::new(
+            ErrorKind::Unauthorized,
+            "Send one Authorization header, not several.",
+        ));
+    }
+    presented(first)
+}
+
 /// Lets only admin tokens through, and records who they are for the handler.
 pub(crate) async fn require_admin<B: MessageBody + 'static>(
     req: ServiceRequest,
@@ -52,7 +66,7 @@ pub(crate) async fn require_admin<B: MessageBody + 'static>(
             ErrorKind::Internal,
             "authentication is not configured",
         )),
-        Some(usecases) => presented(req.headers().get(AUTHORIZATION)).and_then(|credential| {
+        Some(usecases) => credential(req.headers()).and_then(|credential| {
             usecases
                 .authenticate_admin(credential)
                 .map_err(ApiError::from)
@@ -132,6 +146,22 @@ mod tests {
         );
         // Passed on whole: no stored credential contains a space, so it is unknown.
         assert_eq!(parse("Basic dXNlcjpwYXNz").unwrap(), "Basic dXNlcjpwYXNz");
+    }
+
+    #[test]
+    fn several_authorization_headers_are_unauthorized() {
+        let mut headers = HeaderMap::new();
+        headers.append(AUTHORIZATION, HeaderValue::from_static("*:*.one"));
+        assert_eq!(credential(&headers).unwrap(), "*:*.one");
+        headers.append(AUTHORIZATION, HeaderValue::from_static("*:*.one"));
+        assert_eq!(
+            credential(&headers).unwrap_err().kind(),
+            ErrorKind::Unauthorized
+        );
+        assert_eq!(
+            credential(&HeaderMap::new()).unwrap_err().kind(),
+            ErrorKind::AuthenticationRequired
+        );
     }
 
     #[test]

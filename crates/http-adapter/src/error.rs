@@ -18,6 +18,8 @@ pub enum ErrorKind {
     AuthenticationRequired,
     Unauthorized,
     WrongTokenType,
+    /// A valid token outside the scope a place requires; full error body.
+    OutOfScope,
     BadData,
     ContentType,
     NotFound,
@@ -35,7 +37,7 @@ impl ErrorKind {
     pub fn status(self) -> StatusCode {
         match self {
             Self::AuthenticationRequired | Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::WrongTokenType => StatusCode::FORBIDDEN,
+            Self::WrongTokenType | Self::OutOfScope => StatusCode::FORBIDDEN,
             Self::BadData | Self::ExceedsLimit => StatusCode::BAD_REQUEST,
             Self::ContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -54,7 +56,7 @@ impl ErrorKind {
         match self {
             Self::AuthenticationRequired => "AuthenticationRequired",
             Self::Unauthorized => "UnauthorizedError",
-            Self::WrongTokenType => "ForbiddenError",
+            Self::WrongTokenType | Self::OutOfScope => "ForbiddenError",
             Self::BadData => "BadDataError",
             Self::ContentType => "ContentTypeError",
             Self::NotFound => "NotFoundError",

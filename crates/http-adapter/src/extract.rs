@@ -28,7 +28,7 @@ pub(crate) fn last_segment(req: &HttpRequest) -> Result<String, ApiError> {
     })
 }
 
-fn percent_decode(raw: &str) -> Option<String> {
+pub(crate) fn percent_decode(raw: &str) -> Option<String> {
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -73,15 +73,25 @@ pub(crate) async fn json_body<T: DeserializeOwned>(
     req: &HttpRequest,
     payload: web::Payload,
 ) -> Result<T, ApiError> {
+    let limit = req
+        .app_data::<BodyLimit>()
+        .map_or(64 * 1024, |limit| limit.0);
+    typed_body(json_value(req, payload, limit).await?)
+}
+
+/// Checks the content type, then reads the body (at most `limit` bytes, a
+/// route's own limit or the server's) as JSON.
+pub(crate) async fn json_value(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<Value, ApiError> {
     if !is_json(req) {
         return Err(ApiError::new(
             ErrorKind::ContentType,
             "Request body must be JSON: send Content-Type: application/json.",
         ));
     }
-    let limit = req
-        .app_data::<BodyLimit>()
-        .map_or(64 * 1024, |limit| limit.0);
     let bytes = match payload.to_bytes_limited(limit).await {
         Err(_) => {
             return Err(ApiError::new(
@@ -97,13 +107,12 @@ pub(crate) async fn json_body<T: DeserializeOwned>(
         }
         Ok(Ok(bytes)) => bytes,
     };
-    let value = serde_json::from_slice(&bytes).map_err(|error| {
+    serde_json::from_slice(&bytes).map_err(|error| {
         ApiError::bad_data(
             "/body",
             format!("The request body is not valid JSON: {error}"),
         )
-    })?;
-    typed_body(value)
+    })
 }
 
 /// A JSON object read into `T`. serde's own errors do not say which field

@@ -15,7 +15,6 @@ use crate::dto::{
 };
 use crate::error::{ApiError, ErrorKind};
 use crate::extract::{json_body, last_segment};
-#[allow(unused_imports)] // named in the OpenAPI annotations
 use crate::openapi::{
     AdminResponses, ApiTokenList, ApiTokenSchema, ErrorBody, Health, StorageUnavailable,
 };

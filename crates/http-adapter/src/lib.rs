@@ -12,6 +12,7 @@ mod limits;
 mod observe;
 mod openapi;
 mod presentation;
+mod verify;
 
 use std::sync::Arc;
 
@@ -19,7 +20,7 @@ use actix_web::http::header::HeaderValue;
 use actix_web::http::Method;
 use actix_web::middleware::from_fn;
 use actix_web::{guard, web, Resource, Route};
-use keywarden_application::ApiTokenUseCases;
+use keywarden_application::{ApiTokenUseCases, TokenVerification};
 
 pub use error::{ApiError, ErrorKind};
 pub use extract::BodyLimit;
@@ -59,9 +60,10 @@ fn endpoint(path: &str, routes: Vec<(Method, Route)>) -> Resource {
         .default_service(web::to(handlers::not_allowed(allow)))
 }
 
-/// Registers every route on an `App`, around `usecases`.
+/// Registers every route on an `App`, around `usecases` and `verification`.
 pub fn configure(
     usecases: Arc<dyn ApiTokenUseCases>,
+    verification: Arc<dyn TokenVerification>,
     body_limit: BodyLimit,
     request_limits: RequestLimits,
     metrics: MetricsRenderer,
@@ -71,6 +73,7 @@ pub fn configure(
 
         let get = |path: &str, handler: Route| endpoint(path, vec![(Method::GET, handler)]);
         cfg.app_data(web::Data::from(usecases))
+            .app_data(web::Data::from(verification))
             .app_data(body_limit)
             .app_data(request_limits)
             .app_data(web::Data::from(metrics));
@@ -83,6 +86,11 @@ pub fn configure(
                 .service(get("/ready", web::to(get_ready)))
                 .service(get("/internal-backstage/prometheus", web::to(get_metrics)))
                 .service(get("/docs/openapi.json", web::to(get_openapi)))
+                .service(endpoint(
+                    "/edge/validate",
+                    vec![(Method::POST, web::to(verify::validate_edge_tokens))],
+                ))
+                .service(web::resource("/api/verify").to(verify::verify_token))
                 .service(
                     web::scope("/api/admin")
                         .wrap(from_fn(auth::require_admin))

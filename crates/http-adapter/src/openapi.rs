@@ -10,10 +10,10 @@ use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 use crate::dto::{
     CreateTokenRequest, EnvironmentList, EventList, ProjectList, UpdateExpiryRequest,
 };
-use crate::handlers;
+use crate::{handlers, verify};
 
 /// A token as reads and audit events show it.
-#[allow(dead_code)]
+#[expect(dead_code, reason = "read by the OpenAPI derive, never built")]
 #[derive(ToSchema)]
 #[schema(as = ApiToken)]
 #[serde(rename_all = "camelCase")]
@@ -42,13 +42,13 @@ pub(crate) struct ApiTokenSchema {
     secure: bool,
 }
 
-#[allow(dead_code)]
+#[expect(dead_code, reason = "read by the OpenAPI derive, never built")]
 #[derive(ToSchema)]
 pub(crate) struct ApiTokenList {
     tokens: Vec<ApiTokenSchema>,
 }
 
-#[allow(dead_code)]
+#[expect(dead_code, reason = "read by the OpenAPI derive, never built")]
 #[derive(ToSchema)]
 pub(crate) struct ErrorDetail {
     message: String,
@@ -59,7 +59,7 @@ pub(crate) struct ErrorDetail {
 }
 
 /// Every error but the wrong-token-type 403.
-#[allow(dead_code)]
+#[expect(dead_code, reason = "read by the OpenAPI derive, never built")]
 #[derive(ToSchema)]
 pub(crate) struct ErrorBody {
     #[schema(example = "6f1c0e4e-3b0a-4c5e-9a59-0c8f1d1f3e2a")]
@@ -71,7 +71,7 @@ pub(crate) struct ErrorBody {
 }
 
 /// The 403 for a valid token of a type that may not use the Admin API.
-#[allow(dead_code)]
+#[expect(dead_code, reason = "read by the OpenAPI derive, never built")]
 #[derive(ToSchema)]
 pub(crate) struct WrongTokenType {
     #[schema(example = "invalid token: expected a different token type for this endpoint")]
@@ -79,7 +79,7 @@ pub(crate) struct WrongTokenType {
 }
 
 /// The answers every `/api/admin` route can give before its handler runs.
-#[allow(dead_code)]
+#[expect(dead_code, reason = "read by the OpenAPI derive, never built")]
 #[derive(IntoResponses)]
 pub(crate) enum AdminResponses {
     /// No credential, or an unknown, expired or deleted one
@@ -91,12 +91,12 @@ pub(crate) enum AdminResponses {
 }
 
 /// The database is unavailable
-#[allow(dead_code)]
+#[expect(dead_code, reason = "read by the OpenAPI derive, never built")]
 #[derive(IntoResponses)]
 #[response(status = 503)]
 pub(crate) struct StorageUnavailable(#[to_schema] ErrorBody);
 
-#[allow(dead_code)]
+#[expect(dead_code, reason = "read by the OpenAPI derive, never built")]
 #[derive(ToSchema)]
 pub(crate) struct Health {
     #[schema(example = "GOOD")]
@@ -137,15 +137,20 @@ impl Modify for AdminTokenAuth {
         handlers::get_ready,
         handlers::get_metrics,
         handlers::get_openapi,
+        verify::validate_edge_tokens,
+        verify::verify_token,
     ),
     components(schemas(
         ApiTokenSchema, ApiTokenList, UpdateExpiryRequest, CreateTokenRequest, ErrorBody,
-        ErrorDetail, WrongTokenType, Health, EventList, ProjectList, EnvironmentList
+        ErrorDetail, WrongTokenType, Health, EventList, ProjectList, EnvironmentList,
+        verify::EdgeValidateRequest, verify::EdgeValidateResponse, verify::EdgeToken,
+        verify::VerifiedTokenBody
     )),
     modifiers(&AdminTokenAuth),
     tags(
         (name = "API tokens", description = "Create, read, expire and delete API tokens"),
         (name = "Admin", description = "Audit events and reference data"),
+        (name = "Verification", description = "Checking tokens, for the services they protect"),
         (name = "Operations", description = "Health, readiness, metrics and this document"),
     )
 )]
@@ -193,5 +198,6 @@ pub fn document_for(environments: &[String], projects: &[String]) -> String {
             }
         });
     }
+    crate::verify::declare_scope_values(&mut document, environments, projects);
     serde_json::to_string(&document).unwrap_or_else(|_| "{}".to_string())
 }

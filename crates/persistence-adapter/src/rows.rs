@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use diesel::Queryable;
+use diesel::{Insertable, Queryable};
 use keywarden_application::{RepositoryError, StoredCredential};
 use keywarden_domain::{
     ApiToken, AuditEvent, Environment, EnvironmentName, EnvironmentScope, EventType, Project,
@@ -13,23 +13,47 @@ use keywarden_domain::{
 };
 
 use crate::error::corrupt;
+use crate::schema::{api_token_projects, api_tokens, At};
 use crate::stored_event;
 
-#[derive(Debug, Queryable)]
+/// An `api_tokens` row as it is read and written (without its `id`).
+#[derive(Debug, Queryable, Insertable)]
+#[diesel(table_name = api_tokens, treat_none_as_default_value = false)]
 pub(crate) struct TokenRow {
     pub selector: String,
     pub verifier: Vec<u8>,
     pub token_name: String,
     pub token_type: String,
+    /// All-projects tokens have no `api_token_projects` rows.
     pub all_projects: bool,
+    /// NULL for every environment.
     pub environment: Option<String>,
     pub expires_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
+    pub created_at: At,
     pub seen_at: Option<DateTime<Utc>>,
     pub revision: i64,
 }
 
 impl TokenRow {
+    /// `token` as stored at `revision`.
+    pub(crate) fn of(token: &ApiToken, revision: i64) -> Self {
+        Self {
+            selector: token.selector().to_string(),
+            verifier: token.verifier().as_bytes().to_vec(),
+            token_name: token.name().as_str().to_string(),
+            token_type: token.token_type().as_str().to_string(),
+            all_projects: token.projects() == &Projects::All,
+            environment: match token.environment() {
+                EnvironmentScope::All => None,
+                EnvironmentScope::Named(name) => Some(name.as_str().to_string()),
+            },
+            expires_at: token.expires_at(),
+            created_at: At(token.created_at()),
+            seen_at: token.seen_at(),
+            revision,
+        }
+    }
+
     /// `projects` are the row's entries in `api_token_projects`.
     pub(crate) fn into_token(self, projects: &[String]) -> Result<ApiToken, RepositoryError> {
         let id = self.selector.clone();
@@ -39,17 +63,8 @@ impl TokenRow {
             Verifier::from_slice(&self.verifier).ok_or_else(|| bad("bad verifier".into()))?;
         let name = TokenName::parse(&self.token_name).map_err(|e| bad(e.to_string()))?;
         let token_type = TokenType::parse(&self.token_type).map_err(|e| bad(e.to_string()))?;
-        let projects = if self.all_projects {
-            Projects::All
-        } else {
-            Projects::from_ids(projects).map_err(|e| bad(e.to_string()))?
-        };
-        let environment = match self.environment {
-            None => EnvironmentScope::All,
-            Some(name) => EnvironmentScope::Named(
-                EnvironmentName::parse(&name).map_err(|e| bad(e.to_string()))?,
-            ),
-        };
+        let projects = scope_projects(self.all_projects, projects).map_err(bad)?;
+        let environment = scope_environment(self.environment.as_deref()).map_err(bad)?;
         ApiToken::restore(
             selector,
             verifier,
@@ -58,7 +73,7 @@ impl TokenRow {
             projects,
             environment,
             self.expires_at,
-            self.created_at,
+            self.created_at.0,
             self.seen_at,
             self.revision,
         )
@@ -73,24 +88,66 @@ pub(crate) struct CredentialRow {
     pub verifier: Vec<u8>,
     pub token_name: String,
     pub token_type: String,
+    pub all_projects: bool,
+    pub environment: Option<String>,
     pub expires_at: Option<DateTime<Utc>>,
     pub revision: i64,
 }
 
-impl TryFrom<CredentialRow> for StoredCredential {
-    type Error = RepositoryError;
-
-    fn try_from(row: CredentialRow) -> Result<Self, RepositoryError> {
-        let bad = |what: &str| corrupt(format!("token {}: {what}", row.selector));
-        Ok(Self {
-            selector: Selector::parse(&row.selector).ok_or_else(|| bad("bad selector"))?,
-            verifier: Verifier::from_slice(&row.verifier).ok_or_else(|| bad("bad verifier"))?,
-            token_type: TokenType::parse(&row.token_type).map_err(|e| bad(&e.to_string()))?,
-            expires_at: row.expires_at,
-            revision: row.revision,
-            name: row.token_name,
+impl CredentialRow {
+    /// `projects` are the row's entries in `api_token_projects`.
+    fn into_credential(self, projects: &[String]) -> Result<StoredCredential, RepositoryError> {
+        let bad = |what: &str| corrupt(format!("token {}: {what}", self.selector));
+        Ok(StoredCredential {
+            selector: Selector::parse(&self.selector).ok_or_else(|| bad("bad selector"))?,
+            verifier: Verifier::from_slice(&self.verifier).ok_or_else(|| bad("bad verifier"))?,
+            token_type: TokenType::parse(&self.token_type).map_err(|e| bad(&e.to_string()))?,
+            projects: scope_projects(self.all_projects, projects).map_err(|e| bad(&e))?,
+            environment: scope_environment(self.environment.as_deref()).map_err(|e| bad(&e))?,
+            expires_at: self.expires_at,
+            revision: self.revision,
+            name: self.token_name,
         })
     }
+}
+
+/// The `all_projects` column and the project links as the domain's `Projects`.
+fn scope_projects(all_projects: bool, links: &[String]) -> Result<Projects, String> {
+    if all_projects {
+        Ok(Projects::All)
+    } else {
+        Projects::from_ids(links).map_err(|e| e.to_string())
+    }
+}
+
+/// The `environment` column (NULL for every environment) as the domain's scope.
+fn scope_environment(column: Option<&str>) -> Result<EnvironmentScope, String> {
+    match column {
+        None => Ok(EnvironmentScope::All),
+        Some(name) => EnvironmentName::parse(name)
+            .map(EnvironmentScope::Named)
+            .map_err(|e| e.to_string()),
+    }
+}
+
+/// Joins rows with their project links (selector, project): `selector` names
+/// a row's token, `build` makes it whole from its project ids.
+fn join_links<R, T>(
+    rows: Vec<R>,
+    links: Vec<(String, String)>,
+    selector: impl Fn(&R) -> &str,
+    build: impl Fn(R, &[String]) -> Result<T, RepositoryError>,
+) -> Result<Vec<T>, RepositoryError> {
+    let mut by_selector: HashMap<String, Vec<String>> = HashMap::new();
+    for (selector, project) in links {
+        by_selector.entry(selector).or_default().push(project);
+    }
+    rows.into_iter()
+        .map(|row| {
+            let projects = by_selector.remove(selector(&row)).unwrap_or_default();
+            build(row, &projects)
+        })
+        .collect()
 }
 
 /// Joins token rows with their project links (selector, project).
@@ -98,34 +155,41 @@ pub(crate) fn assemble(
     rows: Vec<TokenRow>,
     links: Vec<(String, String)>,
 ) -> Result<Vec<ApiToken>, RepositoryError> {
-    let mut by_selector: HashMap<String, Vec<String>> = HashMap::new();
-    for (selector, project) in links {
-        by_selector.entry(selector).or_default().push(project);
-    }
-    rows.into_iter()
-        .map(|row| {
-            let projects = by_selector.remove(&row.selector).unwrap_or_default();
-            row.into_token(&projects)
-        })
-        .collect()
+    join_links(rows, links, |row| &row.selector, TokenRow::into_token)
 }
 
-/// The project ids to link a token to (none for all-projects tokens).
-pub(crate) fn project_links(token: &ApiToken) -> Vec<(String, String)> {
+/// Joins credential rows with their project links (selector, project).
+pub(crate) fn assemble_credentials(
+    rows: Vec<CredentialRow>,
+    links: Vec<(String, String)>,
+) -> Result<Vec<StoredCredential>, RepositoryError> {
+    join_links(
+        rows,
+        links,
+        |row| &row.selector,
+        CredentialRow::into_credential,
+    )
+}
+
+/// An `api_token_projects` row: the token with `selector` reaches `project`.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = api_token_projects)]
+pub(crate) struct LinkRow {
+    pub selector: String,
+    pub project: String,
+}
+
+/// The rows linking a token to its projects (none for all-projects tokens).
+pub(crate) fn project_links(token: &ApiToken) -> Vec<LinkRow> {
     match token.projects() {
         Projects::All => Vec::new(),
         Projects::Listed(ids) => ids
             .iter()
-            .map(|id| (token.selector().to_string(), id.as_str().to_string()))
+            .map(|id| LinkRow {
+                selector: token.selector().to_string(),
+                project: id.as_str().to_string(),
+            })
             .collect(),
-    }
-}
-
-/// The `environment` column: NULL for every environment.
-pub(crate) fn environment_column(token: &ApiToken) -> Option<String> {
-    match token.environment() {
-        EnvironmentScope::All => None,
-        EnvironmentScope::Named(name) => Some(name.as_str().to_string()),
     }
 }
 
@@ -142,24 +206,26 @@ pub(crate) struct EventRow {
     pub format: i32,
 }
 
-impl EventRow {
-    pub(crate) fn into_event(self) -> Result<StoredEvent, RepositoryError> {
-        let id = self.id;
+impl TryFrom<EventRow> for StoredEvent {
+    type Error = RepositoryError;
+
+    fn try_from(row: EventRow) -> Result<Self, RepositoryError> {
+        let id = row.id;
         let bad = |what: String| corrupt(format!("event {id}: {what}"));
-        let event_type = EventType::parse(&self.event_type)
-            .ok_or_else(|| bad(format!("unknown type {:?}", self.event_type)))?;
-        let subject = Selector::parse(&self.selector)
-            .ok_or_else(|| bad(format!("bad selector {:?}", self.selector)))?;
-        let facts = |text: Option<String>| stored_event::decode(self.format, text.as_deref());
+        let event_type = EventType::parse(&row.event_type)
+            .ok_or_else(|| bad(format!("unknown type {:?}", row.event_type)))?;
+        let subject = Selector::parse(&row.selector)
+            .ok_or_else(|| bad(format!("bad selector {:?}", row.selector)))?;
+        let facts = |text: Option<String>| stored_event::decode(row.format, text.as_deref());
         Ok(StoredEvent {
             id,
             event: AuditEvent::restore(
                 subject,
                 event_type,
-                self.created_by,
-                self.created_at,
-                facts(self.data).map_err(bad)?,
-                facts(self.pre_data).map_err(bad)?,
+                row.created_by,
+                row.created_at,
+                facts(row.data).map_err(bad)?,
+                facts(row.pre_data).map_err(bad)?,
             ),
         })
     }

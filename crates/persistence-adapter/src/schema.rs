@@ -8,6 +8,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::backend::Backend;
+use diesel::deserialize::FromSqlRow;
 use diesel::deserialize::{self, FromSql};
 use diesel::expression::AsExpression;
 use diesel::pg::Pg;
@@ -61,10 +62,10 @@ impl FromSql<UtcTime, Sqlite> for DateTime<Utc> {
     }
 }
 
-/// An instant as a statement parameter. (Optional instants bind as
-/// `Option<DateTime<Utc>>` directly; a present one needs a type of ours to
-/// say it is a `UtcTime`.)
-#[derive(Debug, Clone, Copy, AsExpression)]
+/// A present instant in a row or as a statement parameter. (Optional
+/// instants are `Option<DateTime<Utc>>` directly; a present one needs a type
+/// of ours to say it is a `UtcTime`, which chrono's `DateTime` cannot.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, AsExpression, FromSqlRow)]
 #[diesel(sql_type = UtcTime)]
 pub(crate) struct At(pub DateTime<Utc>);
 
@@ -74,6 +75,15 @@ where
 {
     fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, DB>) -> serialize::Result {
         self.0.to_sql(out)
+    }
+}
+
+impl<DB: Backend> FromSql<UtcTime, DB> for At
+where
+    DateTime<Utc>: FromSql<UtcTime, DB>,
+{
+    fn from_sql(value: DB::RawValue<'_>) -> deserialize::Result<Self> {
+        DateTime::<Utc>::from_sql(value).map(Self)
     }
 }
 

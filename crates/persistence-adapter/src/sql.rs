@@ -22,12 +22,12 @@ use chrono::{DateTime, Utc};
 use diesel::r2d2::{ConnectionManager, Pool, R2D2Connection};
 use keywarden_application::{ApiTokenRepository, ExpiryChange, RepositoryError, StoredCredential};
 use keywarden_domain::{
-    truncate_to_millis, ApiToken, AuditEvent, Environment, EventType, Project, Projects, Selector,
+    truncate_to_millis, ApiToken, AuditEvent, Environment, EventType, Project, Selector,
     StoredEvent, TokenRef,
 };
 
 use crate::error::{pool_unavailable, TxError};
-use crate::rows::{assemble, environment_column, project_links, TokenRow};
+use crate::rows::{assemble, assemble_credentials, project_links, TokenRow};
 use crate::schema::At;
 use crate::statements::{self as st, Executes, Loads, Statements};
 use crate::stored_event;
@@ -132,6 +132,19 @@ where
     with_connection(database.pool(), |conn| D::read_transaction(conn, work)).await
 }
 
+/// Loads `query`'s rows and converts each into what the port returns.
+fn load_as<C, Q, R, T>(conn: &mut C, query: Q) -> Result<Vec<T>, TxError>
+where
+    C: Loads<Q, R>,
+    T: TryFrom<R, Error = RepositoryError>,
+{
+    Ok(conn
+        .load_rows(query)?
+        .into_iter()
+        .map(T::try_from)
+        .collect::<Result<_, _>>()?)
+}
+
 fn links_of<C: Statements>(
     conn: &mut C,
     selectors: &[String],
@@ -171,25 +184,29 @@ fn resolve_for_change<D: Dialect>(
         .filter(|token| target.matches(token.verifier())))
 }
 
+/// One change to the token `target` refers to: reads it for the change,
+/// lets `change` apply it (answering the event that records it and the
+/// port's answer), records the event and announces the change. `None` when
+/// there is no such token.
+fn change_token<D: Dialect, T>(
+    conn: &mut D::Conn,
+    target: TokenRef,
+    change: impl FnOnce(&mut D::Conn, ApiToken) -> Result<(AuditEvent, T), TxError>,
+) -> Result<Option<T>, TxError> {
+    let Some(before) = resolve_for_change::<D>(conn, target)? else {
+        return Ok(None);
+    };
+    let (event, answer) = change(conn, before)?;
+    insert_event(conn, &event)?;
+    D::announce(conn, &event.subject().to_string())?;
+    Ok(Some(answer))
+}
+
 fn insert_token<D: Dialect>(conn: &mut D::Conn, token: &ApiToken) -> Result<ApiToken, TxError> {
     let revision = 1;
     let selector = token.selector().to_string();
-    conn.run(st::insert_token(st::NewToken {
-        selector: selector.clone(),
-        verifier: token.verifier().as_bytes().to_vec(),
-        token_name: token.name().as_str().to_string(),
-        token_type: token.token_type().as_str().to_string(),
-        all_projects: token.projects() == &Projects::All,
-        environment: environment_column(token),
-        expires_at: token.expires_at(),
-        created_at: At(token.created_at()),
-        seen_at: token.seen_at(),
-        revision,
-    }))?;
-    let links: Vec<_> = project_links(token)
-        .into_iter()
-        .map(|(selector, project)| st::NewLink { selector, project })
-        .collect();
+    conn.run(st::insert_token(TokenRow::of(token, revision)))?;
+    let links = project_links(token);
     if !links.is_empty() {
         conn.run(st::insert_links(links))?;
     }
@@ -273,12 +290,11 @@ impl<D: Dialect> ApiTokenRepository for SqlRepository<D> {
     }
 
     async fn credentials(&self) -> Result<Vec<StoredCredential>, RepositoryError> {
-        with_connection(self.0.pool(), |conn| {
-            Ok(conn
-                .load_rows(st::credentials())?
-                .into_iter()
-                .map(StoredCredential::try_from)
-                .collect::<Result<_, _>>()?)
+        // One snapshot: the scope is part of what verification answers from memory.
+        read(&self.0, |conn| {
+            let rows = conn.load_rows(st::credentials())?;
+            let links = conn.load_rows(st::all_links())?;
+            Ok(assemble_credentials(rows, links)?)
         })
         .await
     }
@@ -353,29 +369,23 @@ impl<D: Dialect> ApiTokenRepository for SqlRepository<D> {
         let actor = actor.to_string();
         self.0
             .write(move |conn| {
-                let Some(before) = resolve_for_change::<D>(conn, target)? else {
-                    return Ok(None);
-                };
-                let selector = before.selector().to_string();
-                let after = before.with_expiry(expires_at);
-                let changed = conn.run(st::SetExpiry {
-                    expires_at: after.expires_at(),
-                    selector: &selector,
-                })?;
-                if changed != 1 {
-                    return Err(RepositoryError::Internal(
-                        format!("the expiry update changed {changed} rows").into(),
-                    )
-                    .into());
-                }
-                // The row is ours until commit (locked, or the only writer).
-                let after = after.with_revision(before.revision() + 1);
-                insert_event(
-                    conn,
-                    &AuditEvent::token_updated(&before, &after, &actor, at),
-                )?;
-                D::announce(conn, &selector)?;
-                Ok(Some(ExpiryChange { before, after }))
+                change_token::<D, _>(conn, target, |conn, before| {
+                    let after = before.with_expiry(expires_at);
+                    let changed = conn.run(st::SetExpiry {
+                        expires_at: after.expires_at(),
+                        selector: &before.selector().to_string(),
+                    })?;
+                    if changed != 1 {
+                        return Err(RepositoryError::Internal(
+                            format!("the expiry update changed {changed} rows").into(),
+                        )
+                        .into());
+                    }
+                    // The row is ours until commit (locked, or the only writer).
+                    let after = after.with_revision(before.revision() + 1);
+                    let event = AuditEvent::token_updated(&before, &after, &actor, at);
+                    Ok((event, ExpiryChange { before, after }))
+                })
             })
             .await
     }
@@ -389,14 +399,10 @@ impl<D: Dialect> ApiTokenRepository for SqlRepository<D> {
         let actor = actor.to_string();
         self.0
             .write(move |conn| {
-                let Some(before) = resolve_for_change::<D>(conn, target)? else {
-                    return Ok(None);
-                };
-                let selector = before.selector().to_string();
-                conn.run(st::delete_token(selector.clone()))?;
-                insert_event(conn, &AuditEvent::token_deleted(&before, &actor, at))?;
-                D::announce(conn, &selector)?;
-                Ok(Some(before))
+                change_token::<D, _>(conn, target, |conn, before| {
+                    conn.run(st::delete_token(before.selector().to_string()))?;
+                    Ok((AuditEvent::token_deleted(&before, &actor, at), before))
+                })
             })
             .await
     }
@@ -428,39 +434,23 @@ impl<D: Dialect> ApiTokenRepository for SqlRepository<D> {
         limit: u32,
     ) -> Result<Vec<StoredEvent>, RepositoryError> {
         let limit = i64::from(limit);
-        with_connection(self.0.pool(), move |conn| {
-            let rows = match event_type {
-                None => conn.load_rows(st::newest_events(limit))?,
-                Some(kind) => {
-                    conn.load_rows(st::newest_events_of_type(kind.as_str().to_string(), limit))?
-                }
-            };
-            Ok(rows
-                .into_iter()
-                .map(crate::rows::EventRow::into_event)
-                .collect::<Result<_, _>>()?)
+        with_connection(self.0.pool(), move |conn| match event_type {
+            None => load_as(conn, st::newest_events(limit)),
+            Some(kind) => load_as(
+                conn,
+                st::newest_events_of_type(kind.as_str().to_string(), limit),
+            ),
         })
         .await
     }
 
     async fn projects(&self) -> Result<Vec<Project>, RepositoryError> {
-        with_connection(self.0.pool(), |conn| {
-            Ok(conn
-                .load_rows(st::catalog_projects())?
-                .into_iter()
-                .map(Project::try_from)
-                .collect::<Result<_, _>>()?)
-        })
-        .await
+        with_connection(self.0.pool(), |conn| load_as(conn, st::catalog_projects())).await
     }
 
     async fn environments(&self) -> Result<Vec<Environment>, RepositoryError> {
         with_connection(self.0.pool(), |conn| {
-            Ok(conn
-                .load_rows(st::catalog_environments())?
-                .into_iter()
-                .map(Environment::try_from)
-                .collect::<Result<_, _>>()?)
+            load_as(conn, st::catalog_environments())
         })
         .await
     }

@@ -10,9 +10,10 @@
 //! them for SQLite and PostgreSQL at the two `impl Statements` lines. (diesel's
 //! `MultiConnection` would not need the bounds, but it cannot express
 //! `ON CONFLICT`, and our pools and the SQLite group-commit writer hold the
-//! backends' own connection types.) The few statements diesel's builder cannot
-//! type for both backends, or that must stay prepared on a connection for
-//! throughput, are written out as `QueryFragment`s generic over the backend.
+//! backends' own connection types.) The statements whose types `auto_type`
+//! cannot name (the `ON CONFLICT` upserts), or that must stay prepared on a
+//! connection for throughput (`SetExpiry`), are written out as
+//! `QueryFragment`s generic over the backend.
 
 use chrono::{DateTime, Utc};
 use diesel::backend::Backend;
@@ -22,11 +23,10 @@ use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::query_dsl::methods::ExecuteDsl;
 use diesel::query_dsl::LoadQuery;
 use diesel::serialize::ToSql;
-use diesel::sql_types::HasSqlType;
-use diesel::sql_types::{Bool, Integer, Nullable, Text};
+use diesel::sql_types::{Bool, HasSqlType, Integer, Nullable, Text};
 use diesel::{PgConnection, SqliteConnection};
 
-use crate::rows::{CredentialRow, EnvironmentRow, EventRow, ProjectRow, TokenRow};
+use crate::rows::{CredentialRow, EnvironmentRow, EventRow, LinkRow, ProjectRow, TokenRow};
 use crate::schema::sql_types::UtcTime;
 use crate::schema::{api_token_projects, api_tokens, environments, events, projects, At};
 
@@ -167,6 +167,8 @@ pub(crate) fn credentials() -> _ {
         api_tokens::verifier,
         api_tokens::token_name,
         api_tokens::token_type,
+        api_tokens::all_projects,
+        api_tokens::environment,
         api_tokens::expires_at,
         api_tokens::revision,
     ))
@@ -212,28 +214,6 @@ pub(crate) fn catalog_environments() -> _ {
 // ---- writes -----------------------------------------------------------------
 
 #[derive(Insertable)]
-#[diesel(table_name = api_tokens, treat_none_as_default_value = false)]
-pub(crate) struct NewToken {
-    pub selector: String,
-    pub verifier: Vec<u8>,
-    pub token_name: String,
-    pub token_type: String,
-    pub all_projects: bool,
-    pub environment: Option<String>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub created_at: At,
-    pub seen_at: Option<DateTime<Utc>>,
-    pub revision: i64,
-}
-
-#[derive(Insertable)]
-#[diesel(table_name = api_token_projects)]
-pub(crate) struct NewLink {
-    pub selector: String,
-    pub project: String,
-}
-
-#[derive(Insertable)]
 #[diesel(table_name = events, treat_none_as_default_value = false)]
 pub(crate) struct NewEvent {
     pub event_type: String,
@@ -246,12 +226,12 @@ pub(crate) struct NewEvent {
 }
 
 #[dsl::auto_type]
-pub(crate) fn insert_token(row: NewToken) -> _ {
+pub(crate) fn insert_token(row: TokenRow) -> _ {
     dsl::insert_into(api_tokens::table).values(row)
 }
 
 #[dsl::auto_type]
-pub(crate) fn insert_links(rows: Vec<NewLink>) -> _ {
+pub(crate) fn insert_links(rows: Vec<LinkRow>) -> _ {
     dsl::insert_into(api_token_projects::table).values(rows)
 }
 
@@ -336,7 +316,7 @@ where
 impl<C> RunQueryDsl<C> for SetExpiry<'_> {}
 
 /// Inserts a project or updates the one with its id. (Both backends accept
-/// this `ON CONFLICT` clause; diesel's builder types it per backend.)
+/// this `ON CONFLICT` clause; `auto_type` cannot name diesel's upsert types.)
 pub(crate) struct UpsertProject<'a> {
     pub id: &'a str,
     pub name: &'a str,

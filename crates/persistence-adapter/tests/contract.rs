@@ -1,5 +1,10 @@
 //! The repository contract: every case runs against a fresh database per test.
 //! Each backend instantiates the same cases through `contract_suite!`.
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers fail the test loudly"
+)]
 
 use std::sync::Arc;
 
@@ -625,9 +630,7 @@ mod postgres {
 
     /// `None` (the case is skipped) without `TEST_POSTGRES_URL`.
     pub async fn fresh() -> Option<PostgresFixture> {
-        let database = tokio::task::spawn_blocking(TestDatabase::create)
-            .await
-            .unwrap()?;
+        let database = TestDatabase::fresh().await?;
         let repository =
             PostgresRepository::open(database.url().to_string(), PostgresOptions::default())
                 .await

@@ -1,6 +1,11 @@
 //! The change feeds: what one instance learns of the writes of another that
 //! shares its database, and that it is not told of its own writes (its view
 //! already holds them, and re-reading them would double the cost of a write).
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers fail the test loudly"
+)]
 
 use std::time::Duration;
 
@@ -119,6 +124,37 @@ async fn sqlite_feed_reports_other_processes_writes_only() {
     let (sender, changes) = unbounded_channel();
     here.follow_changes(sender).unwrap();
     own_writes_are_not_reported_back(&here, &there, changes).await;
+}
+
+/// The feed learns which token changed from the event's subject column, so an
+/// event whose stored JSON it cannot read (a newer version's format) still
+/// names its token instead of forcing a full reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_feed_reports_events_in_formats_it_cannot_read() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kw.db");
+    let here = SqliteRepository::open(path.clone(), SqliteOptions::default())
+        .await
+        .unwrap();
+    let (sender, mut changes) = unbounded_channel();
+    here.follow_changes(sender).unwrap();
+    let subject = backend(7).selector();
+    let mut newer = diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    newer
+        .batch_execute(&format!(
+            "INSERT INTO events (event_type, created_by, created_at, data, pre_data, selector, format)
+             VALUES ('api-token-deleted', 'newer', '2030-01-01 00:00:00+00:00', NULL,
+                     '{{\"unknown\": true}}', '{subject}', 2)"
+        ))
+        .unwrap();
+    let change = tokio::time::timeout(Duration::from_secs(5), changes.recv())
+        .await
+        .expect("the feed reports the event")
+        .expect("the feed runs");
+    assert_eq!(change, ExternalChange::Tokens(vec![subject]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

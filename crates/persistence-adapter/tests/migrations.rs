@@ -1,6 +1,7 @@
 //! Migration discipline: every migration goes up, down and up again on both
 //! backends, and the two backends end up with the same schema (tables,
 //! columns, types, nullability, keys and indexes), so they cannot drift.
+#![expect(clippy::unwrap_used, reason = "test helpers fail the test loudly")]
 
 use std::collections::{BTreeMap, BTreeSet};
 

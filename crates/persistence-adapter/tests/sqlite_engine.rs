@@ -2,6 +2,8 @@
 //! the busy timeout is a temporary unavailability, never an internal error,
 //! and the write engine recovers once the lock is gone.
 
+#![expect(clippy::unwrap_used, reason = "test helpers fail the test loudly")]
+
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;

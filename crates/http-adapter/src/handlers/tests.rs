@@ -47,6 +47,7 @@ fn routes(
 ) -> impl FnOnce(&mut actix_web::web::ServiceConfig) + Clone {
     configure(
         Arc::new(usecases),
+        Arc::new(crate::verify::tests::refusing()),
         BodyLimit(1024),
         crate::RequestLimits::default(),
         Arc::new(|| "# metrics\n".to_string()),
@@ -708,8 +709,17 @@ fn admin_routes_document_their_authentication_failures() {
         for (method, operation) in item.as_object().unwrap() {
             let responses = operation["responses"].as_object().unwrap();
             let admin = path.starts_with("/api/admin");
-            assert_eq!(responses.contains_key("401"), admin, "{method} {path}");
-            assert_eq!(responses.contains_key("403"), admin, "{method} {path}");
+            let checks_tokens = admin || path == "/api/verify";
+            assert_eq!(
+                responses.contains_key("401"),
+                checks_tokens,
+                "{method} {path}"
+            );
+            assert_eq!(
+                responses.contains_key("403"),
+                checks_tokens,
+                "{method} {path}"
+            );
             assert_eq!(!operation["security"].is_null(), admin, "{method} {path}");
         }
     }
