@@ -207,6 +207,7 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(BodyReadTimeout(request_timeout))
+                .configure(keywarden_console_adapter::configure)
                 .configure(configure(
                     Arc::clone(&serving),
                     Arc::clone(&verification),
