@@ -78,24 +78,22 @@ fn metrics_renderer(credentials: Arc<dyn CredentialAuthority>) -> MetricsRendere
     })
 }
 
-/// An instance nobody can administer over HTTP must say how to recover, in
-/// the words the operator will type.
-async fn warn_without_admin(usecases: &dyn ApiTokenUseCases, database: &str) {
+/// How many tokens storage holds, and whether an admin token can use the
+/// Admin API: an instance nobody can administer over HTTP must say how to
+/// recover, in the words the operator will type.
+async fn token_inventory(usecases: &dyn ApiTokenUseCases) -> Option<(usize, bool)> {
     let now = chrono::Utc::now();
     match usecases.list_tokens().await {
-        Ok(tokens)
-            if !tokens.iter().any(|token| {
+        Ok(tokens) => Some((
+            tokens.len(),
+            tokens.iter().any(|token| {
                 token.token_type().is_admin() && token.expires_at().is_none_or(|at| at > now)
-            }) =>
-        {
-            warn!(
-                database,
-                "no admin token can use the Admin API; create one with: \
-                 keywarden tokens create --type admin --name <name>"
-            );
+            }),
+        )),
+        Err(error) => {
+            warn!(error = %error_chain(&error), "cannot count the tokens or check for an admin token");
+            None
         }
-        Ok(_) => {}
-        Err(error) => warn!(error = %error_chain(&error), "cannot check for an admin token"),
     }
 }
 
@@ -232,14 +230,22 @@ impl Application {
             .run();
         system::trim_memory_periodically();
         let database = storage::describe_database(&settings);
+        // Counted from storage: the in-memory view may still be loading.
+        let inventory = token_inventory(usecases.as_ref()).await;
         info!(
             address = %format!("{}:{port}", settings.server.host),
             port,
             database,
-            tokens = credentials.credential_count(),
+            tokens = inventory.map(|(count, _)| count),
             "keywarden is listening"
         );
-        warn_without_admin(usecases.as_ref(), &database).await;
+        if inventory.is_some_and(|(_, has_admin)| !has_admin) {
+            warn!(
+                database,
+                "no admin token can use the Admin API; create one with: \
+                 keywarden tokens create --type admin --name <name>"
+            );
+        }
         Ok(Self {
             port,
             server,

@@ -28,7 +28,15 @@ fn the_operator_rotates_any_token_and_lists_those_against_the_policy() {
     let (ok, stdout, stderr) = run(
         dir,
         &[],
-        &["tokens", "create", "--type", "admin", "--name", "ops"],
+        &[
+            "tokens",
+            "create",
+            "--create-database",
+            "--type",
+            "admin",
+            "--name",
+            "ops",
+        ],
     );
     assert!(ok, "{stderr}");
     let old = stdout.lines().last().unwrap().to_string();

@@ -318,7 +318,7 @@ async fn paging_the_audit_trail_returns_every_event_exactly_once() {
 
 #[actix_web::test]
 async fn the_overlap_ends_on_every_instance_within_a_second() {
-    const ADMIN: &str = "*:*.shared-admin";
+    const ADMIN: &str = "*:*.shared-admin-for-both-instances-of-this-test";
     let Some(database) = actix_web::rt::task::spawn_blocking(TestDatabase::create)
         .await
         .unwrap()

@@ -565,7 +565,8 @@ where
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         out.unsafe_to_cache_prepared();
         out.push_sql(
-            "SELECT id, event_type, created_by, created_at, data, pre_data, selector, format, token_name",
+            "SELECT id, event_type, created_by, created_at, data, pre_data, selector, format, token_name, \
+             created_by_token_id",
         );
         self.filters.walk(&mut out, true)?;
         out.push_sql(" ORDER BY id DESC LIMIT ");
