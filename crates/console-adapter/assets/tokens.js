@@ -210,6 +210,12 @@ function showSecret(created) {
   $("secret-value").select();
 }
 
+function forgetSecret() {
+  $("secret-value").value = "";
+  $("secret-name").textContent = "";
+  $("secret-copied").textContent = "";
+}
+
 async function copySecret() {
   const input = $("secret-value");
   input.select();
@@ -269,12 +275,11 @@ export function wire() {
     await reload();
   });
   $("secret-copy").addEventListener("click", copySecret);
-  // The credential leaves the page as soon as the panel closes.
-  $("secret-dialog").addEventListener("close", () => {
-    $("secret-value").value = "";
-    $("secret-name").textContent = "";
-    $("secret-copied").textContent = "";
-  });
+  // The credential leaves the page as soon as the panel closes: at once on
+  // the close button (the dialog's own close event comes a task later), and
+  // on any other way out (Escape).
+  $("secret-close").addEventListener("click", forgetSecret);
+  $("secret-dialog").addEventListener("close", forgetSecret);
 
   onSubmit("expiry-form", async (dialog) => {
     const expiresAt = changeExpiry.read();
