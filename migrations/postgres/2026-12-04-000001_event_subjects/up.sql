@@ -7,4 +7,3 @@ ALTER TABLE events ADD COLUMN format INTEGER NOT NULL DEFAULT 1;
 UPDATE events SET selector = COALESCE(data, pre_data)::json->>'secret';
 ALTER TABLE events ALTER COLUMN selector SET NOT NULL;
 
-CREATE INDEX events_selector_id ON events (selector, id);

@@ -31,4 +31,3 @@ DROP TABLE events;
 ALTER TABLE events_new RENAME TO events;
 
 CREATE INDEX events_event_type_id ON events (event_type, id);
-CREATE INDEX events_selector_id ON events (selector, id);
