@@ -90,6 +90,11 @@ while (($#)); do
   esac
 done
 
+KNOWN=",health,unauth,name,list,put,verify,edge1,edge10,edge100,nginx,nginx-auth,list-latency,startup,"
+for scenario_name in ${SCENARIOS//,/ }; do
+  [[ "$KNOWN" == *",$scenario_name,"* ]] || { echo "run.sh: unknown scenario $scenario_name" >&2; usage 2; }
+done
+
 BACKEND=sqlite
 [[ -n "$PG_BASE" ]] && BACKEND=postgres
 OUT="${OUT:-$ROOT/bench/results/$(date -u +%Y%m%d-%H%M%S)-$BACKEND-$SIZE}"
