@@ -9,6 +9,8 @@
 #   bench/run.sh --size 1000000          # SQLite, 1M tokens
 #   bench/run.sh --postgres postgres://postgres@127.0.0.1:5432/postgres --size 1000
 #   bench/run.sh --size 10000 --scenarios list-latency   # only the list latency
+#   bench/run.sh --size 1000000 --scenarios health,verify --no-events
+#   bench/run.sh --scenarios nginx,nginx-auth            # nginx alone vs nginx + auth_request
 #
 # Options (defaults in brackets):
 #   --size N             tokens to preload [1000]
@@ -16,16 +18,23 @@
 #                        one URL names, and dropped afterwards
 #   --duration S         seconds per measured wrk run [10]
 #   --warmup S           seconds of discarded warm-up per scenario [3]
-#   --runs R             measured runs per scenario (medians are reported) [3]
+#   --runs R             measured rounds; each round runs every load scenario once,
+#                        in turn, so a ratio (e.g. verify ÷ health) is taken from
+#                        runs minutes apart; medians are reported [3]
 #   --connections C      wrk connections [32]
 #   --threads T          wrk threads [2]
 #   --startup-runs R     start-ups timed on the existing database [21]
-#   --scenarios LIST     comma-separated, from: health,unauth,name,list,put,
-#                        verify,edge,list-latency,startup [all of them]
-#                        (verify: GET /api/verify with one seeded backend
-#                        credential; edge: POST /edge/validate with 1, 10 and
-#                        100 seeded credentials per request)
+#   --scenarios LIST     comma-separated, from: health, unauth (a rejected credential),
+#                        name, list, put, verify (GET /api/verify, a valid backend
+#                        token, default scope), edge1, edge10, edge100 (POST
+#                        /edge/validate with 1, 10, 100 valid credentials), nginx
+#                        (nginx alone in front of a static upstream), nginx-auth
+#                        (the same with docs/examples/nginx.conf's auth_request to
+#                        keywarden), list-latency, startup [all but the nginx ones]
 #   --bin PATH           use this keywarden binary instead of building one
+#   --label NAME         recorded with every measurement, to tell binaries apart
+#                        when summarising several runs (bench/compare.sh)
+#   --no-events          seed without the api-token-created events (faster at 1M)
 #   --out DIR            where results go [bench/results/<date>-<backend>-<size>]
 #   --max-wait S         how long to wait for other compiles to finish before
 #                        each measurement (recorded either way) [300]
@@ -47,8 +56,10 @@ RUNS=3
 CONNECTIONS=32
 THREADS=2
 STARTUP_RUNS=21
-SCENARIOS="health,unauth,name,list,put,verify,edge,list-latency,startup"
+SCENARIOS="health,unauth,name,list,put,verify,edge1,edge10,edge100,list-latency,startup"
 BIN=""
+LABEL=""
+SEED_ARGS=()
 OUT=""
 MAX_WAIT=300
 KEEP=0
@@ -69,12 +80,19 @@ while (($#)); do
     --startup-runs) STARTUP_RUNS="$2"; shift 2 ;;
     --scenarios) SCENARIOS="$2"; shift 2 ;;
     --bin) BIN="$2"; shift 2 ;;
+    --label) LABEL="$2"; shift 2 ;;
+    --no-events) SEED_ARGS=(--no-events); shift ;;
     --out) OUT="$2"; shift 2 ;;
     --max-wait) MAX_WAIT="$2"; shift 2 ;;
     --keep) KEEP=1; shift ;;
     -h|--help) usage 0 ;;
     *) echo "run.sh: unknown option $1" >&2; usage 2 ;;
   esac
+done
+
+KNOWN=",health,unauth,name,list,put,verify,edge1,edge10,edge100,nginx,nginx-auth,list-latency,startup,"
+for scenario_name in ${SCENARIOS//,/ }; do
+  [[ "$KNOWN" == *",$scenario_name,"* ]] || { echo "run.sh: unknown scenario $scenario_name" >&2; usage 2; }
 done
 
 BACKEND=sqlite
@@ -97,6 +115,9 @@ if ! command -v wrk >/dev/null; then
   fi
 fi
 command -v python3 >/dev/null || { echo "run.sh: python3 is required" >&2; exit 1; }
+if has nginx || has nginx-auth; then
+  [[ -x /usr/sbin/nginx ]] || { echo "run.sh: the nginx scenarios need /usr/sbin/nginx (apt-get install nginx)" >&2; exit 1; }
+fi
 if [[ -n "$PG_BASE" ]]; then command -v psql >/dev/null || { echo "run.sh: psql is required" >&2; exit 1; }; fi
 
 BIN_NOTE="built by run.sh from the work tree"
@@ -113,6 +134,7 @@ BIN="$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")"
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/kwbench.XXXXXX")"
 PORT="$(python3 "$KW" free-port)"
 SERVER_PID=""
+NGINX_PID=""
 PG_DB=""
 
 stop_server() {
@@ -125,6 +147,7 @@ stop_server() {
 
 cleanup() {
   local status=$?
+  [[ -n "$NGINX_PID" ]] && kill -TERM "$NGINX_PID" 2>/dev/null
   stop_server
   if [[ -n "$PG_DB" ]]; then
     psql "$PG_BASE" -XAtq -c "DROP DATABASE IF EXISTS \"$PG_DB\" WITH (FORCE)" >/dev/null 2>&1 || true
@@ -187,13 +210,13 @@ stop_server
 log "seeding $SIZE tokens"
 seed_start=$(date +%s%N)
 if [[ -n "$PG_BASE" ]]; then
-  python3 "$ROOT/bench/seed.py" --postgres "$DATABASE_URL" --count "$SIZE" --out "$TMP/tokens.tsv"
+  python3 "$ROOT/bench/seed.py" --postgres "$DATABASE_URL" --count "$SIZE" --out "$TMP/tokens.tsv" "${SEED_ARGS[@]}"
 else
-  python3 "$ROOT/bench/seed.py" --sqlite "$TMP/keywarden.db" --count "$SIZE" --out "$TMP/tokens.tsv"
+  python3 "$ROOT/bench/seed.py" --sqlite "$TMP/keywarden.db" --count "$SIZE" --out "$TMP/tokens.tsv" "${SEED_ARGS[@]}"
 fi
 seed_ms=$(( ($(date +%s%N) - seed_start) / 1000000 ))
 record "{\"kind\":\"seed\",\"backend\":\"$BACKEND\",\"size\":$SIZE,\"seconds\":$((seed_ms / 1000)).$(printf %03d $((seed_ms % 1000)))}"
-python3 "$KW" sample "$TMP/tokens.tsv" 10000 "$TMP/selectors.txt" "$TMP/names.txt" >/dev/null
+python3 "$KW" sample "$TMP/tokens.tsv" 10000 "$TMP/selectors.txt" "$TMP/names.txt" "$TMP/credentials.txt" >/dev/null
 
 # ---- 3. start on the seeded database and check the seed is what the server expects
 start_server
@@ -207,40 +230,103 @@ read -r status _ < <(python3 "$KW" http "$PORT" GET /api/admin/api-tokens "$cred
 BAD_CRED="*:development.v2_$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')_$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
 read -r status _ < <(python3 "$KW" http "$PORT" GET /api/admin/api-tokens "$BAD_CRED")
 [[ "$status" == 401 ]] || { echo "run.sh: an unknown credential should get 401, got $status" >&2; exit 1; }
+if has verify; then
+  read -r status _ < <(python3 "$KW" http "$PORT" GET /api/verify "$cred")
+  [[ "$status" == 200 ]] || { echo "run.sh: GET /api/verify with a seeded credential should get 200, got $status" >&2; exit 1; }
+fi
+if has edge1 || has edge10 || has edge100; then
+  tokens="$(head -n 100 "$TMP/credentials.txt" | python3 -c 'import json, sys; print(json.dumps({"tokens": sys.stdin.read().split()}))')"
+  read -r status body < <(python3 "$KW" http "$PORT" POST /edge/validate "" "$tokens")
+  valid="$(python3 -c 'import json, sys; print(len(json.loads(sys.argv[1])["tokens"]))' "$body" 2>/dev/null || echo "?")"
+  [[ "$status" == 200 && "$valid" == 100 ]] || { echo "run.sh: /edge/validate should find 100 of 100 seeded credentials valid, got $status, $valid" >&2; exit 1; }
+fi
+
+# nginx on three ports: docs/examples/nginx.conf (auth_request to keywarden),
+# the same proxy without auth_request, and the static upstream both forward to.
+if has nginx || has nginx-auth; then
+  mkdir -p "$TMP/nginx"
+  NGINX_PORT="$(python3 "$KW" free-port)"; PLAIN_PORT="$(python3 "$KW" free-port)"; UPSTREAM_PORT="$(python3 "$KW" free-port)"
+  python3 "$KW" nginx-config "$TMP/nginx" "$NGINX_PORT" "$PORT" "$UPSTREAM_PORT" "$PLAIN_PORT"
+  # The example requires environment=production; the seeded tokens are development ones.
+  read -r status body < <(python3 "$KW" http "$PORT" POST /api/admin/api-tokens "$ADMIN" \
+    '{"tokenName":"bench-nginx","type":"backend","environment":"production"}')
+  [[ "$status" == 201 ]] || { echo "run.sh: creating a production token failed: $status $body" >&2; exit 1; }
+  PROD_CRED="$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["secret"])' "$body")"
+  /usr/sbin/nginx -e "$TMP/nginx/error.log" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" 2>>"$TMP/nginx/error.log" &
+  NGINX_PID=$!
+  for port_status in "$PLAIN_PORT:" "$NGINX_PORT:$PROD_CRED"; do
+    for _ in $(seq 1 100); do
+      status="$(python3 "$KW" http "${port_status%%:*}" GET / "${port_status#*:}" 2>/dev/null | cut -d' ' -f1)" && [[ "$status" == 200 ]] && break
+      sleep 0.1
+    done
+    [[ "$status" == 200 ]] || { echo "run.sh: nginx did not answer 200 on port ${port_status%%:*}; its log:" >&2; tail -n 20 "$TMP/nginx/error.log" >&2; exit 1; }
+  done
+  read -r status _ < <(python3 "$KW" http "$NGINX_PORT" GET / "$BAD_CRED")
+  [[ "$status" == 401 ]] || { echo "run.sh: nginx + auth_request should answer 401 to an unknown credential, got $status" >&2; exit 1; }
+fi
 
 # ---- 4. load ------------------------------------------------------------------
-# wrk_run SCENARIO EXPECTED_STATUS TIMEOUT [KW_* assignments...]
-wrk_run() {
-  local scenario="$1" expect="$2" timeout="$3"; shift 3
-  local load
-  load="$(quiet_load)"
-  log "$scenario: warm-up ${WARMUP}s"
-  env "$@" wrk -t "$THREADS" -c "$CONNECTIONS" -d "${WARMUP}s" --timeout "$timeout" -s "$LUA" \
-    "http://127.0.0.1:$PORT" >/dev/null
-  for run in $(seq 1 "$RUNS"); do
-    load="$(quiet_load)"
-    local line
-    line="$(env "$@" wrk -t "$THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --timeout "$timeout" -s "$LUA" \
-      "http://127.0.0.1:$PORT" | grep '^{"requests"')"
-    record "{\"kind\":\"wrk\",\"backend\":\"$BACKEND\",\"size\":$SIZE,\"scenario\":\"$scenario\",\"run\":$run,\"expect_status\":$expect,\"load1\":$load,\"connections\":$CONNECTIONS,\"threads\":$THREADS,${line#\{}"
-    log "$scenario run $run: $(python3 "$KW" wrk-line "$line") (load1 before: $load)"
-  done
+# scenario NAME: sets TITLE, EXPECT (status), TIMEOUT, TARGET (port) and ARGS
+# (KW_* assignments for the wrk script) for one load scenario.
+scenario() {
+  EXPECT=200 TIMEOUT=2s TARGET="$PORT" ARGS=()
+  case "$1" in
+    health) TITLE="GET /health"; ARGS=(KW_PATH=/health) ;;
+    unauth) TITLE="GET /api/admin/api-tokens, bad credential (401)"; EXPECT=401
+      ARGS=(KW_PATH=/api/admin/api-tokens "KW_AUTH=$BAD_CRED") ;;
+    name) TITLE="GET /api/admin/api-tokens/:name"
+      ARGS=(KW_PREFIX=/api/admin/api-tokens/ "KW_KEYS=$TMP/names.txt" "KW_AUTH=$ADMIN") ;;
+    list) TITLE="GET /api/admin/api-tokens (list)"; TIMEOUT=30s
+      ARGS=(KW_PATH=/api/admin/api-tokens "KW_AUTH=$ADMIN") ;;
+    put) TITLE="PUT /api/admin/api-tokens/:token"
+      ARGS=(KW_METHOD=PUT KW_PREFIX=/api/admin/api-tokens/ "KW_KEYS=$TMP/selectors.txt" "KW_AUTH=$ADMIN" "KW_BODY=$PUT_BODY") ;;
+    verify) TITLE="GET /api/verify (valid, default scope)"
+      ARGS=(KW_PATH=/api/verify "KW_CREDENTIALS=$TMP/credentials.txt") ;;
+    edge1|edge10|edge100) TITLE="POST /edge/validate, ${1#edge} valid token(s)"
+      ARGS=(KW_METHOD=POST KW_PATH=/edge/validate "KW_CREDENTIALS=$TMP/credentials.txt" "KW_BATCH=${1#edge}") ;;
+    nginx) TITLE="nginx alone, GET / (static upstream)"; TARGET="$PLAIN_PORT"
+      ARGS=(KW_PATH=/ "KW_AUTH=$PROD_CRED") ;;
+    nginx-auth) TITLE="nginx + auth_request to /api/verify, GET /"; TARGET="$NGINX_PORT"
+      ARGS=(KW_PATH=/ "KW_AUTH=$PROD_CRED") ;;
+  esac
 }
 
-has health && wrk_run "GET /health" 200 2s KW_PATH=/health
-has unauth && wrk_run "GET /api/admin/api-tokens, bad credential (401)" 401 2s \
-  KW_PATH=/api/admin/api-tokens "KW_AUTH=$BAD_CRED"
-has name && wrk_run "GET /api/admin/api-tokens/:name" 200 2s \
-  KW_PREFIX=/api/admin/api-tokens/ "KW_KEYS=$TMP/names.txt" "KW_AUTH=$ADMIN"
-if has list; then
-  if ((SIZE <= 20000)); then
-    wrk_run "GET /api/admin/api-tokens (list)" 200 30s KW_PATH=/api/admin/api-tokens "KW_AUTH=$ADMIN"
-  else
+wrk_once() { # DURATION_S; prints wrk's JSON line
+  env "${ARGS[@]}" wrk -t "$THREADS" -c "$CONNECTIONS" -d "${1}s" --timeout "$TIMEOUT" -s "$LUA" \
+    "http://127.0.0.1:$TARGET" | grep '^{"requests"' || true
+}
+
+rss_kb() { python3 "$KW" rss "$SERVER_PID" | python3 -c 'import json, sys; print(json.load(sys.stdin)["rss_kb"])'; }
+
+LOADS=()
+for name in health unauth name list put verify edge1 edge10 edge100 nginx nginx-auth; do
+  has "$name" || continue
+  if [[ "$name" == list ]] && ((SIZE > 20000)); then
     log "list under load skipped at $SIZE tokens (each answer is the whole table); see list-latency"
+    continue
   fi
-fi
-has put && wrk_run "PUT /api/admin/api-tokens/:token" 200 2s KW_METHOD=PUT \
-  KW_PREFIX=/api/admin/api-tokens/ "KW_KEYS=$TMP/selectors.txt" "KW_AUTH=$ADMIN" "KW_BODY=$PUT_BODY"
+  LOADS+=("$name")
+done
+
+# Round-robin: every scenario once per round, a warm-up before its first run.
+LABEL_FIELD=""
+[[ -n "$LABEL" ]] && LABEL_FIELD="\"label\":\"$LABEL\","
+for run in $(seq 1 "$RUNS"); do
+  for name in "${LOADS[@]}"; do
+    scenario "$name"
+    if ((run == 1)); then
+      quiet_load >/dev/null
+      log "$TITLE: warm-up ${WARMUP}s"
+      wrk_once "$WARMUP" >/dev/null
+      record "{\"kind\":\"rss\",${LABEL_FIELD}\"backend\":\"$BACKEND\",\"size\":$SIZE,\"scenario\":\"$TITLE\",\"when\":\"after warm-up\",\"rss_kb\":$(rss_kb)}"
+    fi
+    load="$(quiet_load)"
+    line="$(wrk_once "$DURATION")"
+    [[ -n "$line" ]] || { echo "run.sh: wrk printed no result for $TITLE" >&2; exit 1; }
+    record "{\"kind\":\"wrk\",${LABEL_FIELD}\"backend\":\"$BACKEND\",\"size\":$SIZE,\"scenario\":\"$TITLE\",\"run\":$run,\"expect_status\":$EXPECT,\"load1\":$load,\"connections\":$CONNECTIONS,\"threads\":$THREADS,\"rss_kb\":$(rss_kb),${line#\{}"
+    log "$TITLE run $run: $(python3 "$KW" wrk-line "$line") (load1 before: $load)"
+  done
+done
 
 has verify && wrk_run "GET /api/verify (200)" 200 2s KW_PATH=/api/verify "KW_AUTH=$cred"
 # An /edge/validate body with the first N seeded credentials.
@@ -286,7 +372,7 @@ fi
   echo "- binary: $BIN_NOTE; sha256 $(sha256sum "$BIN" | cut -c1-16)"
   echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -h | awk '/^Mem:/ {print $2}') RAM"
   echo "- wrk: $THREADS threads, $CONNECTIONS connections, ${WARMUP}s warm-up, $RUNS × ${DURATION}s runs"
-  echo "- command: bench/run.sh --size $SIZE${PG_BASE:+ --postgres <url>} --duration $DURATION --runs $RUNS"
+  echo "- command: bench/run.sh --size $SIZE${PG_BASE:+ --postgres <url>} --duration $DURATION --runs $RUNS --scenarios $SCENARIOS${SEED_ARGS[*]:+ ${SEED_ARGS[*]}}"
   echo
   python3 "$KW" summarize "$RESULTS"
 } >"$OUT/summary.md"

@@ -13,7 +13,9 @@ rows the server itself would write for `POST /api/admin/api-tokens` with
 * no `api_token_projects` rows (all-projects tokens have none);
 * one `api-token-created` event per token (unless --no-events), its `data` the
   token's JSON in stored-event format 1 (`TokenJsonV1` in the persistence
-  adapter's `stored_event.rs`), its `selector` the token's selector.
+  adapter's `stored_event.rs`), its `selector` the token's selector. On a
+  SQLite database from before the `selector` column (commit f91b52f and
+  earlier: the baseline of before/after benchmarks) the column is left out.
 
 Timestamps on SQLite are TEXT in diesel's `%F %T%.f%:z` format (chrono's `%.f`
 prints nothing for a whole second and 3 digits for whole milliseconds), e.g.
@@ -122,6 +124,10 @@ def seed_sqlite(path, count, prefix, start, out, events):
     if env != 1:
         sys.exit(f"seed.py: environment {ENVIRONMENT!r} missing: is the database migrated and synced?")
     conn.execute("PRAGMA synchronous = OFF")
+    # The same JSON either way; only the column is new (see the module doc).
+    with_selector = any(column[1] == "selector" for column in conn.execute("PRAGMA table_info(events)"))
+    event_columns = "event_type, created_by, created_at, data, pre_data" + (", selector" if with_selector else "")
+    event_values = "'api-token-created', ?, ?, ?, NULL" + (", ?" if with_selector else "")
     now = sqlite_time(start)
     done = 0
     rows, event_rows = [], []
@@ -136,8 +142,7 @@ def seed_sqlite(path, count, prefix, start, out, events):
         )
         if event_rows:
             conn.executemany(
-                "INSERT INTO events (event_type, created_by, created_at, data, pre_data, selector)"
-                " VALUES ('api-token-created', ?, ?, ?, NULL, ?)",
+                f"INSERT INTO events ({event_columns}) VALUES ({event_values})",
                 event_rows,
             )
         conn.execute("COMMIT")
@@ -148,7 +153,8 @@ def seed_sqlite(path, count, prefix, start, out, events):
         out.write(f"{selector}\t{credential}\t{name}\n")
         rows.append((selector, verifier, name, TOKEN_TYPE, ENVIRONMENT, sqlite_time(created)))
         if events:
-            event_rows.append((ACTOR, now, snapshot(selector, name, created), selector))
+            event = (ACTOR, now, snapshot(selector, name, created))
+            event_rows.append(event + (selector,) if with_selector else event)
         done += 1
         if len(rows) >= BATCH:
             flush()

@@ -11,7 +11,8 @@ Command line (bench/run.sh), `kwbench.py COMMAND ARGS`:
   free-port                        print a free TCP port on 127.0.0.1
   wait-health PORT TIMEOUT_S       wait for GET /health = 200; print the wait in ms
   http PORT METHOD PATH [AUTH] [BODY]  one request; print "<status> <body>"
-  sample TSV N SELECTORS NAMES     N random lines of seed.py's output -> two key files
+  sample TSV N SELECTORS NAMES [CREDENTIALS]
+                                   N random lines of seed.py's output -> key files
   launch PORT TIMEOUT_S LOG BIN [ARGS...]
                                    start BIN detached; print "<pid> <ms to first 200>"
   startup RUNS PORT TIMEOUT_S BIN [ARGS...]
@@ -24,7 +25,11 @@ Command line (bench/run.sh), `kwbench.py COMMAND ARGS`:
   rss PID                          print JSON {rss_kb, hwm_kb} from /proc/PID/status
   pg-url BASE_URL DBNAME           BASE_URL with its database replaced by DBNAME
   wrk-line JSON                    one-line summary of a wrk result
-  summarize RESULTS.jsonl          print the markdown tables for one results file
+  nginx-config DIR LISTEN KEYWARDEN_PORT UPSTREAM_PORT PLAIN_PORT
+                                   write DIR/nginx.conf: docs/examples/nginx.conf with
+                                   these ports, a `return 200` upstream, and the same
+                                   proxy without auth_request on PLAIN_PORT
+  summarize RESULTS.jsonl...       print the markdown tables for results files
 """
 
 import argparse
@@ -87,16 +92,60 @@ def request(port, method, path, auth=None, body=None, timeout=30):
         client.close()
 
 
-def sample(tsv, count, selectors_out, names_out):
+def sample(tsv, count, selectors_out, names_out, credentials_out=os.devnull):
     with open(tsv, encoding="ascii") as f:
         lines = [line.rstrip("\n").split("\t") for line in f if line.strip()]
     rng = random.Random(42)
     picked = rng.sample(lines, min(count, len(lines)))
-    with open(selectors_out, "w") as s, open(names_out, "w") as n:
-        for selector, _credential, name in picked:
+    with open(selectors_out, "w") as s, open(names_out, "w") as n, open(credentials_out, "w") as c:
+        for selector, credential, name in picked:
             s.write(selector + "\n")
             n.write(name + "\n")
+            c.write(credential + "\n")
     return len(picked)
+
+
+def nginx_config(folder, listen, keywarden, upstream, plain):
+    """The README's nginx example (docs/examples/nginx.conf, addresses replaced as
+    tests/proxies.rs does), a static upstream, and the same proxy without
+    auth_request: everything nginx writes stays in `folder`."""
+    with open(os.path.join(ROOT, "docs/examples/nginx.conf")) as f:
+        example = f.read()
+    for placeholder in ("listen 8080;", "127.0.0.1:4242", "127.0.0.1:3000"):
+        if placeholder not in example:
+            sys.exit(f"docs/examples/nginx.conf no longer contains {placeholder!r}")
+    site = (example.replace("listen 8080;", f"listen 127.0.0.1:{listen};")
+            .replace("127.0.0.1:4242", f"127.0.0.1:{keywarden}")
+            .replace("127.0.0.1:3000", f"127.0.0.1:{upstream}"))
+    d = folder
+    config = f"""daemon off;
+master_process off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+access_log off;
+client_body_temp_path {d}/body;
+proxy_temp_path {d}/proxy;
+fastcgi_temp_path {d}/fastcgi;
+uwsgi_temp_path {d}/uwsgi;
+scgi_temp_path {d}/scgi;
+# The protected service: nginx itself.
+server {{
+    listen 127.0.0.1:{upstream};
+    location / {{ return 200 "upstream\\n"; }}
+}}
+# The same proxy without auth_request: what nginx costs on its own.
+server {{
+    listen 127.0.0.1:{plain};
+    location / {{ proxy_pass http://127.0.0.1:{upstream}; }}
+}}
+{site}
+}}
+"""
+    with open(os.path.join(folder, "nginx.conf"), "w") as f:
+        f.write(config)
 
 
 def stop(process, timeout=15):
@@ -189,20 +238,35 @@ def fmt_ms(us):
     return f"{us / 1000:.2f}"
 
 
-def summarize(path):
-    """Medians over the runs of each scenario; error counts are summed."""
-    rows = [json.loads(line) for line in open(path) if line.strip()]
+def rps(row):
+    return row["requests"] / (row["duration_us"] / 1e6)
+
+
+def summarize(paths):
+    """Medians over the runs of each scenario (per binary label); error counts
+    are summed. Ratios to GET /health are taken run by run (the same results
+    file, binary and run number: minutes apart at most), then their median."""
+    rows = []
+    for path in paths:
+        for line in open(path):
+            if line.strip():
+                rows.append(dict(json.loads(line), source=path))
     loads = [r for r in rows if r.get("kind") == "wrk"]
     groups = {}
     for r in loads:
-        groups.setdefault((r["backend"], r["size"], r["scenario"]), []).append(r)
+        groups.setdefault((r.get("label", ""), r["backend"], r["size"], r["scenario"]), []).append(r)
+    health = {(r["source"], r.get("label", ""), r["run"]): rps(r)
+              for r in loads if r["scenario"] == "GET /health"}
     out = []
     if groups:
-        out.append("| backend | tokens | scenario | runs | req/s (median) | p50 ms | p99 ms | "
-                   "non-2xx (expected) | socket errors | load1 before |")
-        out.append("|---|---|---|---|---|---|---|---|---|---|")
-        for (backend, size, scenario), runs in groups.items():
-            rps = statistics.median(r["requests"] / (r["duration_us"] / 1e6) for r in runs)
+        out.append("| binary | backend | tokens | scenario | runs | req/s (median) | ÷ /health "
+                   "(median) | p50 ms | p99 ms | non-2xx (expected) | socket errors | load1 before "
+                   "| RSS MiB after warm-up → last run |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for (label, backend, size, scenario), runs in groups.items():
+            ratios = [rps(r) / health[key] for r in runs
+                      if (key := (r["source"], label, r["run"])) in health]
+            ratio = f"{statistics.median(ratios):.2f}" if ratios and scenario != "GET /health" else ""
             p50 = statistics.median(r["p50_us"] for r in runs)
             p99 = statistics.median(r["p99_us"] for r in runs)
             status = sum(r["status_errors"] for r in runs)
@@ -211,12 +275,19 @@ def summarize(path):
             sockets = sum(r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"]
                           for r in runs)
             load = ", ".join(str(r.get("load1", "?")) for r in runs)
-            out.append(f"| {backend} | {size} | {scenario} | {len(runs)} | {rps:,.0f} | "
+            warm = [r["rss_kb"] for r in rows if r.get("kind") == "rss" and r.get("scenario") == scenario
+                    and r.get("label", "") == label and r["size"] == size]
+            last = [r["rss_kb"] for r in runs if r.get("rss_kb")]
+            # One server only: across results files the processes differ.
+            single = len({r["source"] for r in runs}) == 1
+            memory = f"{warm[0] / 1024:.1f} → {last[-1] / 1024:.1f}" if single and warm and last else ""
+            out.append(f"| {label or '-'} | {backend} | {size} | {scenario} | {len(runs)} | "
+                       f"{statistics.median(rps(r) for r in runs):,.0f} | {ratio} | "
                        f"{fmt_ms(p50)} | {fmt_ms(p99)} | {status}/{total} ({expected}) | "
-                       f"{sockets} | {load} |")
+                       f"{sockets} | {load} | {memory} |")
     for r in rows:
         kind = r.get("kind")
-        if kind == "rss":
+        if kind == "rss" and "scenario" not in r:
             out.append(f"\nRSS after the load ({r['backend']}, {r['size']} tokens): "
                        f"{r['rss_kb'] / 1024:.1f} MiB (peak {r['hwm_kb'] / 1024:.1f} MiB)")
         elif kind == "startup":
@@ -481,7 +552,9 @@ def main():
         status, data = request(port, method, path, auth, body)
         print(status, data.decode("utf-8", "replace"))
     elif command == "sample":
-        print(sample(rest[0], int(rest[1]), rest[2], rest[3]))
+        print(sample(rest[0], int(rest[1]), *rest[2:5]))
+    elif command == "nginx-config":
+        nginx_config(rest[0], *(int(port) for port in rest[1:5]))
     elif command == "launch":
         launch(int(rest[0]), float(rest[1]), rest[2], rest[3:])
     elif command == "startup":
@@ -494,10 +567,10 @@ def main():
         print(pg_url(rest[0], rest[1]))
     elif command == "wrk-line":
         r = json.loads(rest[0])
-        print(f"{r['requests'] / (r['duration_us'] / 1e6):,.0f} req/s, p50 {r['p50_us'] / 1000:.2f} ms, "
+        print(f"{rps(r):,.0f} req/s, p50 {r['p50_us'] / 1000:.2f} ms, "
               f"p99 {r['p99_us'] / 1000:.2f} ms, non-2xx {r['status_errors']}")
     elif command == "summarize":
-        summarize(rest[0])
+        summarize(rest)
     else:
         sys.exit(f"unknown command {command}\n{__doc__}")
 
