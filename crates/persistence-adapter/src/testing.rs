@@ -53,6 +53,7 @@ impl TestDatabase {
 
     fn create_on(base_url: String) -> Self {
         let name = format!("keywarden_test_{}", uuid_like());
+        crate::postgres::init_tls();
         let mut admin = PgConnection::establish(&base_url)
             .unwrap_or_else(|e| panic!("TEST_POSTGRES_URL does not connect: {e}"));
         diesel::sql_query(format!("CREATE DATABASE {name}"))

@@ -85,6 +85,7 @@ fn connect(
     url: &str,
     statement_timeout: Duration,
 ) -> Result<PgConnection, Box<dyn std::error::Error>> {
+    super::init_tls();
     let mut conn = PgConnection::establish(&super::with_connect_timeout(url))?;
     set_statement_timeout(&mut conn, statement_timeout)?;
     diesel::sql_query(format!("LISTEN {CHANGES_CHANNEL}")).execute(&mut conn)?;

@@ -39,6 +39,15 @@ const TOKEN_COUNT_LOCK: i64 = 0x6b77_0002;
 /// that silently drops packets must not hang a connection attempt.
 const CONNECT_TIMEOUT_SECS: u32 = 5;
 
+/// Initialises OpenSSL, which libpq uses, without its exit-time cleanup.
+/// Left to libpq, the first connection registers OpenSSL's `atexit` handler,
+/// which frees its global state while the listener's thread may still be
+/// inside libpq at process exit ("double free or corruption", seen once in
+/// ~40 runs of the two-instance tests). Must run before any connection.
+pub(crate) fn init_tls() {
+    openssl_sys::init();
+}
+
 /// The URL with libpq's `connect_timeout` set if it is not already.
 pub(crate) fn with_connect_timeout(url: &str) -> String {
     if url.contains("connect_timeout=") {

@@ -119,6 +119,7 @@ pub(crate) fn open(
     options: &PostgresOptions,
     own: Arc<OwnBackends>,
 ) -> Result<PgPool, RepositoryError> {
+    super::init_tls();
     let mut conn = PgConnection::establish(url).map_err(unavailable)?;
     migrate(&mut conn)?;
     Pool::builder()
