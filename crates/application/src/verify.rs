@@ -18,9 +18,11 @@ use crate::credentials::Credentials;
 use crate::seen::SeenTracker;
 use crate::view::Rejection;
 
-/// The public facts of a token: what a verification may tell its caller.
+/// What the credential view holds of a token beside its verifier: what a
+/// verification may tell its caller. (Not the domain's `TokenFacts`, the
+/// fuller record audit events carry.)
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenFacts {
+pub struct CredentialFacts {
     pub name: Arc<str>,
     pub token_type: TokenType,
     pub projects: Projects,
@@ -32,7 +34,7 @@ pub struct TokenFacts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedToken {
     pub selector: Selector,
-    pub facts: Arc<TokenFacts>,
+    pub facts: Arc<CredentialFacts>,
 }
 
 /// Why a credential was refused.
@@ -111,7 +113,7 @@ pub trait TokenVerification: Send + Sync {
 pub(crate) fn admit(
     seen: &SeenTracker,
     now: DateTime<Utc>,
-    found: Result<(Selector, Arc<TokenFacts>), Rejection>,
+    found: Result<(Selector, Arc<CredentialFacts>), Rejection>,
     required: &RequiredScope,
 ) -> Result<VerifiedToken, Refusal> {
     let (selector, facts) = found.map_err(|rejection| match rejection {

@@ -12,7 +12,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use chrono::{DateTime, Utc};
 use keywarden_domain::{ApiToken, Selector, Verifier};
 
-use crate::verify::TokenFacts;
+use crate::verify::CredentialFacts;
 use crate::StoredCredential;
 
 #[derive(Debug)]
@@ -20,7 +20,7 @@ enum Entry {
     Live {
         verifier: Verifier,
         /// Shared with every answer that reports them, so a check allocates nothing.
-        facts: Arc<TokenFacts>,
+        facts: Arc<CredentialFacts>,
         revision: i64,
         /// When this entry was last written, in the view's own sequence.
         written: u64,
@@ -80,7 +80,7 @@ impl State {
                 credential.selector,
                 Entry::Live {
                     verifier: credential.verifier,
-                    facts: Arc::new(TokenFacts {
+                    facts: Arc::new(CredentialFacts {
                         name: Arc::from(credential.name.as_str()),
                         token_type: credential.token_type,
                         projects: credential.projects.clone(),
@@ -197,7 +197,7 @@ impl CredentialView {
         selector: Option<Selector>,
         verifier: &Verifier,
         now: DateTime<Utc>,
-    ) -> Result<(Selector, Arc<TokenFacts>), Rejection> {
+    ) -> Result<(Selector, Arc<CredentialFacts>), Rejection> {
         let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
         let Some(selector) =
             selector.or_else(|| state.by_verifier.get(verifier.as_bytes()).copied())
@@ -240,7 +240,10 @@ mod tests {
         (fixtures::stored(&token, revision, expires_at), credential)
     }
 
-    fn check(view: &CredentialView, credential: &Credential) -> Result<Arc<TokenFacts>, Rejection> {
+    fn check(
+        view: &CredentialView,
+        credential: &Credential,
+    ) -> Result<Arc<CredentialFacts>, Rejection> {
         view.check(credential.selector(), &credential.verifier(), now())
             .map(|(_, facts)| facts)
     }

@@ -8,7 +8,8 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::test::{self, TestRequest};
 use actix_web::App;
 use keywarden_application::{
-    InvalidScope, MockApiTokenUseCases, MockTokenVerification, Refusal, TokenFacts, VerifiedToken,
+    CredentialFacts, InvalidScope, MockApiTokenUseCases, MockTokenVerification, Refusal,
+    VerifiedToken,
 };
 use keywarden_domain::{
     AcceptedTypes, EnvironmentName, EnvironmentScope, ProjectId, Projects, RequiredScope, Selector,
@@ -37,8 +38,8 @@ pub(crate) fn refusing() -> MockTokenVerification {
     verification
 }
 
-fn backend_facts() -> TokenFacts {
-    TokenFacts {
+fn backend_facts() -> CredentialFacts {
+    CredentialFacts {
         name: Arc::from("shop front ü"),
         token_type: TokenType::Backend,
         projects: Projects::from_ids(["web", "shop"]).unwrap(),
@@ -49,8 +50,8 @@ fn backend_facts() -> TokenFacts {
     }
 }
 
-fn admin_facts() -> TokenFacts {
-    TokenFacts {
+fn admin_facts() -> CredentialFacts {
+    CredentialFacts {
         name: Arc::from("root"),
         token_type: TokenType::Admin,
         projects: Projects::All,
