@@ -11,7 +11,8 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use clap::{Parser, Subcommand};
 use keywarden_application::{
-    check_init_tokens, operator, AppError, CreateToken, OperatorCommands, Principal, RotateToken,
+    check_init_tokens, operator, webhook_status, AppError, CreateToken, EndpointStatus,
+    NotificationSettings, OperatorCommands, Principal, RotateToken,
 };
 use keywarden_domain::{format_millis, parse_offset_date_time, representable, ApiToken, TokenRef};
 
@@ -56,6 +57,9 @@ pub enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Inspect webhook deliveries.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
     /// Write a consistent copy of the SQLite database while it is in use.
     Backup {
         /// The file to create (it must not exist).
@@ -120,6 +124,12 @@ pub enum TokensCommand {
         /// The token's selector (from `tokens list`); a full credential works too.
         token: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// Each configured endpoint's backlog, retries, counts and last error.
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -213,10 +223,25 @@ pub async fn run(
                 .map_err(StartupError::from)?;
             check_init_tokens(&declared, &settings.init_tokens())?;
             crate::check_bootstrap_secrets(&settings)?;
+            settings
+                .notification_settings()
+                .map_err(StartupError::from)?;
             let report = crate::config_report::effective(sources.overlay.as_deref(), &sources.env)
                 .map_err(StartupError::from)?;
             say(report.trim_end());
             say("# configuration is valid");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Webhooks(WebhooksCommand::Status) => {
+            let notifications = settings
+                .notification_settings()
+                .map_err(StartupError::from)?;
+            let storage = open(&settings, creation).await?;
+            let statuses = webhook_status(storage.notifications().as_ref(), &notifications).await?;
+            if notifications.endpoints.is_empty() {
+                say("no webhooks are configured ([[webhooks]] in the configuration)");
+            }
+            print_statuses(&notifications, &statuses);
             Ok(ExitCode::SUCCESS)
         }
         Command::Tokens(TokensCommand::Create {
@@ -366,15 +391,70 @@ fn print_tokens(tokens: &[ApiToken]) {
         "EXPIRES",
         "CREATED",
         "SEEN",
-    ]
-    .map(str::to_string);
+    ];
+    print_table(header, &rows);
+}
+
+fn print_statuses(settings: &NotificationSettings, statuses: &[EndpointStatus]) {
+    let optional =
+        |at: Option<chrono::DateTime<Utc>>| at.map_or("-".to_string(), |at| format_millis(&at));
+    let rows: Vec<[String; 9]> = settings
+        .endpoints
+        .iter()
+        .map(|endpoint| {
+            let label = endpoint.label();
+            match statuses.iter().find(|status| status.url == endpoint.url) {
+                Some(status) => [
+                    label,
+                    status.backlog.to_string(),
+                    optional(status.oldest_pending_at),
+                    status.attempts.to_string(),
+                    optional(status.next_attempt_at),
+                    status.sent.to_string(),
+                    status.given_up.to_string(),
+                    status.held_by.clone().unwrap_or_else(|| "-".into()),
+                    status.last_error.as_ref().map_or("-".to_string(), |error| {
+                        format!("{} ({})", error, optional(status.last_error_at))
+                    }),
+                ],
+                None => [
+                    label,
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "not registered yet: deliveries start with the next server start".into(),
+                ],
+            }
+        })
+        .collect();
+    let header = [
+        "ENDPOINT",
+        "BACKLOG",
+        "OLDEST PENDING",
+        "ATTEMPTS",
+        "NEXT ATTEMPT",
+        "SENT",
+        "GIVEN UP",
+        "HELD BY",
+        "LAST ERROR",
+    ];
+    print_table(header, &rows);
+}
+
+/// Columns padded to their widest cell, one line per row after the header.
+fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
+    let header = header.map(str::to_string);
     let mut widths = header.clone().map(|h| h.chars().count());
-    for row in &rows {
+    for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
-    for row in std::iter::once(&header).chain(&rows) {
+    for row in std::iter::once(&header).chain(rows) {
         let line: Vec<String> = row
             .iter()
             .zip(widths)

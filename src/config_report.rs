@@ -111,6 +111,18 @@ fn redact(table: &mut Table) {
             *url = redact_url(url);
         }
     }
+    if let Some(Value::Array(webhooks)) = table.get_mut("webhooks") {
+        for webhook in webhooks.iter_mut() {
+            if let Value::Table(webhook) = webhook {
+                if let Some(secret_value) = webhook.get_mut("secret") {
+                    *secret_value = secret();
+                }
+                if let Some(Value::String(url)) = webhook.get_mut("url") {
+                    *url = keywarden_application::redact_endpoint(url);
+                }
+            }
+        }
+    }
     if let Some(Value::Table(bootstrap)) = table.get_mut("bootstrap") {
         for (key, value) in bootstrap.iter_mut() {
             if let (true, Value::Array(items)) = (key.ends_with("_tokens"), value) {
@@ -169,7 +181,9 @@ mod tests {
         let file = dir.path().join("overlay.toml");
         std::fs::write(
             &file,
-            "[server]\nworkers = 3\n\n[[projects]]\nid = \"p\"\nname = \"P\"\n",
+            "[server]\nworkers = 3\n\n[[projects]]\nid = \"p\"\nname = \"P\"\n\n\
+             [[webhooks]]\nurl = \"https://u:pw-in-url@hooks.example/in?key=q\"\n\
+             secret = \"whsec_c2VjcmV0LXdlYmhvb2sta2V5LWJ5dGVzLTEyMzQ1Ng==\"\n",
         )
         .unwrap();
         let env: HashMap<String, String> = [
@@ -195,6 +209,11 @@ mod tests {
             assert!(report.contains(&line), "{line}\n{report}");
         }
         assert!(!report.contains("hunter2") && !report.contains("very-secret"));
+        assert!(
+            !report.contains("whsec_") && !report.contains("pw-in-url"),
+            "{report}"
+        );
+        assert!(!report.contains("key=q"), "{report}");
         report.parse::<Table>().expect("the report is TOML");
     }
 }

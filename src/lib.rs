@@ -19,13 +19,13 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer};
 use keywarden_application::{
-    check_init_token_strength, error_chain, start, ApiTokenUseCases, AppError, Bootstrap,
-    ChangeFollower, CredentialAuthority, ExternalChange, PeriodicResync, RepositoryError,
-    SeenFlusher, ViewLoader,
+    check_init_token_strength, error_chain, register_webhooks, start, ApiTokenUseCases, AppError,
+    Bootstrap, ChangeFollower, CredentialAuthority, ExternalChange, NamedTask, PeriodicResync,
+    RepositoryError, SeenFlusher, ViewLoader, WebhookSender,
 };
 use keywarden_domain::Credential;
 use keywarden_http_adapter::{
-    configure, BodyLimit, BodyReadTimeout, MetricsRenderer, RequestLimits,
+    configure, BodyLimit, BodyReadTimeout, HttpWebhookSender, MetricsRenderer, RequestLimits,
 };
 use keywarden_persistence_adapter::{private_files, ChangeNotifier, UrlError};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -60,6 +60,8 @@ pub enum StartupError {
     UnsafeDatabase { path: std::path::PathBuf, mode: u32 },
     #[error("cannot prepare the service")]
     Service(#[source] AppError),
+    #[error("cannot set up the webhook client")]
+    WebhookClient(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("cannot listen on {address}")]
     Bind {
         address: String,
@@ -148,6 +150,8 @@ pub struct Application {
     resync_interval: Option<Duration>,
     /// Announces this process's writes to the other instances, where there are any.
     change_notifier: Option<ChangeNotifier>,
+    /// Webhook dispatchers, the expiry watch and the unused-token reaper.
+    notification_tasks: Vec<NamedTask>,
 }
 
 impl Application {
@@ -173,6 +177,22 @@ impl Application {
         let storage = Storage::open(&settings, storage::Creation::Allowed).await?;
         let external_changes = Some(storage.follow_changes()?);
         let resync_interval = storage.periodic_resync(&settings);
+        let notifications = settings.notification_settings()?;
+        // Before bootstrap, so that its events reach the endpoints too.
+        register_webhooks(
+            storage.notifications().as_ref(),
+            &SystemClock,
+            &notifications,
+        )
+        .await
+        .map_err(StartupError::Service)?;
+        let sender: Option<Arc<dyn WebhookSender>> = if notifications.endpoints.is_empty() {
+            None
+        } else {
+            let client = HttpWebhookSender::new()
+                .map_err(|error| StartupError::WebhookClient(Box::new(error)))?;
+            Some(Arc::new(client))
+        };
         let started = start(
             storage.adapters(),
             settings.service_settings()?,
@@ -180,6 +200,8 @@ impl Application {
         )
         .await
         .map_err(StartupError::Service)?;
+        let notification_tasks =
+            started.notification_tasks(storage.notifications(), sender, &notifications);
         // Taken after bootstrap, whose writes thus announce themselves at once.
         let change_notifier = storage.change_notifier(&settings);
         let generated_admin = match started.bootstrap {
@@ -258,6 +280,7 @@ impl Application {
             external_changes,
             resync_interval,
             change_notifier,
+            notification_tasks,
         })
     }
 
@@ -338,6 +361,9 @@ impl Application {
                 "resync",
                 PeriodicResync::new(Arc::clone(credentials), interval),
             );
+        }
+        for (name, task) in std::mem::take(&mut self.notification_tasks) {
+            background.start_boxed(name, task);
         }
         // Last, so it stops last: its final flush sees every sighting.
         background.start(

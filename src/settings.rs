@@ -52,7 +52,8 @@ pub(crate) const INIT_VARIABLES: [(&str, TokenType, &str); 4] = [
 ];
 
 /// Keys holding a list of strings: their variables are comma-separated.
-const STRING_LIST_KEYS: [&str; 4] = [
+const STRING_LIST_KEYS: [&str; 5] = [
+    "notifications.expiry_warnings",
     "bootstrap.admin_tokens",
     "bootstrap.backend_tokens",
     "bootstrap.client_tokens",
@@ -61,7 +62,7 @@ const STRING_LIST_KEYS: [&str; 4] = [
 
 /// Keys holding a list of tables: their variables are TOML inline arrays,
 /// e.g. `KEYWARDEN__PROJECTS='[{ id = "web", name = "Web" }]'`.
-const TABLE_LIST_KEYS: [&str; 2] = ["projects", "environments"];
+const TABLE_LIST_KEYS: [&str; 3] = ["projects", "environments", "webhooks"];
 
 const ENV_PREFIX: &str = "KEYWARDEN__";
 
@@ -85,6 +86,92 @@ pub struct Settings {
     pub log: LogSettings,
     pub projects: Vec<ProjectSettings>,
     pub environments: Vec<EnvironmentSettings>,
+    pub notifications: NotificationSettingsToml,
+    /// Endpoints that receive lifecycle events (`[[webhooks]]`).
+    #[serde(default)]
+    pub webhooks: Vec<WebhookSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationSettingsToml {
+    /// A delivery still failing this long after its event is given up.
+    pub give_up_after: String,
+    /// How long before expiry `api-token-expiring` is recorded.
+    pub expiry_warnings: Vec<String>,
+}
+
+/// One `[[webhooks]]` table; `Debug` never shows the secret.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    pub url: String,
+    pub secret: SecretString,
+    /// Event types; absent: all.
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
+}
+
+impl WebhookSettings {
+    fn endpoint(&self, index: usize) -> Result<keywarden_application::Endpoint, SettingsError> {
+        let invalid = |what: String| SettingsError::Invalid(format!("webhooks[{index}].{what}"));
+        let host = ["http://", "https://"]
+            .iter()
+            .find_map(|scheme| self.url.strip_prefix(scheme))
+            .ok_or_else(|| {
+                invalid(format!(
+                    "url must start with http:// or https://; got {:?}",
+                    self.url
+                ))
+            })?;
+        if host.is_empty() || host.starts_with('/') || self.url.chars().any(char::is_whitespace) {
+            return Err(invalid(format!("url {:?} names no host", self.url)));
+        }
+        use base64::Engine;
+        let key = self
+            .secret
+            .0
+            .strip_prefix("whsec_")
+            .and_then(|encoded| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(encoded)
+                    .ok()
+            })
+            .filter(|key| key.len() >= 24)
+            .ok_or_else(|| {
+                invalid(
+                    "secret must be whsec_ followed by the base64 of at least 24 random bytes \
+                     (e.g. echo whsec_$(head -c 32 /dev/urandom | base64))"
+                        .to_string(),
+                )
+            })?;
+        let events = self
+            .events
+            .as_ref()
+            .map(|names| {
+                names
+                    .iter()
+                    .map(|name| {
+                        keywarden_domain::EventType::parse(name).ok_or_else(|| {
+                            let known: Vec<_> = keywarden_domain::EventType::ALL
+                                .iter()
+                                .map(|kind| kind.as_str())
+                                .collect();
+                            invalid(format!(
+                                "events: unknown type {name:?}; known: {}",
+                                known.join(", ")
+                            ))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?;
+        Ok(keywarden_application::Endpoint {
+            url: self.url.clone(),
+            key: keywarden_application::SigningKey::new(key),
+            events,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -229,6 +316,9 @@ pub struct TokenSettings {
     pub default_lifetime: Option<String>,
     #[serde(default)]
     pub require_expiry: bool,
+    /// Tokens unused this long are expired (none: never).
+    #[serde(default)]
+    pub expire_unused_after: Option<String>,
 }
 
 impl TokenSettings {
@@ -427,6 +517,49 @@ impl Settings {
             projects,
             environments,
             lifetime: self.tokens.lifetime()?,
+        })
+    }
+
+    /// What lifecycle notifications do (lifecycle §4), checked.
+    ///
+    /// # Errors
+    /// A key that does not parse, named.
+    pub fn notification_settings(
+        &self,
+    ) -> Result<keywarden_application::NotificationSettings, SettingsError> {
+        let duration = |key: &str, text: &str| {
+            keywarden_domain::parse_duration(text)
+                .map_err(|e| SettingsError::Invalid(format!("{key}: {e}")))
+        };
+        let endpoints = self
+            .webhooks
+            .iter()
+            .enumerate()
+            .map(|(index, webhook)| webhook.endpoint(index))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut urls = std::collections::HashSet::new();
+        if let Some(twice) = endpoints.iter().find(|e| !urls.insert(e.url.as_str())) {
+            return Err(SettingsError::Invalid(format!(
+                "webhooks: {} is configured twice",
+                keywarden_application::redact_endpoint(&twice.url)
+            )));
+        }
+        Ok(keywarden_application::NotificationSettings {
+            endpoints,
+            give_up_after: duration(
+                "notifications.give_up_after",
+                &self.notifications.give_up_after,
+            )?,
+            expiry_warnings: keywarden_domain::ExpiryWarnings::parse(
+                &self.notifications.expiry_warnings,
+            )
+            .map_err(|e| SettingsError::Invalid(format!("notifications.expiry_warnings: {e}")))?,
+            expire_unused_after: self
+                .tokens
+                .expire_unused_after
+                .as_deref()
+                .map(|text| duration("tokens.expire_unused_after", text))
+                .transpose()?,
         })
     }
 

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use keywarden_application::{error_chain, Adapters, ApiTokenRepository, ExternalChange};
+use keywarden_application::{
+    error_chain, Adapters, ApiTokenRepository, ExternalChange, NotificationStore,
+};
 use keywarden_persistence_adapter::{
     private_files, ChangeNotifier, DatabaseUrl, PostgresRepository, SqliteRepository,
 };
@@ -71,6 +73,7 @@ enum Backend {
 
 pub(crate) struct Storage {
     repository: Arc<dyn ApiTokenRepository>,
+    notifications: Arc<dyn NotificationStore>,
     backend: Backend,
 }
 
@@ -89,6 +92,7 @@ impl Storage {
                     .map_err(StartupError::Database)?;
                 Ok(Self {
                     repository: Arc::new(repository.clone()),
+                    notifications: Arc::new(repository.clone()),
                     backend: Backend::Sqlite(repository),
                 })
             }
@@ -98,6 +102,7 @@ impl Storage {
                     .map_err(StartupError::Database)?;
                 Ok(Self {
                     repository: Arc::new(repository.clone()),
+                    notifications: Arc::new(repository.clone()),
                     backend: Backend::Postgres(repository),
                 })
             }
@@ -112,6 +117,11 @@ impl Storage {
             clock: Arc::new(SystemClock),
             secrets: Arc::new(OsRandom),
         }
+    }
+
+    /// The outbox and expiry notices (the same database).
+    pub fn notifications(&self) -> Arc<dyn NotificationStore> {
+        Arc::clone(&self.notifications)
     }
 
     /// Starts the feed of changes other processes make to this database.

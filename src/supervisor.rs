@@ -22,8 +22,13 @@ pub(crate) struct Supervisor {
 impl Supervisor {
     /// Spawns `task` now; it runs until [`Supervisor::shutdown`].
     pub(crate) fn start(&mut self, name: &'static str, task: impl BackgroundTask + 'static) {
+        self.start_boxed(name, Box::new(task));
+    }
+
+    /// As [`Supervisor::start`], for a task already boxed.
+    pub(crate) fn start_boxed(&mut self, name: &'static str, task: Box<dyn BackgroundTask>) {
         let (stopper, stop) = stop_signal();
-        let handle = actix_web::rt::spawn(Box::new(task).run(stop));
+        let handle = actix_web::rt::spawn(task.run(stop));
         debug!(task = name, "background task started");
         self.tasks.push(Running {
             name,

@@ -52,6 +52,22 @@ impl ApiTokenUseCases for AdminApi {
         self.tokens.list().await
     }
 
+    async fn unused_tokens(&self, unused_for: chrono::Duration) -> Result<Vec<ApiToken>, AppError> {
+        // Sightings still batched in memory count as use.
+        if let Err(error) = crate::CredentialAuthority::flush_seen(self.credentials.as_ref()).await
+        {
+            warn!(error = %error, "listing unused tokens without the latest sightings");
+        }
+        let cutoff = self
+            .tokens
+            .now()
+            .checked_sub_signed(unused_for)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let mut tokens = self.tokens.list().await?;
+        tokens.retain(|token| token.seen_at().unwrap_or(token.created_at()) <= cutoff);
+        Ok(tokens)
+    }
+
     async fn tokens_named(&self, name: &str) -> Result<Vec<ApiToken>, AppError> {
         // No stored token has a name that is not a valid one (e.g. with NUL).
         if TokenName::parse(name).is_err() {

@@ -10,9 +10,14 @@ use std::collections::HashSet;
 use keywarden_domain::{Environment, LifetimePolicy, Project};
 
 use crate::admin::AdminApi;
+use crate::background::BackgroundTask;
 use crate::bootstrap::{bootstrap, Bootstrap, InitToken};
 use crate::catalog::{Catalog, Undeclared};
 use crate::credentials::Credentials;
+use crate::notifications::{
+    instance_id, Dispatcher, ExpiryWatch, NotificationSettings, UnusedTokenReaper, WebhookSender,
+};
+use crate::ports::{EndpointStatus, NotificationStore};
 use crate::tokens::{AdminTokens, Operator, Tokens};
 use crate::usecases::{ApiTokenUseCases, CredentialAuthority, OperatorCommands};
 use crate::verify::{TokenVerification, Verification};
@@ -53,6 +58,103 @@ pub struct Started {
     pub verification: Arc<dyn TokenVerification>,
     /// What start-up did about the first tokens.
     pub bootstrap: Bootstrap,
+    /// For the notification tasks ([`Started::notification_tasks`]).
+    view: Arc<Credentials>,
+    adapters: Adapters,
+}
+
+/// A background task and the name it runs under.
+pub type NamedTask = (&'static str, Box<dyn BackgroundTask>);
+
+impl Started {
+    /// The lifecycle notification loops `settings` call for: a dispatcher
+    /// per webhook endpoint (registered beforehand by [`register_webhooks`]),
+    /// the expiry watch, and the reaper of unused tokens if configured.
+    /// `sender` may be `None` only when no endpoint is configured.
+    pub fn notification_tasks(
+        &self,
+        store: Arc<dyn NotificationStore>,
+        sender: Option<Arc<dyn WebhookSender>>,
+        settings: &NotificationSettings,
+    ) -> Vec<NamedTask> {
+        let owner = instance_id();
+        let mut tasks: Vec<NamedTask> = Vec::new();
+        let endpoints = sender.map(|sender| (sender, &settings.endpoints));
+        for (sender, endpoint) in endpoints
+            .iter()
+            .flat_map(|(sender, endpoints)| endpoints.iter().map(move |e| (sender, e)))
+        {
+            tasks.push((
+                "webhook-dispatcher",
+                Box::new(Dispatcher::new(
+                    endpoint.clone(),
+                    owner.clone(),
+                    Arc::clone(&store),
+                    Arc::clone(sender),
+                    Arc::clone(&self.adapters.clock),
+                    settings.give_up_after,
+                )),
+            ));
+        }
+        tasks.push((
+            "expiry-watch",
+            Box::new(ExpiryWatch::new(
+                Arc::clone(&store),
+                Arc::clone(&self.adapters.repository),
+                Arc::clone(&self.adapters.clock),
+                settings.expiry_warnings.clone(),
+            )),
+        ));
+        if let Some(unused_for) = settings.expire_unused_after {
+            tasks.push((
+                "unused-tokens",
+                Box::new(UnusedTokenReaper::new(
+                    Arc::clone(&self.adapters.repository),
+                    Arc::clone(&self.view),
+                    Arc::clone(&self.adapters.clock),
+                    unused_for,
+                )),
+            ));
+        }
+        tasks
+    }
+}
+
+/// Makes every configured webhook endpoint known to storage, each new one
+/// with its cursor at the end of the event log. Called before [`start`], so
+/// the first start's bootstrap events reach the endpoints too.
+///
+/// # Errors
+/// Storage errors.
+pub async fn register_webhooks(
+    store: &dyn NotificationStore,
+    clock: &dyn Clock,
+    settings: &NotificationSettings,
+) -> Result<(), AppError> {
+    let urls = settings.endpoints.iter().map(|e| e.url.clone()).collect();
+    Ok(store.register_endpoints(urls, clock.now()).await?)
+}
+
+/// Each configured endpoint's delivery state, for operators.
+///
+/// # Errors
+/// Storage errors.
+pub async fn webhook_status(
+    store: &dyn NotificationStore,
+    settings: &NotificationSettings,
+) -> Result<Vec<EndpointStatus>, AppError> {
+    let endpoints = settings
+        .endpoints
+        .iter()
+        .map(|endpoint| {
+            let types = endpoint
+                .events
+                .as_ref()
+                .map(|kinds| kinds.iter().map(|kind| kind.as_str().to_string()).collect());
+            (endpoint.url.clone(), types)
+        })
+        .collect();
+    Ok(store.endpoint_statuses(endpoints).await?)
 }
 
 /// Makes storage ready for serving: the declared projects and environments
@@ -81,6 +183,7 @@ pub async fn start(
     if let Bootstrap::Generated(credential) = &bootstrap {
         exempt.insert(*credential.key().1.as_bytes());
     }
+    let view_adapters = adapters.clone();
     let credentials = Arc::new(Credentials::new(
         Arc::clone(&repository),
         Arc::clone(&adapters.clock),
@@ -102,11 +205,14 @@ pub async fn start(
         tokens,
         catalog,
     });
+    let authority: Arc<dyn CredentialAuthority> = credentials.clone();
     Ok(Started {
         usecases,
-        credentials,
+        credentials: authority,
         verification,
         bootstrap,
+        view: credentials,
+        adapters: view_adapters,
     })
 }
 

@@ -14,6 +14,7 @@ mod credentials;
 mod error;
 #[cfg(test)]
 mod lifecycle_tests;
+mod notifications;
 mod ports;
 mod seen;
 #[cfg(test)]
@@ -23,19 +24,29 @@ mod usecases;
 mod verify;
 mod view;
 
-pub use assembly::{operator, start, Adapters, ServiceSettings, Started};
+pub use assembly::{
+    operator, register_webhooks, start, webhook_status, Adapters, NamedTask, ServiceSettings,
+    Started,
+};
 pub use background::{
     stop_signal, BackgroundTask, ChangeFollower, PeriodicResync, SeenFlusher, Stop, Stopper,
     ViewLoader,
 };
 pub use bootstrap::{check_init_token_strength, check_init_tokens, Bootstrap, InitToken};
 pub use error::{error_chain, AppError, BoxError, RepositoryError};
+#[cfg(any(test, feature = "mocks"))]
+pub use notifications::MockWebhookSender;
+pub use notifications::{
+    backoff, instance_id, redact_endpoint, DeliveryError, Dispatcher, Endpoint, ExpiryWatch,
+    NotificationSettings, SigningKey, UnusedTokenReaper, WebhookSender,
+};
 pub use ports::{
-    ApiTokenRepository, Clock, EventPage, EventSearch, ExpiryChange, RotateOutcome,
-    SecretGenerator, StoredCredential,
+    ApiTokenRepository, Clock, Delivered, EndpointState, EndpointStatus, EventPage, EventSearch,
+    ExpiryCandidate, ExpiryChange, ExpiryNotice, LogPosition, NotificationStore, PendingEvent,
+    RotateOutcome, SecretGenerator, StoredCredential,
 };
 #[cfg(any(test, feature = "mocks"))]
-pub use ports::{MockApiTokenRepository, MockClock, MockSecretGenerator};
+pub use ports::{MockApiTokenRepository, MockClock, MockNotificationStore, MockSecretGenerator};
 pub use usecases::{
     ApiTokenUseCases, CreateToken, CredentialAuthority, EventQuery, ExternalChange,
     OperatorCommands, Principal, RotateToken, SearchQuery,

@@ -246,6 +246,23 @@ pub trait ApiTokenRepository: Send + Sync {
     /// `Unavailable`, `Corrupt`, `Internal`.
     async fn environments(&self) -> Result<Vec<Environment>, RepositoryError>;
 
+    /// Expires the token `selector` names at `at` and records
+    /// `api-token-updated` by `actor`, in one transaction, but only if, read
+    /// for the change, it is still unexpired at `at` and unused since
+    /// `cutoff` (last seen, or created if never seen, at or before it): of
+    /// several instances expiring unused tokens, one records the change.
+    /// `None` when nothing changed.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Corrupt`, `Internal`.
+    async fn expire_unused(
+        &self,
+        selector: Selector,
+        cutoff: DateTime<Utc>,
+        actor: &Actor,
+        at: DateTime<Utc>,
+    ) -> Result<Option<ExpiryChange>, RepositoryError>;
+
     /// Succeeds when storage answers a trivial query.
     ///
     /// # Errors
@@ -266,4 +283,188 @@ pub trait SecretGenerator: Send + Sync {
     /// # Errors
     /// When the source of randomness fails; no credential may be made then.
     fn generate(&self) -> Result<SecretMaterial, crate::BoxError>;
+}
+
+/// Where an endpoint stands in the event log: every event after it is still
+/// to be delivered. Made and compared by storage only (on PostgreSQL, commit
+/// order is not id order); the dispatcher hands back what it was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LogPosition {
+    pub commit: i64,
+    pub id: i64,
+}
+
+/// An event waiting for an endpoint, with its place in the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingEvent {
+    pub position: LogPosition,
+    pub stored: StoredEvent,
+}
+
+/// An endpoint's retry state, as the instance holding it finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndpointState {
+    /// Failed attempts at the event after the cursor.
+    pub attempts: u32,
+    /// Not before this may the next attempt be made.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+/// What became of the events up to a position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    /// The cursor moves here.
+    pub through: LogPosition,
+    /// Events the endpoint accepted.
+    pub sent: u32,
+    /// Events abandoned after `notifications.give_up_after`.
+    pub given_up: u32,
+    /// Why the last one was given up, kept as the last error.
+    pub error: Option<String>,
+}
+
+/// One endpoint as operators see it (`keywarden webhooks status`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointStatus {
+    pub url: String,
+    /// Events after the cursor of the types the endpoint takes.
+    pub backlog: u64,
+    /// When the oldest of them was recorded.
+    pub oldest_pending_at: Option<DateTime<Utc>>,
+    pub attempts: u32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+    pub sent: u64,
+    pub given_up: u64,
+    /// The instance delivering, while its lease lasts.
+    pub held_by: Option<String>,
+}
+
+/// A token whose expiry may call for notices, and the labels recorded for
+/// that expiry so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiryCandidate {
+    pub selector: Selector,
+    pub expires_at: DateTime<Utc>,
+    pub noticed: Vec<String>,
+}
+
+/// Notices to record for one token and expiry, and the event announcing them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpiryNotice {
+    pub selector: Selector,
+    pub expires_at: DateTime<Utc>,
+    pub labels: Vec<String>,
+    pub event: Option<AuditEvent>,
+}
+
+/// The durable side of lifecycle notifications (lifecycle §4): the webhook
+/// outbox is the audit trail itself, read per endpoint after a cursor that
+/// only moves once an event is delivered or given up; expiry notices are
+/// recorded once per token, threshold and expiry by a unique key.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait NotificationStore: Send + Sync {
+    /// Adds the endpoints not yet known, each with its cursor at the end of
+    /// the log as of now: it receives the events recorded from then on.
+    /// Known endpoints keep their cursor.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Internal`.
+    async fn register_endpoints(
+        &self,
+        urls: Vec<String>,
+        at: DateTime<Utc>,
+    ) -> Result<(), RepositoryError>;
+
+    /// Takes (or renews) the endpoint for `owner` until `until`, unless
+    /// another owner's lease runs past `now`. `None`: someone else holds it.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Internal`.
+    async fn claim_endpoint(
+        &self,
+        url: String,
+        owner: String,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<EndpointState>, RepositoryError>;
+
+    /// Gives up `owner`'s lease, so another instance may take over at once.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Internal`.
+    async fn release_endpoint(&self, url: String, owner: String) -> Result<(), RepositoryError>;
+
+    /// Up to `limit` events after the endpoint's cursor, in log order, that
+    /// can no longer be preceded by an event committing later.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Corrupt`, `Internal`.
+    async fn pending_events(
+        &self,
+        url: String,
+        limit: u32,
+    ) -> Result<Vec<PendingEvent>, RepositoryError>;
+
+    /// Moves the cursor (if `owner` still holds the endpoint), counting what
+    /// was sent and given up and clearing the retry state. Returns whether
+    /// the lease was still `owner`'s.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Internal`.
+    async fn record_delivered(
+        &self,
+        url: String,
+        owner: String,
+        delivered: Delivered,
+        at: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError>;
+
+    /// Records a failed attempt at the event after the cursor (if `owner`
+    /// still holds the endpoint). Returns whether the lease was still `owner`'s.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Internal`.
+    async fn record_failure(
+        &self,
+        url: String,
+        owner: String,
+        state: EndpointState,
+        error: String,
+        at: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError>;
+
+    /// Each endpoint's state, for those given with the event types each takes
+    /// (`None`: all); endpoints not registered are absent.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Internal`.
+    async fn endpoint_statuses(
+        &self,
+        endpoints: Vec<(String, Option<Vec<String>>)>,
+    ) -> Result<Vec<EndpointStatus>, RepositoryError>;
+
+    /// Tokens expiring at or before `horizon` whose expired notice is not
+    /// yet recorded, with the labels recorded for their current expiry.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Internal`.
+    async fn expiry_candidates(
+        &self,
+        horizon: DateTime<Utc>,
+    ) -> Result<Vec<ExpiryCandidate>, RepositoryError>;
+
+    /// Records each notice's labels and, where its first label is new, its
+    /// event, in one transaction per call; a notice whose token is gone or
+    /// expires at another time by now records nothing. Returns the events
+    /// written.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Internal`.
+    async fn record_expiry_notices(
+        &self,
+        notices: Vec<ExpiryNotice>,
+    ) -> Result<u32, RepositoryError>;
 }

@@ -68,6 +68,11 @@ impl Tokens {
     }
 
     /// Applies `policy` to every change but those of the `exempt` tokens.
+    /// The current time, from the clock every command uses.
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.adapters.clock.now()
+    }
+
     pub(crate) fn with_policy(self, policy: LifetimePolicy, exempt: HashSet<[u8; 32]>) -> Self {
         Self {
             policy,

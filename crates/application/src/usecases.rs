@@ -135,6 +135,13 @@ pub trait ApiTokenUseCases: Send + Sync {
     /// `Unavailable` or `Internal` when storage fails.
     async fn list_tokens(&self) -> Result<Vec<ApiToken>, AppError>;
 
+    /// Tokens not used for `unused_for` (last seen, or created if never
+    /// seen, that long ago or longer), newest first (lifecycle §4).
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn unused_tokens(&self, unused_for: chrono::Duration) -> Result<Vec<ApiToken>, AppError>;
+
     /// Tokens whose name equals `name` exactly.
     ///
     /// # Errors

@@ -25,13 +25,19 @@ pub enum EventType {
     ApiTokenCreated,
     ApiTokenUpdated,
     ApiTokenDeleted,
+    /// A token's expiry came within a warning threshold (lifecycle §4).
+    ApiTokenExpiring,
+    /// A token's expiry passed.
+    ApiTokenExpired,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 3] = [
+    pub const ALL: [EventType; 5] = [
         Self::ApiTokenCreated,
         Self::ApiTokenUpdated,
         Self::ApiTokenDeleted,
+        Self::ApiTokenExpiring,
+        Self::ApiTokenExpired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -39,6 +45,8 @@ impl EventType {
             Self::ApiTokenCreated => "api-token-created",
             Self::ApiTokenUpdated => "api-token-updated",
             Self::ApiTokenDeleted => "api-token-deleted",
+            Self::ApiTokenExpiring => "api-token-expiring",
+            Self::ApiTokenExpired => "api-token-expired",
         }
     }
 
@@ -46,6 +54,10 @@ impl EventType {
         Self::ALL.into_iter().find(|kind| kind.as_str() == text)
     }
 }
+
+/// The actor of what keywarden does by itself (expiry warnings, expiring
+/// unused tokens).
+pub const SYSTEM: &str = "system";
 
 /// Who made a change: the name audit events record (a token's name, `cli`,
 /// `system`) and, when a token acted, its identifier: names are not unique
@@ -87,6 +99,9 @@ pub struct AuditEvent {
     pub pre_data: Option<TokenFacts>,
     /// For a token created by rotating another: that token's selector.
     pub rotated_from: Option<Selector>,
+    /// For `api-token-expiring`: the warning threshold reached, as the
+    /// operator wrote it (`7d`).
+    pub threshold: Option<String>,
 }
 
 impl AuditEvent {
@@ -146,6 +161,38 @@ impl AuditEvent {
         )
     }
 
+    /// `token`'s expiry came within `threshold` (its operator's text), by `system`.
+    pub fn token_expiring(token: &ApiToken, threshold: &str, at: DateTime<Utc>) -> Self {
+        Self {
+            threshold: Some(threshold.to_string()),
+            ..Self::new(
+                EventType::ApiTokenExpiring,
+                &Actor::named(SYSTEM),
+                at,
+                token,
+                Some(token),
+                None,
+            )
+        }
+    }
+
+    /// `token`'s expiry passed, by `system`.
+    pub fn token_expired(token: &ApiToken, at: DateTime<Utc>) -> Self {
+        Self::new(
+            EventType::ApiTokenExpired,
+            &Actor::named(SYSTEM),
+            at,
+            token,
+            Some(token),
+            None,
+        )
+    }
+
+    /// The event, recording the warning threshold it announces.
+    pub fn with_threshold(self, threshold: Option<String>) -> Self {
+        Self { threshold, ..self }
+    }
+
     /// `data` and `pre_data` are `subject` after and before the change.
     fn new(
         event_type: EventType,
@@ -164,6 +211,7 @@ impl AuditEvent {
             data: data.map(ApiToken::facts),
             pre_data: pre_data.map(ApiToken::facts),
             rotated_from: None,
+            threshold: None,
         }
     }
 
@@ -185,6 +233,7 @@ impl AuditEvent {
             data,
             pre_data,
             rotated_from: None,
+            threshold: None,
         }
     }
 

@@ -7,6 +7,7 @@ mod audit;
 mod catalog;
 mod credential;
 mod error;
+mod expiry;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fixtures;
 mod policy;
@@ -15,13 +16,14 @@ mod scope;
 mod time;
 mod token;
 
-pub use audit::{Actor, AuditEvent, EventType, StoredEvent, TokenFacts};
+pub use audit::{Actor, AuditEvent, EventType, StoredEvent, TokenFacts, SYSTEM};
 pub use catalog::{Environment, Project};
 pub use credential::{
     Credential, SecretMaterial, SecretStrength, Selector, TokenRef, Verifier, MIN_SECRET_CHARS,
     RECOMMENDED_SECRET_CHARS,
 };
 pub use error::DomainError;
+pub use expiry::{Announcement, DueNotices, ExpiryWarnings, EXPIRED_NOTICE};
 pub use policy::{format_duration, parse_duration, LifetimePolicy, PolicyViolation};
 pub use rotation::{Rotated, Rotation, RotationRefused};
 pub use scope::{AcceptedTypes, OutOfScope, RequiredScope};

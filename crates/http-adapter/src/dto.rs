@@ -268,7 +268,8 @@ pub(crate) fn created(token: &ApiToken, credential: &Credential) -> TokenBody {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct EventBody {
     id: i64,
-    /// `api-token-created`, `api-token-updated` or `api-token-deleted`.
+    /// `api-token-created`, `api-token-updated`, `api-token-deleted`,
+    /// `api-token-expiring` or `api-token-expired`.
     #[serde(rename = "type")]
     event_type: &'static str,
     /// The acting token's name, `cli` or `system`.
@@ -283,6 +284,9 @@ pub(crate) struct EventBody {
     /// The token before the change.
     #[schema(value_type = Option<crate::openapi::ApiTokenSchema>)]
     pre_data: Option<TokenBody>,
+    /// `api-token-expiring` only: the warning threshold reached (`7d`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    threshold: Option<String>,
     /// Always empty.
     tags: Vec<String>,
     /// Always null (kept for Unleash's shape).
@@ -326,6 +330,7 @@ impl EventBody {
                 .pre_data
                 .as_ref()
                 .map(|token| TokenBody::shown(token, when)),
+            threshold: stored.event.threshold.clone(),
             tags: Vec::new(),
             feature_name: None,
             project: None,

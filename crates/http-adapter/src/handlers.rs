@@ -58,15 +58,24 @@ pub(crate) async fn update_api_token(
     path = "/api/admin/api-tokens",
     tag = "API tokens",
     summary = "Every token, newest first, expired ones included",
+    params(("unusedFor" = Option<String>, Query,
+        description = "Only tokens not used for this long (an ISO 8601 duration such as P90D; never-used tokens count from creation)")),
     responses(
         (status = 200, description = "The tokens", body = ApiTokenList),
+        (status = 400, description = "unusedFor is not an ISO 8601 duration", body = ErrorBody),
         AdminResponses,
         StorageUnavailable,
     ),
     security(("adminToken" = []))
 )]
-pub(crate) async fn list_api_tokens(usecases: UseCases) -> Result<HttpResponse, ApiError> {
-    let tokens = usecases.list_tokens().await?;
+pub(crate) async fn list_api_tokens(
+    req: HttpRequest,
+    usecases: UseCases,
+) -> Result<HttpResponse, ApiError> {
+    let tokens = match crate::lifecycle::unused_for(req.query_string())? {
+        Some(unused_for) => usecases.unused_tokens(unused_for).await?,
+        None => usecases.list_tokens().await?,
+    };
     Ok(HttpResponse::Ok().json(TokenList::of(&tokens)))
 }
 

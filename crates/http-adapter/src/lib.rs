@@ -14,6 +14,7 @@ mod observe;
 mod openapi;
 mod presentation;
 mod verify;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ pub use error::{ApiError, ErrorKind};
 pub use extract::{BodyLimit, BodyReadTimeout};
 pub use limits::RequestLimits;
 pub use openapi::{document as openapi_document, ApiDoc};
+pub use webhooks::{message_body, message_id, signature, HttpWebhookSender};
 
 /// Renders the Prometheus text exposition of every metric.
 pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;

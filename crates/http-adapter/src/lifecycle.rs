@@ -233,8 +233,128 @@ pub(crate) async fn search_events(
     Ok(HttpResponse::Ok().json(EventSearchResult::of(page)))
 }
 
+/// An ISO 8601 duration (`P90D`, `P2W`, `PT12H`, `P1Y2M3DT4H5M6S`) as a
+/// length of time; a year counts 365 days and a month 30 (how long a token
+/// went unused need not follow the calendar). `None` when it is not one.
+pub(crate) fn iso_duration(text: &str) -> Option<chrono::Duration> {
+    let rest = text.strip_prefix('P')?;
+    let (date, time) = match rest.split_once('T') {
+        Some((date, time)) if !time.is_empty() => (date, Some(time)),
+        Some(_) => return None,
+        None => (rest, None),
+    };
+    let mut seconds: i64 = 0;
+    let mut any = false;
+    let mut add = |part: &str, units: &[(char, i64)]| -> Option<()> {
+        let mut number = String::new();
+        let mut next_unit = 0;
+        for c in part.chars() {
+            if c.is_ascii_digit() {
+                number.push(c);
+                continue;
+            }
+            // Units in their order, each at most once, each after a number.
+            let at = units[next_unit..].iter().position(|(unit, _)| *unit == c)?;
+            let size = units[next_unit + at].1;
+            next_unit += at + 1;
+            let amount: i64 = number.parse().ok()?;
+            number.clear();
+            seconds = seconds.checked_add(amount.checked_mul(size)?)?;
+            any = true;
+        }
+        number.is_empty().then_some(())
+    };
+    add(
+        date,
+        &[
+            ('Y', 365 * 86_400),
+            ('M', 30 * 86_400),
+            ('W', 7 * 86_400),
+            ('D', 86_400),
+        ],
+    )?;
+    if let Some(time) = time {
+        add(time, &[('H', 3_600), ('M', 60), ('S', 1)])?;
+    }
+    if !any {
+        return None;
+    }
+    chrono::Duration::try_seconds(seconds)
+}
+
+/// The `unusedFor` of a token list's query string, if given.
+pub(crate) fn unused_for(query: &str) -> Result<Option<chrono::Duration>, ApiError> {
+    let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
+        .map_err(|_| ApiError::bad_data("/query", "The query string is not valid."))?
+        .into_inner();
+    let mut found = None;
+    for (name, value) in pairs.into_iter().filter(|(name, _)| name == "unusedFor") {
+        if found.is_some() {
+            return Err(bad(&name, "unusedFor may be given only once."));
+        }
+        found = Some(iso_duration(&value).ok_or_else(|| {
+            bad(
+                &name,
+                format!("unusedFor must be an ISO 8601 duration such as P90D; got {value:?}"),
+            )
+        })?);
+    }
+    Ok(found)
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn iso_durations_read_as_lengths_of_time() {
+        let days = |n: i64| Some(chrono::Duration::days(n));
+        assert_eq!(iso_duration("P90D"), days(90));
+        assert_eq!(iso_duration("P2W"), days(14));
+        assert_eq!(iso_duration("P1Y"), days(365));
+        assert_eq!(iso_duration("P3M"), days(90));
+        assert_eq!(iso_duration("PT12H"), Some(chrono::Duration::hours(12)));
+        assert_eq!(iso_duration("PT5M"), Some(chrono::Duration::minutes(5)));
+        assert_eq!(
+            iso_duration("P1DT1H1M1S"),
+            Some(chrono::Duration::seconds(86_400 + 3_661))
+        );
+        assert_eq!(iso_duration("P0D"), days(0));
+        for bad in [
+            "",
+            "P",
+            "PT",
+            "90D",
+            "P90",
+            "PD",
+            "P1H",
+            "P1D2Y",
+            "P1DT",
+            "p90d",
+            "P-1D",
+            "P1.5D",
+            "P99999999999999999999D",
+            "P1DD",
+        ] {
+            assert_eq!(iso_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn unused_for_names_its_parameter_when_wrong() {
+        assert_eq!(unused_for("").unwrap(), None);
+        assert_eq!(
+            unused_for("unusedFor=P1D&x=1").unwrap(),
+            Some(chrono::Duration::days(1))
+        );
+        for query in ["unusedFor=90", "unusedFor=P1D&unusedFor=P2D", "unusedFor="] {
+            let error = unused_for(query).unwrap_err();
+            assert_eq!(
+                path_of(error),
+                Some("/query/unusedFor".to_string()),
+                "{query}"
+            );
+        }
+    }
     use super::*;
     use chrono::TimeZone;
 

@@ -10,6 +10,7 @@
 //! hold, and their conversion into domain types).
 
 mod error;
+mod notifications;
 mod postgres;
 mod rows;
 mod schema;

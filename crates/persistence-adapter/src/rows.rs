@@ -13,7 +13,7 @@ use keywarden_domain::{
 };
 
 use crate::error::corrupt;
-use crate::schema::{api_token_projects, api_tokens, At};
+use crate::schema::{api_token_projects, api_tokens, expiry_notices, webhook_endpoints, At};
 use crate::stored_event;
 
 /// An `api_tokens` row as it is read and written (without its `id`).
@@ -207,6 +207,8 @@ pub(crate) struct EventRow {
     /// Read for search only (it is in `data`/`pre_data` as well).
     pub _token_name: Option<String>,
     pub created_by_token_id: Option<String>,
+    /// PostgreSQL's writing transaction (`None` on SQLite): see the outbox.
+    pub tx: Option<i64>,
 }
 
 impl TryFrom<EventRow> for StoredEvent {
@@ -226,8 +228,8 @@ impl TryFrom<EventRow> for StoredEvent {
             ),
         };
         let facts = |text: Option<&str>| stored_event::decode(row.format, text);
-        let rotated_from =
-            stored_event::decode_rotated_from(row.format, row.data.as_deref()).map_err(bad)?;
+        let annotations =
+            stored_event::decode_annotations(row.format, row.data.as_deref()).map_err(bad)?;
         Ok(StoredEvent {
             id,
             event: AuditEvent::restore(
@@ -241,7 +243,8 @@ impl TryFrom<EventRow> for StoredEvent {
                 facts(row.data.as_deref()).map_err(bad)?,
                 facts(row.pre_data.as_deref()).map_err(bad)?,
             )
-            .rotated_from(rotated_from),
+            .rotated_from(annotations.rotated_from)
+            .with_threshold(annotations.threshold),
         })
     }
 }
@@ -284,4 +287,39 @@ impl TryFrom<EnvironmentRow> for Environment {
             enabled: row.enabled,
         })
     }
+}
+
+/// A new `webhook_endpoints` row: its cursor where the log ends now.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = webhook_endpoints)]
+pub(crate) struct NewEndpoint {
+    pub url: String,
+    pub cursor_tx: i64,
+    pub cursor_id: i64,
+    pub registered_at: At,
+}
+
+/// A `webhook_endpoints` row as `statements::endpoint_rows` reads it.
+#[derive(Debug, Queryable)]
+pub(crate) struct EndpointRow {
+    pub url: String,
+    pub cursor_tx: i64,
+    pub cursor_id: i64,
+    pub attempts: i32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+    pub sent: i64,
+    pub given_up: i64,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<DateTime<Utc>>,
+}
+
+/// An `expiry_notices` row.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = expiry_notices)]
+pub(crate) struct NoticeRow {
+    pub selector: String,
+    pub threshold: String,
+    pub expires_at: At,
 }

@@ -154,6 +154,38 @@ diesel::table! {
         format -> Integer,
         token_name -> Nullable<Text>,
         created_by_token_id -> Nullable<Text>,
+        tx -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::sql_types::UtcTime;
+
+    webhook_endpoints (url) {
+        url -> Text,
+        cursor_tx -> BigInt,
+        cursor_id -> BigInt,
+        attempts -> Integer,
+        next_attempt_at -> Nullable<UtcTime>,
+        last_error -> Nullable<Text>,
+        last_error_at -> Nullable<UtcTime>,
+        sent -> BigInt,
+        given_up -> BigInt,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<UtcTime>,
+        registered_at -> UtcTime,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::sql_types::UtcTime;
+
+    expiry_notices (selector, threshold, expires_at) {
+        selector -> Text,
+        threshold -> Text,
+        expires_at -> UtcTime,
     }
 }
 
@@ -163,4 +195,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_tokens,
     api_token_projects,
     events,
+    webhook_endpoints,
+    expiry_notices,
 );

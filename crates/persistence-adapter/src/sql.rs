@@ -21,8 +21,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::r2d2::{ConnectionManager, Pool, R2D2Connection};
 use keywarden_application::{
-    ApiTokenRepository, EventPage, EventSearch, ExpiryChange, RepositoryError, RotateOutcome,
-    StoredCredential,
+    ApiTokenRepository, EventPage, EventSearch, ExpiryChange, LogPosition, RepositoryError,
+    RotateOutcome, StoredCredential,
 };
 use keywarden_domain::{
     truncate_to_millis, Actor, ApiToken, AuditEvent, Environment, EventType, Project, Rotation,
@@ -30,13 +30,16 @@ use keywarden_domain::{
 };
 
 use crate::error::{pool_unavailable, TxError};
-use crate::rows::{assemble, assemble_credentials, project_links, TokenRow};
+use crate::rows::{assemble, assemble_credentials, project_links, EventRow, TokenRow};
 use crate::schema::At;
 use crate::statements::{self as st, Executes, Loads, Statements};
 use crate::stored_event;
 
 /// Bound parameters per statement stay well below every backend's cap.
-const IN_CHUNK: usize = 500;
+pub(crate) const IN_CHUNK: usize = 500;
+
+/// Events of one type after a log position, and how many.
+pub(crate) type Backlog = (String, i64);
 
 /// What a database backend supplies to `SqlRepository`. Crate-private, so
 /// only this crate's backends can be one.
@@ -66,6 +69,22 @@ pub(crate) trait Dialect: Send + Sync + 'static {
 
     /// Taken before counting tokens in order to insert more.
     fn lock_token_count(conn: &mut Self::Conn) -> Result<(), TxError>;
+
+    /// Where the event log ends now: an endpoint whose cursor is here
+    /// receives every event committed from now on.
+    fn log_end(conn: &mut Self::Conn) -> Result<LogPosition, TxError>;
+
+    /// Up to `limit` events after `after` in log order, none of which an
+    /// event committing later could precede (the outbox's cursor never
+    /// steps past an event it has not seen).
+    fn events_after(
+        conn: &mut Self::Conn,
+        after: LogPosition,
+        limit: i64,
+    ) -> Result<Vec<EventRow>, TxError>;
+
+    /// Per event type, how many events are after `after`.
+    fn backlog_after(conn: &mut Self::Conn, after: LogPosition) -> Result<Vec<Backlog>, TxError>;
 
     /// Tells other instances that these tokens changed, after their
     /// transaction committed. Never fails the write: a lost announcement is
@@ -128,7 +147,7 @@ where
 }
 
 /// Several statements that must see one state.
-async fn read<D, T, F>(database: &D, work: F) -> Result<T, RepositoryError>
+pub(crate) async fn read<D, T, F>(database: &D, work: F) -> Result<T, RepositoryError>
 where
     D: Dialect,
     T: Send + 'static,
@@ -166,7 +185,10 @@ fn links_of<C: Statements>(
     Ok(links)
 }
 
-fn load_tokens<C: Statements>(conn: &mut C, rows: Vec<TokenRow>) -> Result<Vec<ApiToken>, TxError> {
+pub(crate) fn load_tokens<C: Statements>(
+    conn: &mut C,
+    rows: Vec<TokenRow>,
+) -> Result<Vec<ApiToken>, TxError> {
     // All-projects tokens have no links: ask only about the others.
     let selectors: Vec<String> = rows
         .iter()
@@ -180,7 +202,7 @@ fn load_tokens<C: Statements>(conn: &mut C, rows: Vec<TokenRow>) -> Result<Vec<A
 /// The token `target` refers to, if it exists and a given credential matches,
 /// read for a change (see `Dialect::rows_for_change`). A credential without
 /// an embedded selector is looked up by its verifier first.
-fn resolve_for_change<D: Dialect>(
+pub(crate) fn resolve_for_change<D: Dialect>(
     conn: &mut D::Conn,
     target: TokenRef,
 ) -> Result<Option<ApiToken>, TxError> {
@@ -234,13 +256,22 @@ async fn announce_change<D: Dialect>(database: &D, token: Option<&ApiToken>) {
     }
 }
 
-fn insert_event<C: Statements>(conn: &mut C, event: &AuditEvent) -> Result<(), TxError> {
+pub(crate) fn insert_event<C: Statements>(conn: &mut C, event: &AuditEvent) -> Result<(), TxError> {
     conn.run(st::insert_event(st::NewEvent {
         event_type: event.event_type.as_str().to_string(),
         created_by: event.created_by.clone(),
         created_at: At(event.created_at),
-        data: stored_event::encode(event.data.as_ref(), event.rotated_from)?,
-        pre_data: stored_event::encode(event.pre_data.as_ref(), None)?,
+        data: stored_event::encode(
+            event.data.as_ref(),
+            stored_event::Annotations {
+                rotated_from: event.rotated_from,
+                threshold: event.threshold.clone(),
+            },
+        )?,
+        pre_data: stored_event::encode(
+            event.pre_data.as_ref(),
+            stored_event::Annotations::default(),
+        )?,
         selector: event.subject().to_string(),
         format: stored_event::CURRENT_FORMAT,
         token_name: event
@@ -255,7 +286,7 @@ fn insert_event<C: Statements>(conn: &mut C, event: &AuditEvent) -> Result<(), T
 
 /// Sets a locked token's expiry as `after` has it; returns `after` at the
 /// revision this makes.
-fn set_expiry<C: Statements>(
+pub(crate) fn set_expiry<C: Statements>(
     conn: &mut C,
     before: &ApiToken,
     after: ApiToken,
@@ -609,6 +640,39 @@ impl<D: Dialect> ApiTokenRepository for SqlRepository<D> {
             load_as(conn, st::catalog_environments())
         })
         .await
+    }
+
+    async fn expire_unused(
+        &self,
+        selector: Selector,
+        cutoff: DateTime<Utc>,
+        actor: &Actor,
+        at: DateTime<Utc>,
+    ) -> Result<Option<ExpiryChange>, RepositoryError> {
+        let actor = actor.clone();
+        let change = self
+            .0
+            .write(move |conn| {
+                let Some(before) = resolve_for_change::<D>(conn, TokenRef::Selector(selector))?
+                else {
+                    return Ok(None);
+                };
+                // Read for the change: another instance may have expired it,
+                // or the token been used, since it was listed.
+                let last_used = before.seen_at().unwrap_or(before.created_at());
+                if before.expires_at().is_some_and(|expiry| expiry <= at) || last_used > cutoff {
+                    return Ok(None);
+                }
+                let after = set_expiry(conn, &before, before.with_expiry(at))?;
+                insert_event(
+                    conn,
+                    &AuditEvent::token_updated(&before, &after, &actor, at),
+                )?;
+                Ok(Some(ExpiryChange { before, after }))
+            })
+            .await?;
+        announce_change(&self.0, change.as_ref().map(|change| &change.after)).await;
+        Ok(change)
     }
 
     async fn ping(&self) -> Result<(), RepositoryError> {

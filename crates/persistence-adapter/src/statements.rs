@@ -26,9 +26,15 @@ use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, Bool, HasSqlType, Integer, Nullable, Text};
 use diesel::{PgConnection, SqliteConnection};
 
-use crate::rows::{CredentialRow, EnvironmentRow, EventRow, LinkRow, ProjectRow, TokenRow};
+use crate::rows::{
+    CredentialRow, EndpointRow, EnvironmentRow, EventRow, LinkRow, NewEndpoint, NoticeRow,
+    ProjectRow, TokenRow,
+};
 use crate::schema::sql_types::UtcTime;
-use crate::schema::{api_token_projects, api_tokens, environments, events, projects, At};
+use crate::schema::{
+    api_token_projects, api_tokens, environments, events, expiry_notices, projects,
+    webhook_endpoints, At,
+};
 
 /// A connection that loads rows `U` with query `Q`.
 pub(crate) trait Loads<Q, U> {
@@ -92,6 +98,17 @@ pub(crate) trait Statements:
     + for<'a> Executes<UpsertProject<'a>>
     + for<'a> Executes<UpsertEnvironment<'a>>
     + Executes<diesel::query_builder::SqlQuery>
+    + Loads<known_endpoints, String>
+    + Loads<endpoint_state, (i32, Option<DateTime<Utc>>)>
+    + Loads<endpoint_rows, EndpointRow>
+    + Loads<expiring_tokens, (String, Option<DateTime<Utc>>)>
+    + Loads<notices_of, (String, String, DateTime<Utc>)>
+    + Executes<insert_endpoint>
+    + Executes<claim_endpoint>
+    + Executes<release_endpoint>
+    + Executes<advance_endpoint>
+    + Executes<endpoint_failed>
+    + Executes<insert_notices>
 {
 }
 
@@ -566,7 +583,7 @@ where
         out.unsafe_to_cache_prepared();
         out.push_sql(
             "SELECT id, event_type, created_by, created_at, data, pre_data, selector, format, token_name, \
-             created_by_token_id",
+             created_by_token_id, tx",
         );
         self.filters.walk(&mut out, true)?;
         out.push_sql(" ORDER BY id DESC LIMIT ");
@@ -592,3 +609,212 @@ where
 
 impl<C> RunQueryDsl<C> for SearchEvents {}
 impl<C> RunQueryDsl<C> for CountEvents {}
+
+// ---- notifications (lifecycle §4) --------------------------------------------
+
+#[dsl::auto_type]
+pub(crate) fn known_endpoints(urls: Vec<String>) -> _ {
+    webhook_endpoints::table
+        .select(webhook_endpoints::url)
+        .filter(webhook_endpoints::url.eq_any(urls))
+}
+
+#[dsl::auto_type]
+pub(crate) fn insert_endpoint(row: NewEndpoint) -> _ {
+    dsl::insert_into(webhook_endpoints::table).values(row)
+}
+
+/// Takes the endpoint for `owner` unless another owner's lease is still
+/// running at `now`; changes one row when taken.
+#[dsl::auto_type]
+pub(crate) fn claim_endpoint(url: String, owner: String, now: At, until: At) -> _ {
+    let owner_again: String = owner.clone();
+    dsl::update(
+        webhook_endpoints::table
+            .filter(webhook_endpoints::url.eq(url))
+            .filter(
+                webhook_endpoints::lease_owner
+                    .is_null()
+                    .or(webhook_endpoints::lease_owner.eq(owner_again))
+                    .or(webhook_endpoints::lease_until.is_null())
+                    .or(webhook_endpoints::lease_until.lt(now)),
+            ),
+    )
+    .set((
+        webhook_endpoints::lease_owner.eq(owner),
+        webhook_endpoints::lease_until.eq(until),
+    ))
+}
+
+#[dsl::auto_type]
+pub(crate) fn endpoint_state(url: String) -> _ {
+    webhook_endpoints::table
+        .select((
+            webhook_endpoints::attempts,
+            webhook_endpoints::next_attempt_at,
+        ))
+        .filter(webhook_endpoints::url.eq(url))
+}
+
+#[dsl::auto_type]
+pub(crate) fn release_endpoint(url: String, owner: String) -> _ {
+    let none: Option<String> = None;
+    let never: Option<At> = None;
+    dsl::update(
+        webhook_endpoints::table
+            .filter(webhook_endpoints::url.eq(url))
+            .filter(webhook_endpoints::lease_owner.eq(owner)),
+    )
+    .set((
+        webhook_endpoints::lease_owner.eq(none),
+        webhook_endpoints::lease_until.eq(never),
+    ))
+}
+
+/// Moves the cursor of an endpoint `owner` holds, counting what was sent
+/// and given up and clearing the retry state.
+#[dsl::auto_type]
+pub(crate) fn advance_endpoint(
+    url: String,
+    owner: String,
+    commit: i64,
+    id: i64,
+    sent: i64,
+    given_up: i64,
+) -> _ {
+    let never: Option<At> = None;
+    dsl::update(
+        webhook_endpoints::table
+            .filter(webhook_endpoints::url.eq(url))
+            .filter(webhook_endpoints::lease_owner.eq(owner)),
+    )
+    .set((
+        webhook_endpoints::cursor_tx.eq(commit),
+        webhook_endpoints::cursor_id.eq(id),
+        webhook_endpoints::attempts.eq(0_i32),
+        webhook_endpoints::next_attempt_at.eq(never),
+        webhook_endpoints::sent.eq(webhook_endpoints::sent + sent),
+        webhook_endpoints::given_up.eq(webhook_endpoints::given_up + given_up),
+    ))
+}
+
+/// Records a failed attempt (or, with the cursor moved past a given-up
+/// event, why it was given up).
+#[dsl::auto_type]
+pub(crate) fn endpoint_failed(
+    url: String,
+    owner: String,
+    attempts: i32,
+    next_attempt_at: Option<At>,
+    error: String,
+    at: At,
+) -> _ {
+    dsl::update(
+        webhook_endpoints::table
+            .filter(webhook_endpoints::url.eq(url))
+            .filter(webhook_endpoints::lease_owner.eq(owner)),
+    )
+    .set((
+        webhook_endpoints::attempts.eq(attempts),
+        webhook_endpoints::next_attempt_at.eq(next_attempt_at),
+        webhook_endpoints::last_error.eq(error),
+        webhook_endpoints::last_error_at.eq(at),
+    ))
+}
+
+#[dsl::auto_type]
+pub(crate) fn endpoint_rows(urls: Vec<String>) -> _ {
+    webhook_endpoints::table
+        .select((
+            webhook_endpoints::url,
+            webhook_endpoints::cursor_tx,
+            webhook_endpoints::cursor_id,
+            webhook_endpoints::attempts,
+            webhook_endpoints::next_attempt_at,
+            webhook_endpoints::last_error,
+            webhook_endpoints::last_error_at,
+            webhook_endpoints::sent,
+            webhook_endpoints::given_up,
+            webhook_endpoints::lease_owner,
+            webhook_endpoints::lease_until,
+        ))
+        .filter(webhook_endpoints::url.eq_any(urls))
+}
+
+/// Tokens expiring by `horizon` whose expired notice for that expiry is
+/// not recorded yet (so tokens long expired and announced are not read
+/// again and again).
+#[dsl::auto_type]
+pub(crate) fn expiring_tokens(horizon: At) -> _ {
+    let expired: &'static str = keywarden_domain::EXPIRED_NOTICE;
+    api_tokens::table
+        .select((api_tokens::selector, api_tokens::expires_at))
+        .filter(api_tokens::expires_at.le(horizon))
+        .filter(dsl::not(dsl::exists(
+            expiry_notices::table
+                .filter(expiry_notices::selector.eq(api_tokens::selector))
+                .filter(expiry_notices::threshold.eq(expired))
+                .filter(
+                    expiry_notices::expires_at
+                        .nullable()
+                        .eq(api_tokens::expires_at),
+                ),
+        )))
+}
+
+#[dsl::auto_type]
+pub(crate) fn notices_of(selectors: Vec<String>) -> _ {
+    expiry_notices::table
+        .select((
+            expiry_notices::selector,
+            expiry_notices::threshold,
+            expiry_notices::expires_at,
+        ))
+        .filter(expiry_notices::selector.eq_any(selectors))
+}
+
+#[dsl::auto_type]
+pub(crate) fn insert_notices(rows: Vec<NoticeRow>) -> _ {
+    dsl::insert_into(expiry_notices::table).values(rows)
+}
+
+/// SQLite's outbox order: one writer assigns ids in commit order.
+#[dsl::auto_type]
+pub(crate) fn events_after_id(id: i64, limit: i64) -> _ {
+    events::table
+        .filter(events::id.gt(id))
+        .order(events::id)
+        .limit(limit)
+}
+
+/// PostgreSQL's outbox order: (writing transaction, id), after `(commit,
+/// id)` and only for transactions older than `fence` (every transaction
+/// still running), which can gain no more rows.
+#[dsl::auto_type]
+pub(crate) fn events_after_commit(commit: i64, id: i64, fence: i64, limit: i64) -> _ {
+    events::table
+        .filter(events::tx.ge(commit))
+        .filter(events::tx.gt(commit).or(events::id.gt(id)))
+        .filter(events::tx.lt(fence))
+        .order((events::tx, events::id))
+        .limit(limit)
+}
+
+/// Per event type after a position, how many (SQLite order).
+#[dsl::auto_type]
+pub(crate) fn backlog_after_id(id: i64) -> _ {
+    events::table
+        .filter(events::id.gt(id))
+        .group_by(events::event_type)
+        .select((events::event_type, dsl::count_star()))
+}
+
+/// As `backlog_after_id`, in PostgreSQL's order (no fence: a count).
+#[dsl::auto_type]
+pub(crate) fn backlog_after_commit(commit: i64, id: i64) -> _ {
+    events::table
+        .filter(events::tx.ge(commit))
+        .filter(events::tx.gt(commit).or(events::id.gt(id)))
+        .group_by(events::event_type)
+        .select((events::event_type, dsl::count_star()))
+}

@@ -38,6 +38,10 @@ struct TokenJsonV1 {
     /// older readers ignore it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     rotated_from: Option<String>,
+    /// Only on `api-token-expiring` events: the threshold reached. Absent
+    /// otherwise, as `rotated_from`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    threshold: Option<String>,
 }
 
 impl From<&TokenFacts> for TokenJsonV1 {
@@ -55,6 +59,7 @@ impl From<&TokenFacts> for TokenJsonV1 {
             alias: None,
             secure: true,
             rotated_from: None,
+            threshold: None,
         }
     }
 }
@@ -86,16 +91,23 @@ impl TryFrom<TokenJsonV1> for TokenFacts {
     }
 }
 
-/// The text for `events.data` / `events.pre_data`, in `CURRENT_FORMAT`;
-/// `rotated_from` is recorded beside the facts (in `data` only).
+/// What an event records beside the token's facts (in `data` only).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Annotations {
+    pub rotated_from: Option<Selector>,
+    pub threshold: Option<String>,
+}
+
+/// The text for `events.data` / `events.pre_data`, in `CURRENT_FORMAT`.
 pub(crate) fn encode(
     facts: Option<&TokenFacts>,
-    rotated_from: Option<Selector>,
+    annotations: Annotations,
 ) -> Result<Option<String>, RepositoryError> {
     facts
         .map(|facts| {
             serde_json::to_string(&TokenJsonV1 {
-                rotated_from: rotated_from.map(|from| from.to_string()),
+                rotated_from: annotations.rotated_from.map(|from| from.to_string()),
+                threshold: annotations.threshold,
                 ..TokenJsonV1::from(facts)
             })
         })
@@ -103,23 +115,25 @@ pub(crate) fn encode(
         .map_err(|e| RepositoryError::Internal(Box::new(e)))
 }
 
-/// The `rotated_from` recorded in a `data` column written in `format`.
-pub(crate) fn decode_rotated_from(
-    format: i32,
-    text: Option<&str>,
-) -> Result<Option<Selector>, String> {
+/// The annotations recorded in a `data` column written in `format`.
+pub(crate) fn decode_annotations(format: i32, text: Option<&str>) -> Result<Annotations, String> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
-    struct Link {
+    struct Recorded {
         rotated_from: Option<String>,
+        threshold: Option<String>,
     }
     let (1, Some(text)) = (format, text) else {
-        return Ok(None);
+        return Ok(Annotations::default());
     };
-    let link: Link = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    link.rotated_from
-        .map(|from| Selector::parse(&from).ok_or_else(|| format!("bad rotatedFrom {from:?}")))
-        .transpose()
+    let recorded: Recorded = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    Ok(Annotations {
+        rotated_from: recorded
+            .rotated_from
+            .map(|from| Selector::parse(&from).ok_or_else(|| format!("bad rotatedFrom {from:?}")))
+            .transpose()?,
+        threshold: recorded.threshold,
+    })
 }
 
 /// Reads a column written in `format`; the error says what is wrong with it.
@@ -148,7 +162,9 @@ mod tests {
     fn format_1_is_byte_for_byte_what_was_always_stored() {
         let (ci, _) = token(1, "ci", TokenType::Backend, &["default"], at(10));
         let facts = ci.with_expiry(at(99)).facts();
-        let written = encode(Some(&facts), None).unwrap().unwrap();
+        let written = encode(Some(&facts), Annotations::default())
+            .unwrap()
+            .unwrap();
         let expected = WRITTEN_BEFORE_FORMATS.replace("SELECTOR", &ci.selector().to_string());
         assert_eq!(written, expected);
         assert_eq!(decode(1, Some(&expected)), Ok(Some(facts)));
@@ -158,7 +174,7 @@ mod tests {
     fn all_scopes_read_back() {
         let (admin, _) = token(2, "admin", TokenType::Admin, &["*"], at(0));
         let facts = admin.seen(at(5)).facts();
-        let written = encode(Some(&facts), None).unwrap();
+        let written = encode(Some(&facts), Annotations::default()).unwrap();
         assert_eq!(decode(1, written.as_deref()), Ok(Some(facts)));
         assert_eq!(decode(1, None), Ok(None));
     }
@@ -167,22 +183,29 @@ mod tests {
     fn the_rotation_link_reads_back_and_is_absent_otherwise() {
         let (ci, _) = token(1, "ci", TokenType::Backend, &["default"], at(10));
         let (old, _) = token(2, "ci", TokenType::Backend, &["default"], at(0));
-        let written = encode(Some(&ci.facts()), Some(old.selector())).unwrap();
+        let annotations = Annotations {
+            rotated_from: Some(old.selector()),
+            threshold: Some("7d".into()),
+        };
+        let written = encode(Some(&ci.facts()), annotations.clone()).unwrap();
         assert!(written.as_deref().unwrap().contains("rotatedFrom"));
         assert_eq!(decode(1, written.as_deref()), Ok(Some(ci.facts())));
+        assert_eq!(decode_annotations(1, written.as_deref()), Ok(annotations));
+        let plain = encode(Some(&ci.facts()), Annotations::default()).unwrap();
+        assert!(!plain.as_deref().unwrap().contains("threshold"));
         assert_eq!(
-            decode_rotated_from(1, written.as_deref()),
-            Ok(Some(old.selector()))
+            decode_annotations(1, plain.as_deref()),
+            Ok(Annotations::default())
         );
-        let plain = encode(Some(&ci.facts()), None).unwrap();
-        assert_eq!(decode_rotated_from(1, plain.as_deref()), Ok(None));
-        assert_eq!(decode_rotated_from(1, None), Ok(None));
+        assert_eq!(decode_annotations(1, None), Ok(Annotations::default()));
     }
 
     #[test]
     fn unknown_formats_and_broken_rows_are_errors() {
         let (ci, _) = token(1, "ci", TokenType::Backend, &["default"], at(10));
-        let written = encode(Some(&ci.facts()), None).unwrap().unwrap();
+        let written = encode(Some(&ci.facts()), Annotations::default())
+            .unwrap()
+            .unwrap();
         assert!(decode(2, Some(&written)).unwrap_err().contains("format 2"));
         assert!(decode(1, Some("{}")).is_err());
         let bad = written.replace(&ci.selector().to_string(), "not-a-selector");

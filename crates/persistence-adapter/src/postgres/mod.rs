@@ -16,7 +16,7 @@ use std::time::Duration;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use diesel::PgConnection;
-use keywarden_application::RepositoryError;
+use keywarden_application::{LogPosition, RepositoryError};
 
 use self::notifier::Announcements;
 pub use self::notifier::ChangeNotifier;
@@ -24,8 +24,8 @@ pub use self::pool::PostgresOptions;
 pub use self::pool::MIGRATIONS;
 use self::pool::{OwnBackends, PgPool};
 use crate::error::TxError;
-use crate::rows::TokenRow;
-use crate::sql::{with_connection, Dialect, SqlRepository};
+use crate::rows::{EventRow, TokenRow};
+use crate::sql::{with_connection, Backlog, Dialect, SqlRepository};
 use crate::statements;
 
 /// The channel on which changes are announced (the payload is a
@@ -182,9 +182,48 @@ impl Dialect for PostgresDatabase {
         Ok(())
     }
 
+    /// Events of transactions from the oldest one still running on are
+    /// after this position.
+    fn log_end(conn: &mut PgConnection) -> Result<LogPosition, TxError> {
+        Ok(LogPosition {
+            commit: outbox_fence(conn)? - 1,
+            id: i64::MAX,
+        })
+    }
+
+    /// The fence is read first: every transaction older than it had ended
+    /// by then, so the read after it sees all their events.
+    fn events_after(
+        conn: &mut PgConnection,
+        after: LogPosition,
+        limit: i64,
+    ) -> Result<Vec<EventRow>, TxError> {
+        let fence = outbox_fence(conn)?;
+        Ok(statements::events_after_commit(after.commit, after.id, fence, limit).load(conn)?)
+    }
+
+    fn backlog_after(conn: &mut PgConnection, after: LogPosition) -> Result<Vec<Backlog>, TxError> {
+        Ok(statements::backlog_after_commit(after.commit, after.id).load(conn)?)
+    }
+
     fn committed(&self, selectors: Vec<String>) -> impl Future<Output = ()> + Send {
         self.announcements.committed(&self.pool, selectors)
     }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Fence {
+    #[diesel(sql_type = BigInt)]
+    fence: i64,
+}
+
+/// The oldest transaction id still running (or the next one, if none runs):
+/// transactions before it can commit no more events.
+fn outbox_fence(conn: &mut PgConnection) -> Result<i64, TxError> {
+    let row: Fence =
+        diesel::sql_query("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS fence")
+            .get_result(conn)?;
+    Ok(row.fence)
 }
 
 /// `SELECT pg_notify(<channel>, $1)`, written out so that the connection

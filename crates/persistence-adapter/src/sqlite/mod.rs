@@ -11,8 +11,8 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::thread::JoinHandle;
 
-use diesel::{RunQueryDsl, SqliteConnection};
-use keywarden_application::{ExternalChange, RepositoryError};
+use diesel::{QueryDsl, RunQueryDsl, SqliteConnection};
+use keywarden_application::{ExternalChange, LogPosition, RepositoryError};
 use tokio::sync::mpsc::UnboundedSender;
 
 use self::engine::Engine;
@@ -22,8 +22,9 @@ pub use self::pool::SqliteOptions;
 pub use self::pool::MIGRATIONS;
 use self::pool::{Connector, SqlitePool};
 use crate::error::TxError;
-use crate::rows::TokenRow;
-use crate::sql::{Dialect, SqlRepository};
+use crate::rows::{EventRow, TokenRow};
+use crate::schema::events;
+use crate::sql::{Backlog, Dialect, SqlRepository};
 use crate::statements::{self, Loads};
 
 /// The repository over one SQLite file.
@@ -151,6 +152,32 @@ impl Dialect for SqliteDatabase {
 
     fn lock_token_count(_: &mut SqliteConnection) -> Result<(), TxError> {
         Ok(())
+    }
+
+    /// The writer assigns event ids in commit order: the id is the position.
+    fn log_end(conn: &mut SqliteConnection) -> Result<LogPosition, TxError> {
+        let last: Option<i64> = events::table
+            .select(diesel::dsl::max(events::id))
+            .first(conn)?;
+        Ok(LogPosition {
+            commit: 0,
+            id: last.unwrap_or(0),
+        })
+    }
+
+    fn events_after(
+        conn: &mut SqliteConnection,
+        after: LogPosition,
+        limit: i64,
+    ) -> Result<Vec<EventRow>, TxError> {
+        Ok(conn.load_rows(statements::events_after_id(after.id, limit))?)
+    }
+
+    fn backlog_after(
+        conn: &mut SqliteConnection,
+        after: LogPosition,
+    ) -> Result<Vec<Backlog>, TxError> {
+        Ok(conn.load_rows(statements::backlog_after_id(after.id))?)
     }
 
     /// One process per SQLite file: there is no other instance to tell.
