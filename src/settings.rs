@@ -99,6 +99,8 @@ pub struct NotificationSettingsToml {
     pub give_up_after: String,
     /// How long before expiry `api-token-expiring` is recorded.
     pub expiry_warnings: Vec<String>,
+    /// How often each instance looks for expiry warnings that became due.
+    pub expiry_check_interval_ms: u64,
 }
 
 /// One `[[webhooks]]` table; `Debug` never shows the secret.
@@ -544,6 +546,13 @@ impl Settings {
                 keywarden_application::redact_endpoint(&twice.url)
             )));
         }
+        if !(10..=60_000).contains(&self.notifications.expiry_check_interval_ms) {
+            return Err(SettingsError::Invalid(
+                "notifications.expiry_check_interval_ms must be 10 to 60000: warnings are \
+                 recorded within 60 s of becoming due"
+                    .into(),
+            ));
+        }
         Ok(keywarden_application::NotificationSettings {
             endpoints,
             give_up_after: duration(
@@ -554,6 +563,9 @@ impl Settings {
                 &self.notifications.expiry_warnings,
             )
             .map_err(|e| SettingsError::Invalid(format!("notifications.expiry_warnings: {e}")))?,
+            expiry_check_interval: Duration::from_millis(
+                self.notifications.expiry_check_interval_ms,
+            ),
             expire_unused_after: self
                 .tokens
                 .expire_unused_after

@@ -103,6 +103,7 @@ impl Started {
                 Arc::clone(&self.adapters.repository),
                 Arc::clone(&self.adapters.clock),
                 settings.expiry_warnings.clone(),
+                settings.expiry_check_interval,
             )),
         ));
         if let Some(unused_for) = settings.expire_unused_after {

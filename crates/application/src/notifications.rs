@@ -41,8 +41,6 @@ const BATCH: u32 = 100;
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 /// …but never longer than this.
 const LONGEST_RETRY: Duration = Duration::from_secs(600);
-/// How often the expiry watch looks (notices are due within 60 s).
-const EXPIRY_WATCH_EVERY: Duration = Duration::from_secs(20);
 /// How often unused tokens are looked for.
 const REAP_EVERY: Duration = Duration::from_secs(60);
 
@@ -110,6 +108,8 @@ pub struct NotificationSettings {
     /// A delivery failing this long after its event was recorded is given up.
     pub give_up_after: chrono::Duration,
     pub expiry_warnings: ExpiryWarnings,
+    /// How often the expiry watch looks (notices are due within 60 s).
+    pub expiry_check_interval: Duration,
     /// Tokens unused this long are expired (`tokens.expire_unused_after`).
     pub expire_unused_after: Option<chrono::Duration>,
 }
@@ -458,12 +458,13 @@ impl BackgroundTask for Dispatcher {
 }
 
 /// Records expiry warnings as they become due (lifecycle §4), every
-/// [`EXPIRY_WATCH_EVERY`], the first time at start.
+/// `interval`, the first time at start.
 pub struct ExpiryWatch {
     store: Arc<dyn NotificationStore>,
     repository: Arc<dyn ApiTokenRepository>,
     clock: Arc<dyn Clock>,
     warnings: ExpiryWarnings,
+    interval: Duration,
 }
 
 impl ExpiryWatch {
@@ -472,12 +473,14 @@ impl ExpiryWatch {
         repository: Arc<dyn ApiTokenRepository>,
         clock: Arc<dyn Clock>,
         warnings: ExpiryWarnings,
+        interval: Duration,
     ) -> Self {
         Self {
             store,
             repository,
             clock,
             warnings,
+            interval,
         }
     }
 
@@ -551,7 +554,7 @@ impl BackgroundTask for ExpiryWatch {
                 }
             }
             tokio::select! {
-                () = tokio::time::sleep(EXPIRY_WATCH_EVERY) => {}
+                () = tokio::time::sleep(self.interval) => {}
                 () = stop.requested() => break,
             }
         }

@@ -112,7 +112,7 @@ impl<D: Dialect> NotificationStore for SqlRepository<D> {
                 commit: row.cursor_tx,
                 id: row.cursor_id,
             };
-            D::events_after(conn, after, i64::from(limit))?
+            D::events_after(conn, after, i64::from(limit), true)?
                 .into_iter()
                 .map(|row| {
                     let position = position(&row);
@@ -197,7 +197,7 @@ impl<D: Dialect> NotificationStore for SqlRepository<D> {
                     .map(|(_, n)| count(n))
                     .sum();
                 // How far the cursor lags: when the event after it was recorded.
-                let oldest = D::events_after(conn, after, 1)?
+                let oldest = D::events_after(conn, after, 1, false)?
                     .pop()
                     .map(|row| row.created_at);
                 let now = Utc::now();

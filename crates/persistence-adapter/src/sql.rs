@@ -74,13 +74,15 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     /// receives every event committed from now on.
     fn log_end(conn: &mut Self::Conn) -> Result<LogPosition, TxError>;
 
-    /// Up to `limit` events after `after` in log order, none of which an
-    /// event committing later could precede (the outbox's cursor never
-    /// steps past an event it has not seen).
+    /// Up to `limit` events after `after` in log order. `settled`: only
+    /// events none of which an event committing later could precede (what
+    /// the outbox reads, so that its cursor never steps past an event it has
+    /// not seen); otherwise whatever is visible now (for reports).
     fn events_after(
         conn: &mut Self::Conn,
         after: LogPosition,
         limit: i64,
+        settled: bool,
     ) -> Result<Vec<EventRow>, TxError>;
 
     /// Per event type, how many events are after `after`.

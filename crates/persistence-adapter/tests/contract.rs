@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use keywarden_application::{
-    ApiTokenRepository, EventSearch, RepositoryError, RotateOutcome, StoredCredential,
+    ApiTokenRepository, Delivered, EndpointState, EventSearch, ExpiryNotice, NotificationStore,
+    RepositoryError, RotateOutcome, StoredCredential,
 };
 use keywarden_domain::fixtures::{self, at};
 use keywarden_domain::{
@@ -22,6 +23,8 @@ use keywarden_domain::{
 #[async_trait::async_trait]
 pub trait Fixture: Send + Sync {
     fn repository(&self) -> Arc<dyn ApiTokenRepository>;
+    /// The same database's notification store.
+    fn notifications(&self) -> Arc<dyn NotificationStore>;
     /// Executes raw SQL on a separate connection.
     async fn execute(&self, sql: &str);
 }
@@ -932,6 +935,351 @@ pub async fn search_pages_through_every_event_once(fixture: &dyn Fixture) {
     assert_eq!(first.events[0].event.subject(), late.selector());
 }
 
+const HOOK: &str = "http://127.0.0.1:9/hook";
+
+async fn claim(store: &dyn NotificationStore, owner: &str, now: i64) -> Option<EndpointState> {
+    store
+        .claim_endpoint(HOOK.into(), owner.into(), at(now), at(now + 8))
+        .await
+        .unwrap()
+}
+
+/// The pending events once at least `n` are there: on PostgreSQL, other
+/// tests' transactions on the same server may hold the outbox back a moment.
+async fn settled(
+    store: &dyn NotificationStore,
+    n: usize,
+) -> Vec<keywarden_application::PendingEvent> {
+    for _ in 0..100 {
+        let pending = store.pending_events(HOOK.into(), 100).await.unwrap();
+        if pending.len() >= n {
+            return pending;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("fewer than {n} events pending after 5 s");
+}
+
+async fn pending_ids(store: &dyn NotificationStore) -> Vec<i64> {
+    store
+        .pending_events(HOOK.into(), 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.stored.id)
+        .collect()
+}
+
+async fn an_endpoint_gets_the_events_recorded_after_it_registered(fixture: &dyn Fixture) {
+    let repository = ready(fixture).await;
+    let store = fixture.notifications();
+    insert(repository.as_ref(), &token(1, "before", &["default"], 0).0).await;
+    store
+        .register_endpoints(vec![HOOK.into()], at(1))
+        .await
+        .unwrap();
+    assert_eq!(pending_ids(store.as_ref()).await, Vec::<i64>::new());
+    let (after, _) = token(2, "after", &["default"], 2);
+    insert(repository.as_ref(), &after).await;
+    repository
+        .update_expiry(
+            TokenRef::Selector(after.selector()),
+            at(99),
+            &Actor::named("t"),
+            at(3),
+        )
+        .await
+        .unwrap();
+    // On PostgreSQL, other tests' transactions on the same server may hold
+    // the outbox back for a moment (it waits for older transactions).
+    // PostgreSQL registers at the oldest transaction still running on the
+    // server, so an event committed just before may be included (never one
+    // after missed): compare what follows "before".
+    let after_registering = |pending: &[keywarden_application::PendingEvent]| {
+        pending
+            .iter()
+            .filter(|p| p.stored.event.subject() == after.selector())
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let mut pending = Vec::new();
+    for _ in 0..100 {
+        pending = after_registering(&store.pending_events(HOOK.into(), 100).await.unwrap());
+        if pending.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let kinds: Vec<_> = pending.iter().map(|p| p.stored.event.event_type).collect();
+    assert_eq!(
+        kinds,
+        [EventType::ApiTokenCreated, EventType::ApiTokenUpdated]
+    );
+    assert!(pending[0].position < pending[1].position);
+    assert_eq!(store.pending_events(HOOK.into(), 1).await.unwrap().len(), 1);
+    // Registering again keeps the cursor.
+    store
+        .register_endpoints(vec![HOOK.into()], at(4))
+        .await
+        .unwrap();
+    assert!(claim(store.as_ref(), "a", 5).await.is_some());
+    let delivered = Delivered {
+        through: pending[0].position,
+        sent: 1,
+        given_up: 0,
+        error: None,
+    };
+    assert!(store
+        .record_delivered(HOOK.into(), "a".into(), delivered, at(5))
+        .await
+        .unwrap());
+    assert_eq!(pending_ids(store.as_ref()).await, [pending[1].stored.id]);
+    let status = &store
+        .endpoint_statuses(vec![(HOOK.into(), None), ("http://unknown/".into(), None)])
+        .await
+        .unwrap();
+    assert_eq!(status.len(), 1, "unregistered endpoints are absent");
+    assert_eq!((status[0].backlog, status[0].sent), (1, 1));
+    let only_created = store
+        .endpoint_statuses(vec![(HOOK.into(), Some(vec!["api-token-created".into()]))])
+        .await
+        .unwrap();
+    assert_eq!(
+        only_created[0].backlog, 0,
+        "the backlog counts the types taken"
+    );
+}
+
+async fn one_instance_holds_an_endpoint_while_its_lease_runs(fixture: &dyn Fixture) {
+    ready(fixture).await;
+    let store = fixture.notifications();
+    assert_eq!(claim(store.as_ref(), "a", 0).await, None, "unregistered");
+    store
+        .register_endpoints(vec![HOOK.into()], at(0))
+        .await
+        .unwrap();
+    assert!(claim(store.as_ref(), "a", 0).await.is_some());
+    assert!(
+        claim(store.as_ref(), "b", 1).await.is_none(),
+        "a's lease runs to 8"
+    );
+    assert!(
+        claim(store.as_ref(), "a", 2).await.is_some(),
+        "renewed, to 10"
+    );
+    assert!(claim(store.as_ref(), "b", 9).await.is_none());
+    assert!(
+        claim(store.as_ref(), "b", 11).await.is_some(),
+        "a's lease ran out"
+    );
+    let state = EndpointState {
+        attempts: 1,
+        next_attempt_at: None,
+    };
+    let lost = store
+        .record_failure(HOOK.into(), "a".into(), state, "x".into(), at(11))
+        .await
+        .unwrap();
+    assert!(!lost, "a no longer holds it: nothing recorded");
+    store
+        .release_endpoint(HOOK.into(), "b".into())
+        .await
+        .unwrap();
+    assert!(
+        claim(store.as_ref(), "a", 12).await.is_some(),
+        "released: free at once"
+    );
+}
+
+async fn failed_attempts_are_kept_until_a_delivery_clears_them(fixture: &dyn Fixture) {
+    let repository = ready(fixture).await;
+    let store = fixture.notifications();
+    store
+        .register_endpoints(vec![HOOK.into()], at(0))
+        .await
+        .unwrap();
+    insert(repository.as_ref(), &token(1, "t", &["default"], 0).0).await;
+    claim(store.as_ref(), "a", 0).await.unwrap();
+    let failed = EndpointState {
+        attempts: 3,
+        next_attempt_at: Some(at(60)),
+    };
+    assert!(store
+        .record_failure(
+            HOOK.into(),
+            "a".into(),
+            failed,
+            "answered HTTP 503".into(),
+            at(1)
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        claim(store.as_ref(), "a", 2).await,
+        Some(failed),
+        "kept across claims"
+    );
+    let status = store
+        .endpoint_statuses(vec![(HOOK.into(), None)])
+        .await
+        .unwrap();
+    assert_eq!(status[0].last_error.as_deref(), Some("answered HTTP 503"));
+    assert_eq!(status[0].oldest_pending_at, Some(at(0)));
+    assert_eq!(
+        status[0].held_by.as_deref(),
+        Some("a"),
+        "the lease runs (to 2030)"
+    );
+    let pending = settled(store.as_ref(), 1).await;
+    let given_up = Delivered {
+        through: pending[0].position,
+        sent: 0,
+        given_up: 1,
+        error: Some("gave up".into()),
+    };
+    assert!(store
+        .record_delivered(HOOK.into(), "a".into(), given_up, at(3))
+        .await
+        .unwrap());
+    assert_eq!(
+        claim(store.as_ref(), "a", 4).await,
+        Some(EndpointState {
+            attempts: 0,
+            next_attempt_at: None
+        })
+    );
+    let status = store
+        .endpoint_statuses(vec![(HOOK.into(), None)])
+        .await
+        .unwrap();
+    assert_eq!((status[0].given_up, status[0].backlog), (1, 0));
+    assert_eq!(status[0].last_error.as_deref(), Some("gave up"));
+}
+
+async fn expiry_notices_are_recorded_once_per_token_threshold_and_expiry(fixture: &dyn Fixture) {
+    let repository = ready(fixture).await;
+    let store = fixture.notifications();
+    let (soon, _) = token(1, "soon", &["default"], 0);
+    let soon = insert(repository.as_ref(), &soon.with_expiry(at(1000))).await;
+    insert(
+        repository.as_ref(),
+        &token(2, "later", &["default"], 0).0.with_expiry(at(5000)),
+    )
+    .await;
+    insert(repository.as_ref(), &token(3, "never", &["default"], 0).0).await;
+    let candidates = store.expiry_candidates(at(2000)).await.unwrap();
+    assert_eq!(candidates.len(), 1);
+    assert_eq!(
+        (candidates[0].selector, candidates[0].expires_at),
+        (soon.selector(), at(1000))
+    );
+    assert!(candidates[0].noticed.is_empty());
+    let notice = |labels: &[&str], event: Option<AuditEvent>| ExpiryNotice {
+        selector: soon.selector(),
+        expires_at: at(1000),
+        labels: labels.iter().map(ToString::to_string).collect(),
+        event,
+    };
+    let warning = AuditEvent::token_expiring(&soon, "1d", at(500));
+    let written = store
+        .record_expiry_notices(vec![notice(&["1d", "7d"], Some(warning.clone()))])
+        .await
+        .unwrap();
+    assert_eq!(written, 1);
+    let again = store
+        .record_expiry_notices(vec![notice(&["1d", "7d"], Some(warning))])
+        .await
+        .unwrap();
+    assert_eq!(again, 0, "recorded once, however often asked");
+    let mut noticed = store.expiry_candidates(at(2000)).await.unwrap()[0]
+        .noticed
+        .clone();
+    noticed.sort();
+    assert_eq!(noticed, ["1d", "7d"]);
+    let expiring = repository
+        .events(Some(EventType::ApiTokenExpiring), 10)
+        .await
+        .unwrap();
+    assert_eq!(expiring.len(), 1);
+    assert_eq!(expiring[0].event.threshold.as_deref(), Some("1d"));
+    assert_eq!(expiring[0].event.created_by, "system");
+    let expired = AuditEvent::token_expired(&soon, at(1000));
+    assert_eq!(
+        store
+            .record_expiry_notices(vec![notice(&["expired"], Some(expired))])
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        store.expiry_candidates(at(2000)).await.unwrap().is_empty(),
+        "done with it"
+    );
+    // A new expiry arms the notices again; one for the old expiry records nothing.
+    repository
+        .update_expiry(
+            TokenRef::Selector(soon.selector()),
+            at(1500),
+            &Actor::named("t"),
+            at(600),
+        )
+        .await
+        .unwrap();
+    let rearmed = store.expiry_candidates(at(2000)).await.unwrap();
+    assert_eq!(
+        (rearmed[0].expires_at, rearmed[0].noticed.len()),
+        (at(1500), 0)
+    );
+    let stale = AuditEvent::token_expiring(&soon, "7d", at(700));
+    assert_eq!(
+        store
+            .record_expiry_notices(vec![notice(&["7d"], Some(stale))])
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+async fn only_unused_unexpired_tokens_are_expired_as_unused(fixture: &dyn Fixture) {
+    let repository = ready(fixture).await;
+    let system = Actor::named("system");
+    let idle = insert(repository.as_ref(), &token(1, "idle", &["default"], 0).0).await;
+    let used = insert(repository.as_ref(), &token(2, "used", &["default"], 0).0).await;
+    let gone = insert(
+        repository.as_ref(),
+        &token(3, "gone", &["default"], 0).0.with_expiry(at(50)),
+    )
+    .await;
+    repository
+        .record_seen(vec![(used.selector(), at(80))])
+        .await
+        .unwrap();
+    let cutoff = at(60);
+    let change = repository
+        .expire_unused(idle.selector(), cutoff, &system, at(100))
+        .await
+        .unwrap()
+        .expect("idle since creation at 0");
+    assert_eq!(change.after.expires_at(), Some(at(100)));
+    for (token, why) in [
+        (&used, "seen at 80"),
+        (&gone, "already expired"),
+        (&idle, "expired just now"),
+    ] {
+        let outcome = repository
+            .expire_unused(token.selector(), cutoff, &system, at(100))
+            .await
+            .unwrap();
+        assert!(outcome.is_none(), "{why}");
+    }
+    let updates = repository
+        .events(Some(EventType::ApiTokenUpdated), 10)
+        .await
+        .unwrap();
+    assert_eq!(updates.len(), 1, "one event, for the one change");
+    assert_eq!(updates[0].event.created_by, "system");
+}
+
 /// Instantiates every case above for one backend. `$fixture` is an async
 /// expression giving a fresh `Fixture` (or `None` to skip, e.g. without a server).
 #[macro_export]
@@ -960,6 +1308,11 @@ macro_rules! contract_suite {
                 a_failed_rotation_leaves_no_trace,
                 concurrent_rotations_make_one_successor,
                 search_pages_through_every_event_once,
+                an_endpoint_gets_the_events_recorded_after_it_registered,
+                one_instance_holds_an_endpoint_while_its_lease_runs,
+                failed_attempts_are_kept_until_a_delivery_clears_them,
+                expiry_notices_are_recorded_once_per_token_threshold_and_expiry,
+                only_unused_unexpired_tokens_are_expired_as_unused,
             );
         }
     };
@@ -1007,6 +1360,10 @@ mod sqlite {
             self.repository.clone()
         }
 
+        fn notifications(&self) -> Arc<dyn keywarden_application::NotificationStore> {
+            self.repository.clone()
+        }
+
         async fn execute(&self, sql: &str) {
             let mut conn =
                 diesel::SqliteConnection::establish(self.path.to_str().unwrap()).unwrap();
@@ -1050,6 +1407,10 @@ mod postgres {
             self.repository.clone()
         }
 
+        fn notifications(&self) -> Arc<dyn keywarden_application::NotificationStore> {
+            self.repository.clone()
+        }
+
         async fn execute(&self, sql: &str) {
             let url = self.database.url().to_string();
             let sql = sql.to_string();
@@ -1064,3 +1425,73 @@ mod postgres {
 }
 
 contract_suite!(on_postgres, postgres::fresh());
+
+/// PostgreSQL assigns ids (and transaction ids) before commit, not in commit
+/// order: an event committed while an older transaction still runs must not
+/// be delivered before that transaction's events, or the cursor would step
+/// past them for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outbox_waits_for_older_transactions_still_running() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    use keywarden_persistence_adapter::testing::TestDatabase;
+    use keywarden_persistence_adapter::{PostgresOptions, PostgresRepository};
+
+    let Some(database) = TestDatabase::fresh().await else {
+        return;
+    };
+    let repository = Arc::new(
+        PostgresRepository::open(database.url().to_string(), PostgresOptions::default())
+            .await
+            .unwrap(),
+    );
+    repository
+        .sync_catalog(projects(), environments(), true)
+        .await
+        .unwrap();
+    let store: Arc<dyn NotificationStore> = repository.clone();
+    store
+        .register_endpoints(vec![HOOK.into()], at(0))
+        .await
+        .unwrap();
+    let (slow, _) = token(1, "slow", &["default"], 0);
+    let (begun, begun_rx) = std::sync::mpsc::channel();
+    let (finish, finish_rx) = std::sync::mpsc::channel::<()>();
+    let url = database.url().to_string();
+    let selector = slow.selector().to_string();
+    let older = std::thread::spawn(move || {
+        let mut conn = diesel::PgConnection::establish(&url).unwrap();
+        conn.batch_execute(&format!(
+            "BEGIN; INSERT INTO events (event_type, created_by, created_at, selector, format) \
+             VALUES ('api-token-deleted', 'older', now(), '{selector}', 1);"
+        ))
+        .unwrap();
+        begun.send(()).unwrap();
+        finish_rx.recv().unwrap();
+        conn.batch_execute("COMMIT;").unwrap();
+    });
+    begun_rx.recv().unwrap();
+    let (quick, _) = token(2, "quick", &["default"], 0);
+    insert(repository.as_ref(), &quick).await;
+    for _ in 0..10 {
+        assert_eq!(
+            pending_ids(store.as_ref()).await,
+            Vec::<i64>::new(),
+            "held back while the older transaction runs"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    }
+    finish.send(()).unwrap();
+    older.join().unwrap();
+    let pending = settled(store.as_ref(), 2).await;
+    let creators: Vec<_> = pending
+        .iter()
+        .map(|p| p.stored.event.created_by.as_str())
+        .collect();
+    assert_eq!(creators, ["older", "tester"], "in transaction order");
+    assert!(
+        pending[0].stored.id < pending[1].stored.id,
+        "committed last with the lower id: a cursor over ids alone, having passed the \
+         quick one, would never have sent it"
+    );
+}

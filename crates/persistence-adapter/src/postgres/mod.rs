@@ -186,19 +186,24 @@ impl Dialect for PostgresDatabase {
     /// after this position.
     fn log_end(conn: &mut PgConnection) -> Result<LogPosition, TxError> {
         Ok(LogPosition {
-            commit: outbox_fence(conn)? - 1,
+            commit: oldest_running(conn)? - 1,
             id: i64::MAX,
         })
     }
 
-    /// The fence is read first: every transaction older than it had ended
-    /// by then, so the read after it sees all their events.
+    /// The fence is read first: every transaction from the cursor's up to
+    /// it had ended by then, so the read after it sees all their events,
+    /// and no event can later appear between the cursor and the fence.
     fn events_after(
         conn: &mut PgConnection,
         after: LogPosition,
         limit: i64,
+        settled: bool,
     ) -> Result<Vec<EventRow>, TxError> {
-        let fence = outbox_fence(conn)?;
+        let fence = match settled {
+            true => outbox_fence(conn, after.commit)?,
+            false => i64::MAX,
+        };
         Ok(statements::events_after_commit(after.commit, after.id, fence, limit).load(conn)?)
     }
 
@@ -219,10 +224,29 @@ struct Fence {
 
 /// The oldest transaction id still running (or the next one, if none runs):
 /// transactions before it can commit no more events.
-fn outbox_fence(conn: &mut PgConnection) -> Result<i64, TxError> {
+fn oldest_running(conn: &mut PgConnection) -> Result<i64, TxError> {
     let row: Fence =
         diesel::sql_query("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS fence")
             .get_result(conn)?;
+    Ok(row.fence)
+}
+
+/// The oldest transaction at or after `from` that is still running (or the
+/// next one, if none is): below it, from `from` on, every transaction has
+/// ended. Transactions running from before `from` do not hold the outbox
+/// back: the cursor only ever reaches a transaction once every older one
+/// had ended (see `Dialect::events_after`), so none of them is older than
+/// the cursor.
+fn outbox_fence(conn: &mut PgConnection, from: i64) -> Result<i64, TxError> {
+    let row: Fence = diesel::sql_query(
+        "WITH s AS (SELECT pg_current_snapshot() AS snap) \
+         SELECT COALESCE( \
+             (SELECT MIN(x::text::bigint) FROM s, pg_snapshot_xip(s.snap) AS x \
+              WHERE x::text::bigint >= $1), \
+             (SELECT pg_snapshot_xmax(snap)::text::bigint FROM s)) AS fence",
+    )
+    .bind::<BigInt, _>(from)
+    .get_result(conn)?;
     Ok(row.fence)
 }
 

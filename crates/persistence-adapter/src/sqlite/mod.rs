@@ -154,7 +154,8 @@ impl Dialect for SqliteDatabase {
         Ok(())
     }
 
-    /// The writer assigns event ids in commit order: the id is the position.
+    /// The writer assigns event ids in commit order: the id is the
+    /// position, and every visible event is settled.
     fn log_end(conn: &mut SqliteConnection) -> Result<LogPosition, TxError> {
         let last: Option<i64> = events::table
             .select(diesel::dsl::max(events::id))
@@ -169,6 +170,7 @@ impl Dialect for SqliteDatabase {
         conn: &mut SqliteConnection,
         after: LogPosition,
         limit: i64,
+        _settled: bool,
     ) -> Result<Vec<EventRow>, TxError> {
         Ok(conn.load_rows(statements::events_after_id(after.id, limit))?)
     }
