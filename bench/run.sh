@@ -328,20 +328,6 @@ for run in $(seq 1 "$RUNS"); do
   done
 done
 
-has verify && wrk_run "GET /api/verify (200)" 200 2s KW_PATH=/api/verify "KW_AUTH=$cred"
-# An /edge/validate body with the first N seeded credentials.
-edge_body() {
-  python3 -c 'import json, sys
-lines = open(sys.argv[1]).read().splitlines()[: int(sys.argv[2])]
-print(json.dumps({"tokens": [line.split("\t")[1] for line in lines]}))' "$TMP/tokens.tsv" "$1"
-}
-if has edge; then
-  for n in 1 10 100; do
-    wrk_run "POST /edge/validate, $n tokens" 200 2s KW_METHOD=POST KW_PATH=/edge/validate \
-      "KW_BODY=$(edge_body "$n")"
-  done
-fi
-
 record "{\"kind\":\"rss\",\"backend\":\"$BACKEND\",\"size\":$SIZE,$(python3 "$KW" rss "$SERVER_PID" | sed 's/^{//')"
 
 if has list-latency; then
