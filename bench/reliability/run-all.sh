@@ -19,7 +19,7 @@ if ((!have_bin)); then
 fi
 
 failed=()
-for script in crash.py races.py hostile.py fuzz_api.py; do
+for script in crash.py races.py webhooks.py hostile.py fuzz_api.py; do
   echo "=== $script ${args[*]}"
   start=$SECONDS
   if python3 "$HERE/$script" "${args[@]}"; then
