@@ -505,6 +505,17 @@ impl CredentialView {
             .live
     }
 
+    /// Whether a live admin token that has not expired by `now` exists: one
+    /// pass over the records, for the start-up report.
+    pub(crate) fn has_usable_admin(&self, now: DateTime<Utc>) -> bool {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        state.records.iter().any(|record| {
+            record.is_live()
+                && record.token_type.is_admin()
+                && record.expires_at.is_none_or(|at| at > now)
+        })
+    }
+
     /// Checks a presented credential's key: its embedded selector, or without
     /// one the record its verifier is indexed under. The selector is not
     /// secret, so the lookup may take variable time; the verifier comparison
