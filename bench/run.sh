@@ -30,7 +30,15 @@
 #                        /edge/validate with 1, 10, 100 valid credentials), nginx
 #                        (nginx alone in front of a static upstream), nginx-auth
 #                        (the same with docs/examples/nginx.conf's auth_request to
-#                        keywarden), list-latency, startup [all but the nginx ones]
+#                        keywarden), pgbench, pgbench-notify, pgbench-batch8 (PostgreSQL
+#                        only: pgbench on the same database with PUT's transaction
+#                        shape, without and with a pg_notify in it, and 8 of them in
+#                        one transaction, each in a savepoint: what group commit
+#                        could gain; --pg-clients clients), list-latency,
+#                        startup (time to the first answer and to /ready, and RSS
+#                        6 s after ready on the last start) [all but the nginx and
+#                        pgbench ones]
+#   --pg-clients N       pgbench clients, as many as keywarden's pool [8]
 #   --bin PATH           use this keywarden binary instead of building one
 #   --label NAME         recorded with every measurement, to tell binaries apart
 #                        when summarising several runs (bench/compare.sh)
@@ -56,6 +64,7 @@ RUNS=3
 CONNECTIONS=32
 THREADS=2
 STARTUP_RUNS=21
+PG_CLIENTS=8
 SCENARIOS="health,unauth,name,list,put,verify,edge1,edge10,edge100,list-latency,startup"
 BIN=""
 LABEL=""
@@ -78,6 +87,7 @@ while (($#)); do
     --connections) CONNECTIONS="$2"; shift 2 ;;
     --threads) THREADS="$2"; shift 2 ;;
     --startup-runs) STARTUP_RUNS="$2"; shift 2 ;;
+    --pg-clients) PG_CLIENTS="$2"; shift 2 ;;
     --scenarios) SCENARIOS="$2"; shift 2 ;;
     --bin) BIN="$2"; shift 2 ;;
     --label) LABEL="$2"; shift 2 ;;
@@ -90,9 +100,12 @@ while (($#)); do
   esac
 done
 
-KNOWN=",health,unauth,name,list,put,verify,edge1,edge10,edge100,nginx,nginx-auth,list-latency,startup,"
+KNOWN=",health,unauth,name,list,put,verify,edge1,edge10,edge100,nginx,nginx-auth,pgbench,pgbench-notify,pgbench-batch8,list-latency,startup,"
 for scenario_name in ${SCENARIOS//,/ }; do
   [[ "$KNOWN" == *",$scenario_name,"* ]] || { echo "run.sh: unknown scenario $scenario_name" >&2; usage 2; }
+  if [[ "$scenario_name" == pgbench* && -z "$PG_BASE" ]]; then
+    echo "run.sh: scenario $scenario_name needs --postgres" >&2; exit 2
+  fi
 done
 
 BACKEND=sqlite
@@ -218,6 +231,42 @@ seed_ms=$(( ($(date +%s%N) - seed_start) / 1000000 ))
 record "{\"kind\":\"seed\",\"backend\":\"$BACKEND\",\"size\":$SIZE,\"seconds\":$((seed_ms / 1000)).$(printf %03d $((seed_ms % 1000)))}"
 python3 "$KW" sample "$TMP/tokens.tsv" 10000 "$TMP/selectors.txt" "$TMP/names.txt" "$TMP/credentials.txt" >/dev/null
 
+# PUT's transaction as keywarden runs it on PostgreSQL (READ COMMITTED: BEGIN,
+# the token row FOR UPDATE, the expiry UPDATE, the audit event INSERT, COMMIT),
+# on the same tables, rows chosen at random; the row is found by id rather
+# than by its selector (both a unique B-tree lookup). The -notify variant adds
+# the pg_notify that keywarden sent inside every write before issue 16.
+if has pgbench || has pgbench-notify || has pgbench-batch8; then
+  command -v pgbench >/dev/null || { echo "run.sh: the pgbench scenarios need pgbench" >&2; exit 1; }
+  MAX_ID="$(psql "$DATABASE_URL" -XAtq -c 'SELECT max(id) FROM api_tokens')"
+  # A space after each colon: pgbench would read `:null` as a variable.
+  EVENT_JSON='{"secret": "AAAAAAAAAAAAAAAAAAAAAA", "tokenName": "bench-000000", "type": "backend", "project": "*", "projects": ["*"], "environment": "development", "expiresAt": "2040-01-01T00:00:00.000Z", "createdAt": "2026-12-04T00:00:00.000Z", "seenAt": null, "createdBy": "admin"}'
+  put_shape() { # the statements of one PUT, on the row with id :id
+    echo 'SELECT id, selector, verifier, token_name, token_type, all_projects, environment, expires_at, created_at, seen_at, revision, successor FROM api_tokens WHERE id = :id FOR UPDATE;'
+    echo "UPDATE api_tokens SET expires_at = '2040-01-01T00:00:00Z', revision = revision + 1 WHERE id = :id;"
+    echo "INSERT INTO events (event_type, created_by, created_at, data, pre_data, selector, format, token_name, created_by_token_id) VALUES ('api-token-updated', 'admin', now(), '$EVENT_JSON', '$EVENT_JSON', 'AAAAAAAAAAAAAAAAAAAAAA', 1, 'bench-000000', 'BBBBBBBBBBBBBBBBBBBBBB');"
+  }
+  for variant in plain notify; do
+    {
+      echo '\set id random(1, :max_id)'
+      echo 'BEGIN;'
+      put_shape
+      [[ "$variant" == notify ]] && echo "SELECT pg_notify('kwbench', 'AAAAAAAAAAAAAAAAAAAAAA');"
+      echo 'END;'
+    } >"$TMP/pgbench-$variant.sql"
+  done
+  {
+    echo 'BEGIN;'
+    for i in 1 2 3 4 5 6 7 8; do
+      echo '\set id random(1, :max_id)'
+      echo "SAVEPOINT w$i;"
+      put_shape
+      echo "RELEASE SAVEPOINT w$i;"
+    done
+    echo 'END;'
+  } >"$TMP/pgbench-batch8.sql"
+fi
+
 # ---- 3. start on the seeded database and check the seed is what the server expects
 start_server
 record "{\"kind\":\"first-start\",\"backend\":\"$BACKEND\",\"size\":$SIZE,\"ms\":$STARTED_MS}"
@@ -288,7 +337,41 @@ scenario() {
       ARGS=(KW_PATH=/ "KW_AUTH=$PROD_CRED") ;;
     nginx-auth) TITLE="nginx + auth_request to /api/verify, GET /"; TARGET="$NGINX_PORT"
       ARGS=(KW_PATH=/ "KW_AUTH=$PROD_CRED") ;;
+    pgbench) TITLE="pgbench, PUT's transaction, no notify" ;;
+    pgbench-notify) TITLE="pgbench, PUT's transaction + pg_notify" ;;
+    pgbench-batch8) TITLE="pgbench, 8 PUT shapes per transaction (per PUT)" ;;
   esac
+}
+
+# One measured run of the current scenario: wrk, or pgbench for those.
+load_once() { # NAME DURATION_S
+  case "$1" in
+    pgbench) pgbench_once plain "$2" ;;
+    pgbench-notify) pgbench_once notify "$2" ;;
+    pgbench-batch8) pgbench_once batch8 "$2" ;;
+    *) wrk_once "$2" ;;
+  esac
+}
+
+# pgbench for DURATION_S seconds with the script of variant $1; prints a JSON
+# line shaped like wrk's (requests, duration_us, latency) so results and
+# summaries treat it alike; a batch8 transaction counts as 8 requests.
+# Latency percentiles are not collected (p50 is pgbench's mean, p99 0).
+# Deadlocks between batches (random rows in random order) are retried.
+pgbench_once() { # VARIANT DURATION_S
+  local out tps count lat per=1
+  [[ "$1" == batch8 ]] && per=8
+  out="$(pgbench -n -M prepared --max-tries=10 -c "$PG_CLIENTS" -j 2 -T "$2" -D "max_id=$MAX_ID" -f "$TMP/pgbench-$1.sql" "$DATABASE_URL" 2>&1)" || { echo "$out" >&2; return 1; }
+  tps="$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' <<<"$out")"
+  count="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")"
+  lat="$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$out")"
+  [[ -n "$tps" && -n "$count" ]] || { echo "$out" >&2; return 1; }
+  python3 -c 'import json, sys
+tps, count, lat, per = float(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3] or 0), int(sys.argv[5])
+print(json.dumps({"requests": count * per, "duration_us": int(count / tps * 1e6), "p50_us": int(lat * 1000),
+                  "p99_us": 0, "status_errors": 0, "connect_errors": 0, "read_errors": 0,
+                  "write_errors": 0, "timeouts": 0, "tool": "pgbench", "clients": int(sys.argv[4])}))' \
+    "$tps" "$count" "$lat" "$PG_CLIENTS" "$per"
 }
 
 wrk_once() { # DURATION_S; prints wrk's JSON line
@@ -299,7 +382,7 @@ wrk_once() { # DURATION_S; prints wrk's JSON line
 rss_kb() { python3 "$KW" rss "$SERVER_PID" | python3 -c 'import json, sys; print(json.load(sys.stdin)["rss_kb"])'; }
 
 LOADS=()
-for name in health unauth name list put verify edge1 edge10 edge100 nginx nginx-auth; do
+for name in health unauth name list put pgbench pgbench-notify pgbench-batch8 verify edge1 edge10 edge100 nginx nginx-auth; do
   has "$name" || continue
   if [[ "$name" == list ]] && ((SIZE > 20000)); then
     log "list under load skipped at $SIZE tokens (each answer is the whole table); see list-latency"
@@ -317,11 +400,11 @@ for run in $(seq 1 "$RUNS"); do
     if ((run == 1)); then
       quiet_load >/dev/null
       log "$TITLE: warm-up ${WARMUP}s"
-      wrk_once "$WARMUP" >/dev/null
+      load_once "$name" "$WARMUP" >/dev/null
       record "{\"kind\":\"rss\",${LABEL_FIELD}\"backend\":\"$BACKEND\",\"size\":$SIZE,\"scenario\":\"$TITLE\",\"when\":\"after warm-up\",\"rss_kb\":$(rss_kb)}"
     fi
     load="$(quiet_load)"
-    line="$(wrk_once "$DURATION")"
+    line="$(load_once "$name" "$DURATION")"
     [[ -n "$line" ]] || { echo "run.sh: wrk printed no result for $TITLE" >&2; exit 1; }
     record "{\"kind\":\"wrk\",${LABEL_FIELD}\"backend\":\"$BACKEND\",\"size\":$SIZE,\"scenario\":\"$TITLE\",\"run\":$run,\"expect_status\":$EXPECT,\"load1\":$load,\"connections\":$CONNECTIONS,\"threads\":$THREADS,\"rss_kb\":$(rss_kb),${line#\{}"
     log "$TITLE run $run: $(python3 "$KW" wrk-line "$line") (load1 before: $load)"
@@ -346,7 +429,7 @@ if has startup; then
   ((SIZE > 200000)) && runs=5
   load="$(quiet_load)"
   log "start-up: $runs runs"
-  line="$(cd "$TMP" && python3 "$KW" startup "$runs" "$PORT" 600 "$BIN")"
+  line="$(cd "$TMP" && KW_SETTLE_S=6 python3 "$KW" startup "$runs" "$PORT" 600 "$BIN")"
   record "{\"kind\":\"startup\",\"backend\":\"$BACKEND\",\"size\":$SIZE,\"load1\":$load,${line#\{}"
 fi
 

@@ -19,9 +19,9 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer};
 use keywarden_application::{
-    check_init_token_strength, error_chain, register_webhooks, start, ApiTokenUseCases, AppError,
-    Bootstrap, ChangeFollower, CredentialAuthority, ExternalChange, NamedTask, PeriodicResync,
-    RepositoryError, SeenFlusher, ViewLoader, WebhookSender,
+    check_init_token_strength, register_webhooks, start, AppError, Bootstrap, ChangeFollower,
+    CredentialAuthority, ExternalChange, NamedTask, PeriodicResync, RepositoryError, SeenFlusher,
+    ViewLoader, WebhookSender,
 };
 use keywarden_domain::Credential;
 use keywarden_http_adapter::{
@@ -83,22 +83,6 @@ fn metrics_renderer(credentials: Arc<dyn CredentialAuthority>) -> MetricsRendere
 /// How many tokens storage holds, and whether an admin token can use the
 /// Admin API: an instance nobody can administer over HTTP must say how to
 /// recover, in the words the operator will type.
-async fn token_inventory(usecases: &dyn ApiTokenUseCases) -> Option<(usize, bool)> {
-    let now = chrono::Utc::now();
-    match usecases.list_tokens().await {
-        Ok(tokens) => Some((
-            tokens.len(),
-            tokens.iter().any(|token| {
-                token.token_type().is_admin() && token.expires_at().is_none_or(|at| at > now)
-            }),
-        )),
-        Err(error) => {
-            warn!(error = %error_chain(&error), "cannot count the tokens or check for an admin token");
-            None
-        }
-    }
-}
-
 /// Refuses guessable `INIT_*` credentials before anything is opened, and
 /// warns, at every start, about the ones that start anyway.
 ///
@@ -252,22 +236,15 @@ impl Application {
             .run();
         system::trim_memory_periodically();
         let database = storage::describe_database(&settings);
-        // Counted from storage: the in-memory view may still be loading.
-        let inventory = token_inventory(usecases.as_ref()).await;
+        // How many tokens there are, and whether an admin token exists, is
+        // logged once the view has loaded: counting here would read every
+        // token before the first request is answered.
         info!(
             address = %format!("{}:{port}", settings.server.host),
             port,
             database,
-            tokens = inventory.map(|(count, _)| count),
             "keywarden is listening"
         );
-        if inventory.is_some_and(|(_, has_admin)| !has_admin) {
-            warn!(
-                database,
-                "no admin token can use the Admin API; create one with: \
-                 keywarden tokens create --type admin --name <name>"
-            );
-        }
         Ok(Self {
             port,
             server,

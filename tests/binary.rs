@@ -128,6 +128,15 @@ impl Running {
         self.request("GET", path, credential, None).status
     }
 
+    /// Until `/ready` answers 200: the view has loaded and said so in the log.
+    fn wait_until_ready(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while self.get("/ready", "") != 200 {
+            assert!(std::time::Instant::now() < deadline, "never ready");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// One request with a JSON body, if any.
     fn request(&self, method: &str, path: &str, credential: &str, body: Option<&str>) -> Response {
         http::send(self.port, method, path, &headers(credential), body)
@@ -806,7 +815,6 @@ fn start_up_says_where_it_is_and_how_to_recover_without_an_admin() {
     for part in [
         format!("127.0.0.1:{}", server.port),
         database.display().to_string(),
-        "tokens=1".to_string(),
     ] {
         assert!(
             server.listening.contains(&part),
@@ -815,7 +823,13 @@ fn start_up_says_where_it_is_and_how_to_recover_without_an_admin() {
         );
     }
     assert_eq!(server.get("/health", ""), 200);
+    server.wait_until_ready();
     let (_, _, logs) = server.stop_with_logs();
+    assert!(
+        logs.iter()
+            .any(|line| line.contains("credential view loaded") && line.contains("tokens=1")),
+        "{logs:?}"
+    );
     assert!(
         !logs.iter().any(|line| line.contains("tokens create")),
         "{logs:?}"
@@ -825,6 +839,7 @@ fn start_up_says_where_it_is_and_how_to_recover_without_an_admin() {
     assert!(ok, "{stderr}");
     let server = start(dir.path());
     assert_eq!(server.get("/health", ""), 200);
+    server.wait_until_ready();
     let (_, _, logs) = server.stop_with_logs();
     assert!(
         logs.iter().any(|line| line.contains("WARN")

@@ -18,7 +18,10 @@ Command line (bench/run.sh), `kwbench.py COMMAND ARGS`:
   startup RUNS PORT TIMEOUT_S BIN [ARGS...]
                                    start BIN RUNS times (environment and cwd as
                                    given), time process start -> first 200 from
-                                   /health, stop it with SIGTERM; print JSON
+                                   /health and -> first 200 from /ready, stop it
+                                   with SIGTERM; print JSON. KW_SETTLE_S=S: the
+                                   last run waits S s after ready, then its RSS
+                                   is read
   latency PORT PATH AUTH COUNT TIMEOUT_S
                                    COUNT sequential requests on one keep-alive
                                    connection; print JSON with per-request ms
@@ -57,11 +60,11 @@ def free_port():
         return s.getsockname()[1]
 
 
-def health_once(port, timeout=1.0):
-    """Status of GET /health, or None when nothing answers yet."""
+def health_once(port, timeout=1.0, path="/health"):
+    """Status of GET `path` (/health), or None when nothing answers yet."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-            s.sendall(b"GET /health HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".encode())
             data = b""
             while b"\r\n" not in data:
                 chunk = s.recv(256)
@@ -174,29 +177,47 @@ def launch(port, timeout_s, log_path, argv):
     sys.exit(f"keywarden did not answer /health with 200 (exit status {process.poll()})")
 
 
-def startup(runs, port, timeout_s, argv):
-    times = []
+def startup(runs, port, timeout_s, argv, settle_s=0.0):
+    """Starts `argv` `runs` times; per run, the time from process start to the
+    first 200 from /health (the first answer) and to the first 200 from
+    /ready (the credential view loaded). With `settle_s`, the last run stays
+    up that long after ready (glibc's freed pages go back to the system
+    every 5 s, see src/system.rs) and its resident memory is read then."""
+    first, ready, memory = [], [], None
     log = open(os.environ.get("KW_SERVER_LOG", os.devnull), "ab")
-    for _ in range(runs):
+    for run in range(runs):
         start = time.perf_counter()
         process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log)
-        ready = None
+        answered = loaded = None
         deadline = start + timeout_s
         try:
             while time.perf_counter() < deadline and process.poll() is None:
-                if health_once(port) == 200:
-                    ready = (time.perf_counter() - start) * 1000
+                if answered is None and health_once(port) == 200:
+                    answered = (time.perf_counter() - start) * 1000
+                if answered is not None and health_once(port, path="/ready") == 200:
+                    loaded = (time.perf_counter() - start) * 1000
                     break
                 time.sleep(0.0005)
+            if loaded is not None and settle_s and run == runs - 1:
+                time.sleep(settle_s)
+                with open(f"/proc/{process.pid}/status") as f:
+                    memory = {key: int(rest.split()[0]) for key, _, rest in
+                              (line.partition(":") for line in f) if key in ("VmRSS", "VmHWM")}
         finally:
             stop(process)
-        if ready is None:
-            print(json.dumps({"error": "no 200 from /health", "exit": process.returncode}))
+        if loaded is None:
+            print(json.dumps({"error": "no 200 from /health and /ready", "exit": process.returncode}))
             sys.exit(1)
-        times.append(round(ready, 2))
+        first.append(round(answered, 2))
+        ready.append(round(loaded, 2))
         time.sleep(0.2)
-    print(json.dumps({"runs": runs, "median_ms": round(statistics.median(times), 2),
-                      "min_ms": min(times), "max_ms": max(times), "all_ms": times}))
+    result = {"runs": runs, "median_ms": round(statistics.median(first), 2),
+              "min_ms": min(first), "max_ms": max(first), "all_ms": first,
+              "ready_median_ms": round(statistics.median(ready), 2),
+              "ready_min_ms": min(ready), "ready_max_ms": max(ready), "ready_all_ms": ready}
+    if memory:
+        result.update({"rss_kb": memory["VmRSS"], "hwm_kb": memory["VmHWM"], "settle_s": settle_s})
+    print(json.dumps(result))
 
 
 def latency(port, path, auth, count, timeout_s):
@@ -285,6 +306,18 @@ def summarize(paths):
                        f"{statistics.median(rps(r) for r in runs):,.0f} | {ratio} | "
                        f"{fmt_ms(p50)} | {fmt_ms(p99)} | {status}/{total} ({expected}) | "
                        f"{sockets} | {load} | {memory} |")
+    # PUT beside pgbench with PUT's transaction shape, paired run by run.
+    by_run = {}
+    for r in loads:
+        by_run.setdefault((r["source"], r.get("label", ""), r["run"]), {})[r["scenario"]] = rps(r)
+    for title in ("pgbench, PUT's transaction, no notify", "pgbench, PUT's transaction + pg_notify",
+                  "pgbench, 8 PUT shapes per transaction (per PUT)"):
+        ratios = [runs["PUT /api/admin/api-tokens/:token"] / runs[title] for runs in by_run.values()
+                  if title in runs and "PUT /api/admin/api-tokens/:token" in runs]
+        if ratios:
+            out.append(f"\nPUT ÷ {title}, same run: "
+                       + ", ".join(f"{ratio:.2f}" for ratio in ratios)
+                       + f" (median {statistics.median(ratios):.2f})")
     for r in rows:
         kind = r.get("kind")
         if kind == "rss" and "scenario" not in r:
@@ -294,6 +327,14 @@ def summarize(paths):
             out.append(f"\nStart to first 200 from /health, existing database ({r['backend']}, "
                        f"{r['size']} tokens): median {r['median_ms']} ms over {r['runs']} runs "
                        f"(min {r['min_ms']}, max {r['max_ms']})")
+            if "ready_median_ms" in r:
+                out.append(f"\nStart to first 200 from /ready ({r['backend']}, {r['size']} tokens): "
+                           f"median {r['ready_median_ms']} ms (min {r['ready_min_ms']}, "
+                           f"max {r['ready_max_ms']})")
+            if "rss_kb" in r:
+                out.append(f"\nRSS {r['settle_s']:g} s after ready ({r['backend']}, {r['size']} "
+                           f"tokens): {r['rss_kb'] / 1024:.1f} MiB, {r['rss_kb'] * 1024 / r['size']:.0f} "
+                           f"bytes per token (peak {r['hwm_kb'] / 1024:.1f} MiB)")
         elif kind == "first-start":
             out.append(f"\nFirst start after seeding ({r['backend']}, {r['size']} tokens): "
                        f"{r['ms']:.1f} ms")
@@ -410,11 +451,14 @@ def psql(url, sql, env=None):
 class Server:
     """keywarden on 127.0.0.1 in a temporary directory."""
 
-    def __init__(self, args, env=None, name="reliability"):
+    def __init__(self, args, env=None, name="reliability", db=None):
+        """With `db` (another server's `Database`), a second instance on the
+        same database, which its owner drops."""
         self.binary = binary(args.bin)
         self.folder = tempfile.mkdtemp(prefix=f"kw-{name}-")
         self.keep = args.keep
-        self.db = Database(self.folder, args.postgres)
+        self.owns_db = db is None
+        self.db = db or Database(self.folder, args.postgres)
         self.port = free_port()
         self.env = dict(os.environ)
         self.env.pop("KEYWARDEN_CONFIG", None)
@@ -474,7 +518,8 @@ class Server:
 
     def close(self):
         self.stop()
-        self.db.drop()
+        if self.owns_db:
+            self.db.drop()
         if self.keep:
             log(f"kept {self.folder}")
         else:
@@ -558,7 +603,8 @@ def main():
     elif command == "launch":
         launch(int(rest[0]), float(rest[1]), rest[2], rest[3:])
     elif command == "startup":
-        startup(int(rest[0]), int(rest[1]), float(rest[2]), rest[3:])
+        settle = float(os.environ.get("KW_SETTLE_S", "0"))
+        startup(int(rest[0]), int(rest[1]), float(rest[2]), rest[3:], settle)
     elif command == "latency":
         latency(int(rest[0]), rest[1], rest[2], int(rest[3]), float(rest[4]))
     elif command == "rss":

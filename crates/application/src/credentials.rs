@@ -138,6 +138,21 @@ impl Credentials {
         result
     }
 
+    /// What start-up used to learn by listing every token before serving
+    /// (seconds at a million tokens): how many there are, and whether an
+    /// admin token can use the Admin API. Logged before the view counts as
+    /// loaded, so `/ready` answering 200 means it is in the log.
+    fn report_first_load(&self) {
+        let tokens = self.view.len();
+        tracing::info!(tokens, "credential view loaded");
+        if !self.view.has_usable_admin(self.clock.now()) {
+            tracing::warn!(
+                "no admin token can use the Admin API; create one with: \
+                 keywarden tokens create --type admin --name <name>"
+            );
+        }
+    }
+
     /// A create or update this process committed.
     pub(crate) fn committed(&self, token: &ApiToken) {
         self.view.apply(token);
@@ -161,6 +176,10 @@ impl CredentialAuthority for Credentials {
         let mark = self.view.mark();
         let credentials = self.repository.credentials().await?;
         self.view.reload(&credentials, mark);
+        drop(credentials);
+        if !self.is_loaded() {
+            self.report_first_load();
+        }
         self.loaded.send_replace(true);
         metrics::counter!("keywarden_credential_reloads_total").increment(1);
         Ok(())

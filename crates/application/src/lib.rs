@@ -55,4 +55,6 @@ pub use usecases::{
 pub use usecases::{MockApiTokenUseCases, MockCredentialAuthority, MockOperatorCommands};
 #[cfg(any(test, feature = "mocks"))]
 pub use verify::MockTokenVerification;
-pub use verify::{CredentialFacts, InvalidScope, Refusal, TokenVerification, VerifiedToken};
+pub use verify::{
+    CredentialFacts, InvalidScope, Refusal, TokenScope, TokenVerification, VerifiedToken,
+};

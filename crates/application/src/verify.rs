@@ -25,9 +25,27 @@ use crate::view::Rejection;
 pub struct CredentialFacts {
     pub name: Arc<str>,
     pub token_type: TokenType,
+    /// Shared by every token with the same projects and environment.
+    pub scope: Arc<TokenScope>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl CredentialFacts {
+    pub fn projects(&self) -> &Projects {
+        &self.scope.projects
+    }
+
+    pub fn environment(&self) -> &EnvironmentScope {
+        &self.scope.environment
+    }
+}
+
+/// Where a token is valid: its projects and environment. The credential view
+/// keeps one of each distinct scope, however many tokens have it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TokenScope {
     pub projects: Projects,
     pub environment: EnvironmentScope,
-    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// A credential that passed: its token's selector and public facts.
@@ -122,7 +140,7 @@ pub(crate) fn admit(
     })?;
     seen.record(selector, now);
     required
-        .check(facts.token_type, &facts.environment, &facts.projects)
+        .check(facts.token_type, facts.environment(), facts.projects())
         .map_err(Refusal::OutOfScope)?;
     Ok(VerifiedToken { selector, facts })
 }

@@ -72,6 +72,10 @@ impl fmt::Debug for Selector {
 pub struct Verifier([u8; 32]);
 
 impl Verifier {
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
     pub fn from_slice(bytes: &[u8]) -> Option<Self> {
         <[u8; 32]>::try_from(bytes).ok().map(Self)
     }

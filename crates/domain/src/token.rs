@@ -103,7 +103,7 @@ impl EnvironmentName {
 }
 
 /// The projects a token reaches.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Projects {
     All,
     Listed(BTreeSet<ProjectId>),
@@ -162,7 +162,7 @@ impl Projects {
 }
 
 /// The environments a token reaches: all (`*`, admin tokens only) or one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum EnvironmentScope {
     All,
     Named(EnvironmentName),

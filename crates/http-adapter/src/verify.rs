@@ -143,8 +143,8 @@ pub(crate) async fn validate_edge_tokens(
                 tokens.push(EdgeToken {
                     token,
                     token_type: reported_type(facts.token_type),
-                    projects: facts.projects.ids(),
-                    environment: facts.environment.as_str().to_string(),
+                    projects: facts.projects().ids(),
+                    environment: facts.environment().as_str().to_string(),
                 });
             }
             Err(Refusal::Unavailable) => {
@@ -248,20 +248,23 @@ fn header_text(text: &str) -> HeaderValue {
 fn granted(token: &VerifiedToken) -> HttpResponse {
     let facts = &token.facts;
     let token_type = reported_type(facts.token_type);
-    let projects = facts.projects.ids();
+    let projects = facts.projects().ids();
     let mut response = HttpResponse::Ok();
     response
         .insert_header((X_TOKEN_ID, header_text(&token.selector.to_string())))
         .insert_header((X_TOKEN_NAME, header_text(&facts.name)))
         .insert_header((X_TOKEN_TYPE, HeaderValue::from_static(token_type)))
-        .insert_header((X_TOKEN_ENVIRONMENT, header_text(facts.environment.as_str())))
+        .insert_header((
+            X_TOKEN_ENVIRONMENT,
+            header_text(facts.environment().as_str()),
+        ))
         .insert_header((X_TOKEN_PROJECTS, header_text(&projects.join(","))));
     response.json(VerifiedTokenBody {
         id: token.selector.to_string(),
         token_name: facts.name.to_string(),
         token_type,
         projects,
-        environment: facts.environment.as_str().to_string(),
+        environment: facts.environment().as_str().to_string(),
         expires_at: facts.expires_at.as_ref().map(format_millis),
     })
 }

@@ -446,7 +446,10 @@ impl<D: Dialect> ApiTokenRepository for SqlRepository<D> {
         let inserted = self
             .0
             .write(move |conn| {
-                if token_count::<D>(conn)? > 0 {
+                // Bootstrap runs before the first request is answered: it
+                // asks whether any token exists, not how many.
+                D::lock_token_count(conn)?;
+                if !conn.load_rows(st::any_token())?.is_empty() {
                     return Ok(false);
                 }
                 for token in &tokens {

@@ -53,8 +53,8 @@ async fn a_valid_credential_reports_its_public_facts() {
     assert_eq!(verified.selector, token.selector());
     assert_eq!(&*verified.facts.name, "token-1");
     assert_eq!(verified.facts.token_type, TokenType::Backend);
-    assert_eq!(verified.facts.projects, *token.projects());
-    assert_eq!(verified.facts.environment.as_str(), "development");
+    assert_eq!(*verified.facts.projects(), *token.projects());
+    assert_eq!(verified.facts.environment().as_str(), "development");
     assert_eq!(verified.facts.expires_at, None);
 }
 

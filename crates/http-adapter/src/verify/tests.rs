@@ -9,7 +9,7 @@ use actix_web::test::{self, TestRequest};
 use actix_web::App;
 use keywarden_application::{
     CredentialFacts, InvalidScope, MockApiTokenUseCases, MockTokenVerification, Refusal,
-    VerifiedToken,
+    TokenScope, VerifiedToken,
 };
 use keywarden_domain::{
     AcceptedTypes, EnvironmentName, EnvironmentScope, ProjectId, Projects, RequiredScope, Selector,
@@ -42,8 +42,10 @@ fn backend_facts() -> CredentialFacts {
     CredentialFacts {
         name: Arc::from("shop front ü"),
         token_type: TokenType::Backend,
-        projects: Projects::from_ids(["web", "shop"]).unwrap(),
-        environment: EnvironmentScope::Named(EnvironmentName::parse("development").unwrap()),
+        scope: Arc::new(TokenScope {
+            projects: Projects::from_ids(["web", "shop"]).unwrap(),
+            environment: EnvironmentScope::Named(EnvironmentName::parse("development").unwrap()),
+        }),
         expires_at: Some(
             chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2030, 1, 1, 0, 0, 0).unwrap(),
         ),
@@ -54,8 +56,10 @@ fn admin_facts() -> CredentialFacts {
     CredentialFacts {
         name: Arc::from("root"),
         token_type: TokenType::Admin,
-        projects: Projects::All,
-        environment: EnvironmentScope::All,
+        scope: Arc::new(TokenScope {
+            projects: Projects::All,
+            environment: EnvironmentScope::All,
+        }),
         expires_at: None,
     }
 }
@@ -103,7 +107,7 @@ fn knowing() -> MockTokenVerification {
                 Some(_) => return Err(Refusal::Unknown),
             };
             required
-                .check(facts.token_type, &facts.environment, &facts.projects)
+                .check(facts.token_type, facts.environment(), facts.projects())
                 .map_err(Refusal::OutOfScope)?;
             Ok(VerifiedToken {
                 selector,

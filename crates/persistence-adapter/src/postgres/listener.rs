@@ -19,8 +19,9 @@ use super::pool::{set_statement_timeout, OwnBackends};
 use super::CHANGES_CHANNEL;
 
 /// How often pending notifications are read: the bound on how stale another
-/// instance's change can be here (plus one query to fetch it).
-const POLL: Duration = Duration::from_millis(100);
+/// instance's change can be here (plus one query to fetch it). Reading them
+/// is one non-blocking `recv` on the connection's socket.
+const POLL: Duration = Duration::from_millis(10);
 /// Silence on a connection is checked this often, to notice a dead peer.
 const KEEPALIVE: Duration = Duration::from_secs(5);
 const RETRY: Duration = Duration::from_millis(500);

@@ -110,7 +110,16 @@ impl PostgresDatabase {
     /// The task that announces this process's writes in batches, one per
     /// `interval`; until it is taken, each write announces itself.
     pub fn change_notifier(&self, interval: Duration) -> ChangeNotifier {
-        ChangeNotifier::new(Arc::clone(&self.announcements), self.pool.clone(), interval)
+        let (url, statement_timeout) = self.listener_settings();
+        ChangeNotifier::new(
+            Arc::clone(&self.announcements),
+            notifier::Session {
+                url,
+                statement_timeout,
+                own: Arc::clone(&self.own),
+            },
+            interval,
+        )
     }
 
     /// Starts following the changes other instances announce, delivered to
@@ -126,7 +135,7 @@ impl PostgresDatabase {
         listener::spawn(url, statement_timeout, Arc::clone(&self.own), changes)
     }
 
-    /// Where the listener connects, and its statement timeout.
+    /// Where the listener and the notifier connect, and their statement timeout.
     fn listener_settings(&self) -> (String, Duration) {
         (self.url.clone(), self.statement_timeout)
     }

@@ -13,13 +13,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use diesel::{Connection, RunQueryDsl};
-use keywarden_application::{BackgroundTask, Stop};
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use keywarden_application::{BackgroundTask, RepositoryError, Stop};
 use tokio::sync::Notify;
 use tracing::warn;
 
-use super::pool::PgPool;
+use super::pool::{backend_pid, set_statement_timeout, OwnBackends, PgPool};
 use super::Announce;
+use crate::error::TxError;
 use crate::sql::with_connection;
 
 /// PostgreSQL refuses a notification payload of 8000 bytes or more.
@@ -58,35 +59,95 @@ impl Announcements {
     }
 }
 
+/// Where the notifier's own connection goes, and what it registers there.
+pub(crate) struct Session {
+    pub(crate) url: String,
+    pub(crate) statement_timeout: Duration,
+    /// The notifier's backend joins the pool's: this instance's listener
+    /// skips what it announces.
+    pub(crate) own: Arc<OwnBackends>,
+}
+
+/// The notifier's connection and its server process id.
+struct Connected {
+    conn: PgConnection,
+    pid: i32,
+}
+
+impl Session {
+    fn connect(&self) -> Result<Connected, Box<dyn std::error::Error + Send + Sync>> {
+        super::init_tls();
+        let mut conn = PgConnection::establish(&self.url)?;
+        set_statement_timeout(&mut conn, self.statement_timeout)?;
+        let pid = backend_pid(&mut conn)?;
+        self.own.set(pid, true);
+        Ok(Connected { conn, pid })
+    }
+}
+
 /// Sends what the writes of this process committed, one batch per
-/// `interval`, and what is pending when stopped.
+/// `interval`, and what is pending when stopped. It has a connection of its
+/// own: under full write load a pooled one is free only after every request
+/// queued before it, which would add the pool's queue to how late other
+/// instances learn of a change (tens of milliseconds at 32 connections).
 pub struct ChangeNotifier {
     announcements: Arc<Announcements>,
-    pool: PgPool,
+    session: Arc<Session>,
+    connected: Option<Connected>,
     interval: Duration,
 }
 
 impl ChangeNotifier {
-    pub(crate) fn new(announcements: Arc<Announcements>, pool: PgPool, interval: Duration) -> Self {
+    pub(crate) fn new(
+        announcements: Arc<Announcements>,
+        session: Session,
+        interval: Duration,
+    ) -> Self {
         announcements.batched.store(true, Ordering::Release);
         Self {
             announcements,
-            pool,
+            session: Arc::new(session),
+            connected: None,
             interval,
         }
     }
 
-    async fn flush(&self) {
+    async fn flush(&mut self) {
         let selectors = self.announcements.take();
-        if !selectors.is_empty() {
-            send(&self.pool, selectors).await;
+        if selectors.is_empty() {
+            return;
         }
+        let count = selectors.len();
+        let (session, connected) = (Arc::clone(&self.session), self.connected.take());
+        let sent = tokio::task::spawn_blocking(move || {
+            let mut connected = match connected.map_or_else(|| session.connect(), Ok) {
+                Ok(connected) => connected,
+                Err(error) => return (None, Err(error)),
+            };
+            match announce(&mut connected.conn, &selectors) {
+                Ok(()) => (Some(connected), Ok(())),
+                // Reconnect for the next batch.
+                Err(error) => {
+                    session.own.set(connected.pid, false);
+                    (None, Err(RepositoryError::from(error).into()))
+                }
+            }
+        })
+        .await;
+        let result = match sent {
+            Ok((connected, result)) => {
+                self.connected = connected;
+                result
+            }
+            Err(error) => Err(error.into()),
+        };
+        report(count, result.map_err(|error| error.to_string()));
     }
 }
 
 #[async_trait]
 impl BackgroundTask for ChangeNotifier {
-    async fn run(self: Box<Self>, mut stop: Stop) {
+    async fn run(mut self: Box<Self>, mut stop: Stop) {
         loop {
             tokio::select! {
                 () = self.announcements.wake.notified() => {}
@@ -106,6 +167,9 @@ impl BackgroundTask for ChangeNotifier {
         // Writes after this point announce themselves.
         self.announcements.batched.store(false, Ordering::Release);
         self.flush().await;
+        if let Some(connected) = self.connected.take() {
+            self.session.own.set(connected.pid, false);
+        }
     }
 }
 
@@ -128,23 +192,31 @@ pub(crate) fn payloads(selectors: &[String]) -> Vec<String> {
     payloads
 }
 
-/// Sends the notifications in one transaction. A failure is logged, not
-/// retried: the other instances' periodic resync covers it.
+/// Sends the notifications in one transaction on a pooled connection: for
+/// a process without a notifier.
 async fn send(pool: &PgPool, selectors: Vec<String>) {
     let count = selectors.len();
-    let sent = with_connection(pool, move |conn| {
-        conn.transaction::<_, crate::error::TxError, _>(|conn| {
-            // Nothing here needs to survive a crash (the resync covers a lost
-            // notification), so the commit need not wait for a WAL flush
-            // while it holds the notification queue's lock.
-            diesel::sql_query("SET LOCAL synchronous_commit = off").execute(conn)?;
-            for payload in payloads(&selectors) {
-                Announce(&payload).execute(conn)?;
-            }
-            Ok(())
-        })
+    let sent = with_connection(pool, move |conn| announce(conn, &selectors)).await;
+    report(count, sent.map_err(|error| error.to_string()));
+}
+
+/// Sends the notifications for `selectors` in one transaction.
+fn announce(conn: &mut PgConnection, selectors: &[String]) -> Result<(), TxError> {
+    conn.transaction::<_, TxError, _>(|conn| {
+        // Nothing here needs to survive a crash (the resync covers a lost
+        // notification), so the commit need not wait for a WAL flush
+        // while it holds the notification queue's lock.
+        diesel::sql_query("SET LOCAL synchronous_commit = off").execute(conn)?;
+        for payload in payloads(selectors) {
+            Announce(&payload).execute(conn)?;
+        }
+        Ok(())
     })
-    .await;
+}
+
+/// A failure is logged, not retried: the other instances' periodic resync
+/// covers it.
+fn report(count: usize, sent: Result<(), String>) {
     match sent {
         Ok(()) => metrics::counter!("keywarden_changes_announced_total").increment(count as u64),
         Err(error) => warn!(

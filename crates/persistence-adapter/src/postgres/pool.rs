@@ -53,7 +53,7 @@ impl OwnBackends {
             .contains(&process_id)
     }
 
-    fn set(&self, process_id: i32, present: bool) {
+    pub(super) fn set(&self, process_id: i32, present: bool) {
         let mut backends = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if present {
             backends.insert(process_id);
@@ -69,7 +69,7 @@ struct BackendPid {
     pid: i32,
 }
 
-fn backend_pid(conn: &mut PgConnection) -> diesel::QueryResult<i32> {
+pub(super) fn backend_pid(conn: &mut PgConnection) -> diesel::QueryResult<i32> {
     Ok(diesel::sql_query("SELECT pg_backend_pid() AS pid")
         .get_result::<BackendPid>(conn)?
         .pid)
