@@ -362,16 +362,14 @@ impl Dispatcher {
                     self.count("given_up", 1);
                 }
                 Err(error) => {
-                    if let Some(through) = skipped.take() {
-                        self.advance(Delivered {
-                            through,
-                            sent: 0,
-                            given_up: 0,
-                            error: None,
-                        })
-                        .await?;
-                    }
+                    // Counted before passing over skipped events, which
+                    // clears the stored attempts.
                     let attempts = self.state.attempts.saturating_add(1);
+                    if let Some(through) = skipped.take() {
+                        if !self.advance(Delivered::skipped(through)).await? {
+                            return Ok(Round::Idle);
+                        }
+                    }
                     let wait = backoff(attempts, jitter());
                     let state = EndpointState {
                         attempts,
@@ -406,13 +404,7 @@ impl Dispatcher {
             }
         }
         if let Some(through) = skipped {
-            self.advance(Delivered {
-                through,
-                sent: 0,
-                given_up: 0,
-                error: None,
-            })
-            .await?;
+            self.advance(Delivered::skipped(through)).await?;
         }
         Ok(if full { Round::More } else { Round::Idle })
     }

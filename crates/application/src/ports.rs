@@ -323,6 +323,18 @@ pub struct Delivered {
     pub error: Option<String>,
 }
 
+impl Delivered {
+    /// Events the endpoint does not take, up to `through`: passed over.
+    pub fn skipped(through: LogPosition) -> Self {
+        Self {
+            through,
+            sent: 0,
+            given_up: 0,
+            error: None,
+        }
+    }
+}
+
 /// One endpoint as operators see it (`keywarden webhooks status`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointStatus {

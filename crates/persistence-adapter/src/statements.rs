@@ -664,16 +664,21 @@ pub(crate) fn endpoint_state(url: String) -> _ {
         .filter(webhook_endpoints::url.eq(url))
 }
 
+/// The endpoint `url`, only while `owner` holds it: every change an
+/// instance makes to an endpoint is conditional on its lease.
+#[dsl::auto_type]
+fn held_endpoint(url: String, owner: String) -> _ {
+    webhook_endpoints::table
+        .filter(webhook_endpoints::url.eq(url))
+        .filter(webhook_endpoints::lease_owner.eq(owner))
+}
+
 #[dsl::auto_type]
 pub(crate) fn release_endpoint(url: String, owner: String) -> _ {
     let none: Option<String> = None;
     let never: Option<At> = None;
-    dsl::update(
-        webhook_endpoints::table
-            .filter(webhook_endpoints::url.eq(url))
-            .filter(webhook_endpoints::lease_owner.eq(owner)),
-    )
-    .set((
+    let held: held_endpoint = held_endpoint(url, owner);
+    dsl::update(held).set((
         webhook_endpoints::lease_owner.eq(none),
         webhook_endpoints::lease_until.eq(never),
     ))
@@ -691,12 +696,8 @@ pub(crate) fn advance_endpoint(
     given_up: i64,
 ) -> _ {
     let never: Option<At> = None;
-    dsl::update(
-        webhook_endpoints::table
-            .filter(webhook_endpoints::url.eq(url))
-            .filter(webhook_endpoints::lease_owner.eq(owner)),
-    )
-    .set((
+    let held: held_endpoint = held_endpoint(url, owner);
+    dsl::update(held).set((
         webhook_endpoints::cursor_tx.eq(commit),
         webhook_endpoints::cursor_id.eq(id),
         webhook_endpoints::attempts.eq(0_i32),
@@ -717,12 +718,8 @@ pub(crate) fn endpoint_failed(
     error: String,
     at: At,
 ) -> _ {
-    dsl::update(
-        webhook_endpoints::table
-            .filter(webhook_endpoints::url.eq(url))
-            .filter(webhook_endpoints::lease_owner.eq(owner)),
-    )
-    .set((
+    let held: held_endpoint = held_endpoint(url, owner);
+    dsl::update(held).set((
         webhook_endpoints::attempts.eq(attempts),
         webhook_endpoints::next_attempt_at.eq(next_attempt_at),
         webhook_endpoints::last_error.eq(error),
