@@ -124,6 +124,10 @@ pub(crate) fn open(
     migrate(&mut conn)?;
     Pool::builder()
         .max_size(options.max_connections)
+        // One connection before serving, the rest as load asks for them:
+        // opening all of them first delayed the first answer by a connect
+        // (and TLS negotiation) each.
+        .min_idle(Some(1))
         .connection_timeout(options.acquire_timeout)
         // A round trip per checkout would double the cost of a request; broken
         // connections are noticed when used, and the pool then replaces them.
