@@ -86,3 +86,36 @@ fn the_operator_rotates_any_token_and_lists_those_against_the_policy() {
     assert!(!ok);
     assert!(stderr.contains("tokens.max_lifetime"), "{stderr}");
 }
+
+#[test]
+fn webhooks_status_reports_each_endpoint_without_its_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let secret = "whsec_BwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyAhIiMkJSY=";
+    let webhooks = format!(
+        r#"[{{ url = "https://user:pw-in-url@hooks.example/in?key=q", secret = "{secret}" }}]"#
+    );
+    let vars = [("KEYWARDEN__WEBHOOKS", webhooks.as_str())];
+    let (ok, _, stderr) = run(dir, &vars, &["migrate"]);
+    assert!(ok, "{stderr}");
+    let (ok, stdout, stderr) = run(dir, &vars, &["webhooks", "status"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("https://hooks.example/in"), "{stdout}");
+    assert!(
+        stdout.contains("not registered yet"),
+        "no server has run: {stdout}"
+    );
+    for hidden in ["pw-in-url", "key=q", "whsec_"] {
+        assert!(
+            !stdout.contains(hidden) && !stderr.contains(hidden),
+            "{hidden}: {stdout}{stderr}"
+        );
+    }
+    let bad = [(
+        "KEYWARDEN__WEBHOOKS",
+        r#"[{ url = "ftp://x", secret = "whsec_x" }]"#,
+    )];
+    let (ok, _, stderr) = run(dir, &bad, &["webhooks", "status"]);
+    assert!(!ok);
+    assert!(stderr.contains("webhooks[0].url"), "{stderr}");
+}
