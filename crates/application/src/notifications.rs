@@ -29,10 +29,10 @@ mod tests;
 
 /// How long a claim on an endpoint lasts without renewal. An instance killed
 /// mid-delivery holds its endpoints at most this long.
-const LEASE: Duration = Duration::from_secs(8);
+const LEASE: Duration = Duration::from_millis(6500);
 /// A claim is renewed before a send once less than this is left, so that
 /// no send outlasts it (the sender's timeout is shorter).
-const RENEW_BELOW: Duration = Duration::from_secs(6);
+const RENEW_BELOW: Duration = Duration::from_millis(5500);
 /// How often an idle dispatcher looks for new events.
 const POLL: Duration = Duration::from_millis(250);
 /// Events read per round.
