@@ -79,22 +79,20 @@ impl Started {
     ) -> Vec<NamedTask> {
         let owner = instance_id();
         let mut tasks: Vec<NamedTask> = Vec::new();
-        let endpoints = sender.map(|sender| (sender, &settings.endpoints));
-        for (sender, endpoint) in endpoints
-            .iter()
-            .flat_map(|(sender, endpoints)| endpoints.iter().map(move |e| (sender, e)))
-        {
-            tasks.push((
-                "webhook-dispatcher",
-                Box::new(Dispatcher::new(
-                    endpoint.clone(),
-                    owner.clone(),
-                    Arc::clone(&store),
-                    Arc::clone(sender),
-                    Arc::clone(&self.adapters.clock),
-                    settings.give_up_after,
-                )),
-            ));
+        if let Some(sender) = &sender {
+            for endpoint in &settings.endpoints {
+                tasks.push((
+                    "webhook-dispatcher",
+                    Box::new(Dispatcher::new(
+                        endpoint.clone(),
+                        owner.clone(),
+                        Arc::clone(&store),
+                        Arc::clone(sender),
+                        Arc::clone(&self.adapters.clock),
+                        settings.give_up_after,
+                    )),
+                ));
+            }
         }
         tasks.push((
             "expiry-watch",

@@ -187,10 +187,7 @@ fn links_of<C: Statements>(
     Ok(links)
 }
 
-pub(crate) fn load_tokens<C: Statements>(
-    conn: &mut C,
-    rows: Vec<TokenRow>,
-) -> Result<Vec<ApiToken>, TxError> {
+fn load_tokens<C: Statements>(conn: &mut C, rows: Vec<TokenRow>) -> Result<Vec<ApiToken>, TxError> {
     // All-projects tokens have no links: ask only about the others.
     let selectors: Vec<String> = rows
         .iter()
@@ -204,7 +201,7 @@ pub(crate) fn load_tokens<C: Statements>(
 /// The token `target` refers to, if it exists and a given credential matches,
 /// read for a change (see `Dialect::rows_for_change`). A credential without
 /// an embedded selector is looked up by its verifier first.
-pub(crate) fn resolve_for_change<D: Dialect>(
+fn resolve_for_change<D: Dialect>(
     conn: &mut D::Conn,
     target: TokenRef,
 ) -> Result<Option<ApiToken>, TxError> {
@@ -231,14 +228,43 @@ pub(crate) fn resolve_for_change<D: Dialect>(
 fn change_token<D: Dialect, T>(
     conn: &mut D::Conn,
     target: TokenRef,
-    change: impl FnOnce(&mut D::Conn, ApiToken) -> Result<(AuditEvent, T), TxError>,
+    change: impl FnOnce(&mut D::Conn, ApiToken) -> Result<Option<(AuditEvent, T)>, TxError>,
 ) -> Result<Option<T>, TxError> {
     let Some(before) = resolve_for_change::<D>(conn, target)? else {
         return Ok(None);
     };
-    let (event, answer) = change(conn, before)?;
+    let Some((event, answer)) = change(conn, before)? else {
+        return Ok(None);
+    };
     insert_event(conn, &event)?;
     Ok(Some(answer))
+}
+
+/// Sets the expiry of the token `target` refers to and records
+/// `api-token-updated`, if `applies` to the token as read for the change.
+async fn change_expiry<D: Dialect>(
+    database: &D,
+    target: TokenRef,
+    expires_at: DateTime<Utc>,
+    actor: &Actor,
+    at: DateTime<Utc>,
+    applies: impl FnOnce(&ApiToken) -> bool + Send + 'static,
+) -> Result<Option<ExpiryChange>, RepositoryError> {
+    let actor = actor.clone();
+    let change = database
+        .write(move |conn| {
+            change_token::<D, _>(conn, target, |conn, before| {
+                if !applies(&before) {
+                    return Ok(None);
+                }
+                let after = set_expiry(conn, &before, before.with_expiry(expires_at))?;
+                let event = AuditEvent::token_updated(&before, &after, &actor, at);
+                Ok(Some((event, ExpiryChange { before, after })))
+            })
+        })
+        .await?;
+    announce_change(database, change.as_ref().map(|change| &change.after)).await;
+    Ok(change)
 }
 
 fn insert_token<C: Statements>(conn: &mut C, token: &ApiToken) -> Result<ApiToken, TxError> {
@@ -288,7 +314,7 @@ pub(crate) fn insert_event<C: Statements>(conn: &mut C, event: &AuditEvent) -> R
 
 /// Sets a locked token's expiry as `after` has it; returns `after` at the
 /// revision this makes.
-pub(crate) fn set_expiry<C: Statements>(
+fn set_expiry<C: Statements>(
     conn: &mut C,
     before: &ApiToken,
     after: ApiToken,
@@ -472,19 +498,7 @@ impl<D: Dialect> ApiTokenRepository for SqlRepository<D> {
         actor: &Actor,
         at: DateTime<Utc>,
     ) -> Result<Option<ExpiryChange>, RepositoryError> {
-        let actor = actor.clone();
-        let change = self
-            .0
-            .write(move |conn| {
-                change_token::<D, _>(conn, target, |conn, before| {
-                    let after = set_expiry(conn, &before, before.with_expiry(expires_at))?;
-                    let event = AuditEvent::token_updated(&before, &after, &actor, at);
-                    Ok((event, ExpiryChange { before, after }))
-                })
-            })
-            .await?;
-        announce_change(&self.0, change.as_ref().map(|change| &change.after)).await;
-        Ok(change)
+        change_expiry(&self.0, target, expires_at, actor, at, |_| true).await
     }
 
     async fn rotate(
@@ -557,7 +571,10 @@ impl<D: Dialect> ApiTokenRepository for SqlRepository<D> {
             .write(move |conn| {
                 change_token::<D, _>(conn, target, |conn, before| {
                     conn.run(st::delete_token(before.selector().to_string()))?;
-                    Ok((AuditEvent::token_deleted(&before, &actor, at), before))
+                    Ok(Some((
+                        AuditEvent::token_deleted(&before, &actor, at),
+                        before,
+                    )))
                 })
             })
             .await?;
@@ -654,30 +671,21 @@ impl<D: Dialect> ApiTokenRepository for SqlRepository<D> {
         actor: &Actor,
         at: DateTime<Utc>,
     ) -> Result<Option<ExpiryChange>, RepositoryError> {
-        let actor = actor.clone();
-        let change = self
-            .0
-            .write(move |conn| {
-                let Some(before) = resolve_for_change::<D>(conn, TokenRef::Selector(selector))?
-                else {
-                    return Ok(None);
-                };
-                // Read for the change: another instance may have expired it,
-                // or the token been used, since it was listed.
-                let last_used = before.seen_at().unwrap_or(before.created_at());
-                if before.expires_at().is_some_and(|expiry| expiry <= at) || last_used > cutoff {
-                    return Ok(None);
-                }
-                let after = set_expiry(conn, &before, before.with_expiry(at))?;
-                insert_event(
-                    conn,
-                    &AuditEvent::token_updated(&before, &after, &actor, at),
-                )?;
-                Ok(Some(ExpiryChange { before, after }))
-            })
-            .await?;
-        announce_change(&self.0, change.as_ref().map(|change| &change.after)).await;
-        Ok(change)
+        // Read for the change: another instance may have expired it, or the
+        // token been used, since it was listed.
+        let still_unused = move |before: &ApiToken| {
+            let last_used = before.seen_at().unwrap_or(before.created_at());
+            before.expires_at().is_none_or(|expiry| expiry > at) && last_used <= cutoff
+        };
+        change_expiry(
+            &self.0,
+            TokenRef::Selector(selector),
+            at,
+            actor,
+            at,
+            still_unused,
+        )
+        .await
     }
 
     async fn ping(&self) -> Result<(), RepositoryError> {
